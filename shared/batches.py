@@ -1,0 +1,106 @@
+"""Batches made on the training device: shuffle, shard, crop/flip, permute and normalize whole batches at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from shared.data import Split
+
+PAD = 4  # pixels of zero padding before a random crop, as RandomCrop(32, padding=4)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """One CPU generator per (seed, epoch): every rank draws the same order, and a resumed run the same too."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def pixel_permutation(height: int, width: int, seed: int) -> torch.Tensor:
+    """The fixed pixel shuffle of the seed's permuted-MNIST experiment, reproducible from `seed`."""
+    return torch.randperm(height * width, generator=torch.Generator().manual_seed(seed))
+
+
+@dataclass
+class EpochPlan:
+    """An epoch's sample order and augmentation draws, for the whole (global) batch sequence."""
+
+    order: torch.Tensor  # (N,) int64 sample indices
+    offsets: torch.Tensor | None  # (N, 2) crop offsets in [0, 2*PAD], by position in `order`
+    flips: torch.Tensor | None  # (N,) bool
+
+    @classmethod
+    def make(cls, n: int, seed: int, epoch: int, augment: bool, device: torch.device) -> "EpochPlan":
+        g = epoch_generator(seed, epoch)
+        order = torch.randperm(n, generator=g)
+        offsets = torch.randint(0, 2 * PAD + 1, (n, 2), generator=g) if augment else None
+        flips = torch.rand(n, generator=g) < 0.5 if augment else None
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return cls(move(order), move(offsets), move(flips))
+
+    def global_batches(self, batch_size: int, world_size: int) -> list[slice]:
+        """Positions of each global batch; a last batch too small to give every rank 2 samples is dropped
+        (BatchNorm cannot train on one sample)."""
+        n = len(self.order)
+        out = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+        if len(out) > 1 and out[-1].stop - out[-1].start < 2 * world_size:
+            out.pop()
+        return out
+
+
+def rank_slice(batch: slice, rank: int, world_size: int) -> slice:
+    """This rank's contiguous share of a global batch (sizes differ by at most one)."""
+    n = batch.stop - batch.start
+    lo = batch.start + n * rank // world_size
+    hi = batch.start + n * (rank + 1) // world_size
+    return slice(lo, hi)
+
+
+class DevicePipeline:
+    """A split moved once to the device as uint8; `batch()` returns normalized float inputs and labels."""
+
+    def __init__(self, split: Split, device: torch.device, mean: list[float], std: list[float],
+                 permutation: torch.Tensor | None = None, channels_last: bool = False):
+        c = split.images.shape[1]
+        if len(mean) == 1 and c > 1:
+            mean, std = mean * c, std * c
+        if len(mean) != c:
+            raise ValueError(f"normalization has {len(mean)} channels, dataset {split.info.get('name')} has {c}")
+        self.images = split.images.to(device)  # (N, C, H, W) uint8: 4x less memory than float
+        self.labels = split.labels.to(device)
+        m = torch.tensor(mean, device=device).view(1, c, 1, 1)
+        s = torch.tensor(std, device=device).view(1, c, 1, 1)
+        # (x/255 - mean)/std as one multiply-add: x*scale + bias
+        self.scale, self.bias = 1.0 / (255.0 * s), -m / s
+        self.permutation = None if permutation is None else permutation.to(device)
+        self.channels_last = channels_last
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(self, idx: torch.Tensor, offsets: torch.Tensor | None = None, flips: torch.Tensor | None = None):
+        """Inputs (B, C, H, W) float32 and labels (B,) for sample indices `idx`, augmented when offsets are given."""
+        x = self.images[idx]
+        if offsets is not None:
+            x = crop_flip(x, offsets, flips)
+        if self.permutation is not None:
+            b, c, h, w = x.shape
+            x = x.flatten(2)[:, :, self.permutation].view(b, c, h, w)
+        x = torch.addcmul(self.bias, x.float(), self.scale)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, self.labels[idx]
+
+
+def crop_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    """Random crop after PAD-pixel zero padding plus horizontal flip, for a whole uint8 batch in one gather."""
+    b, c, h, w = x.shape
+    xp = torch.nn.functional.pad(x, (PAD, PAD, PAD, PAD))  # (B, C, H+8, W+8), zeros like RandomCrop's fill
+    ar_h = torch.arange(h, device=x.device)
+    ar_w = torch.arange(w, device=x.device)
+    rows = offsets[:, 0:1] + ar_h  # (B, H)
+    cols = offsets[:, 1:2] + torch.where(flips[:, None], w - 1 - ar_w, ar_w)  # (B, W), reversed when flipped
+    bi = torch.arange(b, device=x.device)[:, None, None, None]
+    ci = torch.arange(c, device=x.device)[None, :, None, None]
+    return xp[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]

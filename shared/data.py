@@ -1,0 +1,222 @@
+"""Datasets as in-memory uint8 tensors: MNIST, CIFAR-10 and ImageFolder trees, decoded once and cached."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from shared import config
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+MNIST_FILES = {
+    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+CIFAR10_FILES = {True: [f"data_batch_{i}" for i in range(1, 6)], False: ["test_batch"]}
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+BUILTIN = {"mnist": ((1, 28, 28), [str(i) for i in range(10)]), "cifar10": ((3, 32, 32), CIFAR10_CLASSES)}
+
+
+class DataError(Exception):
+    """A dataset that is missing or malformed; the message says what was expected and where."""
+
+
+@dataclass
+class Split:
+    """One split in memory: images uint8 (N, C, H, W), labels int64 (N,), and provenance."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    info: dict = field(default_factory=dict)  # name, split, source, fingerprint
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def head(self, n: int | None) -> "Split":
+        """The first n samples (the spec's train_limit / test_limit)."""
+        if n is None or n >= len(self):
+            return self
+        return Split(self.images[:n], self.labels[:n], self.classes, {**self.info, "limit": n})
+
+
+def describe(name: str, root: Path | None = None) -> tuple[tuple[int, int, int], list[str]]:
+    """Input shape (C, H, W) and class names of a dataset, without decoding it."""
+    if name in BUILTIN:
+        return BUILTIN[name]
+    train_dir = _folder(name, root or config.data_dir(), train=True)
+    classes = _classes(train_dir)
+    first = next(p for p in sorted((train_dir / classes[0]).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES)
+    img = _decode(first.read_bytes())
+    return tuple(img.shape), classes
+
+
+def load_split(name: str, train: bool, root: Path | None = None, download: bool | None = None) -> Split:
+    """Load a split, decoding it only when the cache has no copy for these exact source files."""
+    root = Path(root or config.data_dir())
+    download = config.allow_download() if download is None else download
+    if name == "mnist":
+        files, decode, source = _mnist_source(root, train, download)
+    elif name == "cifar10":
+        files, decode, source = _cifar10_source(root, train, download)
+    else:
+        files, decode, source = _folder_source(name, root, train)
+    split = _cached(f"{name}-{'train' if train else 'test'}", files, decode)
+    split.info.update(name=name, split="train" if train else "test", source=source)
+    return split
+
+
+def _cached(key: str, files: list[Path], decode: Callable[[], tuple]) -> Split:
+    # Cheap lookup key from names, sizes and mtimes; the recorded fingerprint hashes file contents.
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    path = config.cache_dir() / f"{key}-{h.hexdigest()[:16]}.pt"
+    if path.exists():
+        try:
+            blob = torch.load(path, weights_only=True)
+            return Split(blob["images"], blob["labels"], blob["classes"], {"fingerprint": blob["fingerprint"]})
+        except Exception:  # a cache file cut short by a crash: rebuild it
+            path.unlink(missing_ok=True)
+    images, labels, classes = decode()
+    blob = {"images": images, "labels": labels, "classes": classes, "fingerprint": _fingerprint(files)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    torch.save(blob, tmp)
+    os.replace(tmp, path)  # atomic: concurrent workers never read a half-written cache
+    return Split(images, labels, classes, {"fingerprint": blob["fingerprint"]})
+
+
+def _fingerprint(files: list[Path]) -> str:
+    """sha256 over the files' contents, relative names included, so copies of the data agree."""
+    h = hashlib.sha256()
+    base = os.path.commonpath([str(f.parent) for f in files]) if files else ""
+    for f in files:
+        h.update(os.path.relpath(f, base).encode() + b"\0")
+        h.update(f.read_bytes())
+    return "sha256:" + h.hexdigest()
+
+
+def _mnist_source(root: Path, train: bool, download: bool):
+    raw = root / "MNIST" / "raw"
+    files = [raw / n for n in MNIST_FILES[train]]
+    if not all(f.exists() for f in files):
+        if not download:
+            raise DataError(
+                f"MNIST not found: expected {', '.join(MNIST_FILES[train])} in {raw}. "
+                f"Download it with CNNLAB_DOWNLOAD=1 (or --download), or point --data-dir/CNNLAB_DATA_DIR "
+                f"at a folder holding MNIST/raw/.")
+        _torchvision_download("MNIST", root, train)
+
+    def decode():
+        from torchvision.datasets.mnist import read_image_file, read_label_file
+
+        return read_image_file(str(files[0])).unsqueeze(1).contiguous(), read_label_file(str(files[1])).long(), BUILTIN["mnist"][1]
+
+    return files, decode, "torchvision MNIST (original IDX files)"
+
+
+def _cifar10_source(root: Path, train: bool, download: bool):
+    from torchvision.datasets import CIFAR10
+
+    base = root / CIFAR10.base_folder
+    files = [base / n for n in CIFAR10_FILES[train]]
+    if not all(f.exists() for f in files) and download:
+        _torchvision_download("CIFAR10", root, train)
+    if not all(f.exists() for f in files):
+        hint = ""
+        copies = [p.name for p in root.glob("cifar10*") if (p / "train").is_dir()]
+        if copies:
+            hint = f" An ImageFolder copy is here as dataset {copies[0]!r}: use dataset={copies[0]}."
+        raise DataError(
+            f"CIFAR-10 not found: expected the original release ({', '.join(CIFAR10_FILES[train])}) in {base}. "
+            f"Download it with CNNLAB_DOWNLOAD=1 (or --download).{hint}")
+
+    def decode():
+        try:
+            ds = CIFAR10(str(root), train=train, download=False)  # verifies each batch file's md5
+        except RuntimeError as exc:
+            raise DataError(f"CIFAR-10 in {base} failed its md5 check: {exc}") from None
+        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N,32,32,3) -> (N,3,32,32)
+        return images, torch.tensor(ds.targets, dtype=torch.long), list(ds.classes)
+
+    return files, decode, "torchvision CIFAR-10 (original python release, md5-verified)"
+
+
+def _torchvision_download(kind: str, root: Path, train: bool) -> None:
+    from torchvision import datasets
+
+    try:
+        getattr(datasets, kind)(str(root), train=train, download=True)
+    except Exception as exc:  # offline, or a mirror down
+        raise DataError(f"could not download {kind} into {root}: {exc}") from None
+
+
+def _folder(name: str, root: Path, train: bool) -> Path:
+    path = root / name / ("train" if train else "test")
+    if not path.is_dir():
+        raise DataError(
+            f"dataset {name!r} not found: expected an ImageFolder tree {root / name}/{{train,test}}/<class>/*.jpg|png "
+            f"(built-in datasets: {', '.join(BUILTIN)}).")
+    return path
+
+
+def _classes(split_dir: Path) -> list[str]:
+    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    if not classes:
+        raise DataError(f"{split_dir} has no class folders")
+    return classes
+
+
+def _folder_source(name: str, root: Path, train: bool):
+    split_dir = _folder(name, root, train)
+    classes = _classes(_folder(name, root, True))
+    extra = set(_classes(split_dir)) - set(classes)
+    if extra:
+        raise DataError(f"{split_dir} has classes absent from train: {sorted(extra)}")
+    items = [(p, i) for i, c in enumerate(classes) if (split_dir / c).is_dir()
+             for p in sorted((split_dir / c).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not items:
+        raise DataError(f"{split_dir} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    files = [p for p, _ in items]
+
+    def decode():
+        first = _decode(files[0].read_bytes())
+        images = torch.empty((len(files), *first.shape), dtype=torch.uint8)
+        for k, f in enumerate(files):
+            img = _decode(f.read_bytes(), gray=first.shape[0] == 1)
+            if img.shape != first.shape:
+                raise DataError(f"all images must share one size: {files[0]} is {tuple(first.shape)}, {f} is {tuple(img.shape)}")
+            images[k] = img
+        return images, torch.tensor([i for _, i in items], dtype=torch.long), classes
+
+    return files, decode, f"ImageFolder {root / name}"
+
+
+def _decode(data: bytes, gray: bool | None = None) -> torch.Tensor:
+    """One image file's bytes as uint8 (C, H, W): 1 channel if grayscale, else RGB."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    buf = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    if gray is None:
+        img = decode_image(buf, mode=ImageReadMode.UNCHANGED)
+        gray = img.shape[0] == 1
+    return decode_image(buf, mode=ImageReadMode.GRAY if gray else ImageReadMode.RGB)
+
+
+def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std in [0, 1] units, the default normalization of a dataset."""
+    x = images.float().div_(255).transpose(0, 1).flatten(1)  # (C, N*H*W)
+    return x.mean(1).tolist(), x.std(1).tolist()

@@ -1,0 +1,65 @@
+"""Process-group setup for torchrun-launched ranks; a world of one needs none of it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def pick_device(requested: str, local_rank: int = 0) -> torch.device:
+    """The spec's device: auto means CUDA when present; each rank takes its own local GPU."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("spec asks for device=cuda but this worker has no CUDA device")
+    if requested == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank)
+
+
+def init(device_request: str) -> tuple[World, torch.device]:
+    """Join the torchrun process group when launched by torchrun (WORLD_SIZE > 1)."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(device_request, local_rank)
+    if size == 1:
+        return World(), device
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    # A rank that dies must not leave the others waiting forever in a collective.
+    dist.init_process_group(backend, timeout=timedelta(minutes=5))
+    return World(dist.get_rank(), size, local_rank, backend), device
+
+
+def all_sum(values: list[float], world: World, device: torch.device) -> list[float]:
+    """Sum floats over ranks (one collective), e.g. loss sums and sample counts."""
+    if world.size == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def barrier(world: World) -> None:
+    if world.size > 1:
+        dist.barrier()
+
+
+def shutdown(world: World) -> None:
+    if world.size > 1 and dist.is_initialized():
+        dist.destroy_process_group()

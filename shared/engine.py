@@ -1,0 +1,257 @@
+"""The training engine: `train_one_epoch` and `evaluate` as small functions, `fit` to run a whole spec."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from shared import checkpoint, distributed
+from shared.batches import DevicePipeline, EpochPlan, pixel_permutation, rank_slice
+from shared.data import Split, channel_stats, load_split
+from shared.nets import build_model, count_params
+from shared.specs import Spec
+
+# Fields a resumed run may change: they do not alter what is learned, only how or how long.
+RESUMABLE_CHANGES = {"epochs", "world_size", "device", "precision", "test_batch_size", "log_every", "sync_bn"}
+
+
+class Stopped(Exception):
+    """Training stopped at a step boundary because it was asked to (a cancel)."""
+
+
+class Reporter:
+    """Receives progress on rank 0; the CLI draws a bar, the worker writes to the database."""
+
+    def on_start(self, info: dict) -> None: ...
+    def on_step(self, epoch: int, step: int, steps: int, loss: float | None) -> None: ...
+    def on_epoch(self, metrics: dict) -> None: ...
+    def on_checkpoint(self, epoch: int, path: Path, sha256: str) -> None: ...
+
+
+@dataclass
+class EpochStats:
+    train_loss: float  # mean over the epoch's samples (all ranks)
+    samples: int  # samples trained on, all ranks together
+    seconds: float
+
+
+def train_one_epoch(model, optimizer, data: DevicePipeline, plan: EpochPlan, *, batch_size: int, epoch: int,
+                    world: distributed.World = distributed.World(), autocast=contextlib.nullcontext,
+                    log_every: int = 100, reporter: Reporter | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> EpochStats:
+    """One pass over `plan`; every rank takes its share of each global batch."""
+    model.train()
+    batches = plan.global_batches(batch_size, world.size)
+    loss_sum = torch.zeros((), device=data.device, dtype=torch.float64)  # summed on device: no per-step sync
+    window, window_n, samples = loss_sum.clone(), 0, 0
+    start = time.perf_counter()
+    for step, gb in enumerate(batches):
+        part = rank_slice(gb, world.rank, world.size)
+        aug = (plan.offsets[part], plan.flips[part]) if plan.offsets is not None else (None, None)
+        x, y = data.batch(plan.order[part], *aug)
+        with autocast():
+            loss = F.cross_entropy(model(x), y)  # log-softmax outputs pass through unchanged (idempotent)
+        # DDP averages gradients over ranks; weighting by this rank's share keeps the global-batch mean exact.
+        share = len(y) * world.size / (gb.stop - gb.start)
+        optimizer.zero_grad(set_to_none=True)
+        (loss * share if world.size > 1 else loss).backward()
+        optimizer.step()
+        batch_loss = loss.detach().double() * len(y)
+        loss_sum += batch_loss
+        window += batch_loss
+        window_n += len(y)
+        samples += len(y)
+        logged = None
+        if (step + 1) % log_every == 0 or step + 1 == len(batches):
+            logged = window.item() / window_n  # mean training loss of the last `log_every` steps
+            window.zero_()
+            window_n = 0
+        if reporter is not None:
+            reporter.on_step(epoch, step + 1, len(batches), logged)
+        if should_stop is not None and _agree_to_stop(should_stop, step, world, data.device):
+            raise Stopped(f"stopped at epoch {epoch} step {step + 1}")
+    total_loss, total_samples = distributed.all_sum([loss_sum.item(), samples], world, data.device)
+    return EpochStats(total_loss / max(total_samples, 1), int(total_samples), time.perf_counter() - start)
+
+
+def _agree_to_stop(should_stop: Callable[[], bool], step: int, world: distributed.World, device) -> bool:
+    """One rank alone cannot leave the loop (the others would wait in a collective): ranks vote every 10 steps."""
+    if world.size == 1:
+        return should_stop()
+    if step % 10:
+        return False
+    flag = torch.tensor([1.0 if should_stop() else 0.0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+@torch.inference_mode()
+def evaluate(model, data: DevicePipeline, batch_size: int, autocast=contextlib.nullcontext) -> dict:
+    """Mean loss, accuracy (a fraction) and the predicted class of every sample."""
+    model.eval()
+    loss_sum = torch.zeros((), device=data.device, dtype=torch.float64)
+    preds = []
+    for lo in range(0, len(data), batch_size):
+        idx = torch.arange(lo, min(lo + batch_size, len(data)), device=data.device)
+        x, y = data.batch(idx)
+        with autocast():
+            out = model(x)
+        loss_sum += F.cross_entropy(out.float(), y, reduction="sum").double()
+        preds.append(out.argmax(1))
+    pred = torch.cat(preds)
+    n = len(data)
+    return {"loss": loss_sum.item() / n, "accuracy": (pred == data.labels).sum().item() / n, "predictions": pred.cpu()}
+
+
+def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor, k: int) -> list[list[int]]:
+    """(true class, predicted class) counts, K x K."""
+    return torch.bincount(labels * k + pred, minlength=k * k).view(k, k).tolist()
+
+
+def make_optimizer(spec: Spec, params) -> torch.optim.Optimizer:
+    if spec.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+    return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
+
+
+def environment(device: torch.device, world: distributed.World) -> dict:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    return {"torch": torch.__version__, "device": f"{device.type}: {name}", "world_size": world.size,
+            "backend": world.backend, "threads": torch.get_num_threads(), "python": platform.python_version(),
+            "host": platform.node(), "commit": code_commit()}
+
+
+def code_commit() -> str | None:
+    if os.environ.get("CNNLAB_COMMIT"):
+        return os.environ["CNNLAB_COMMIT"]
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def load_data(spec: Spec, data_root: Path | None = None) -> tuple[Split, Split]:
+    train = load_split(spec.dataset, True, data_root).head(spec.train_limit)
+    test = load_split(spec.dataset, False, data_root).head(spec.test_limit)
+    return train, test
+
+
+def check_resume(spec: Spec, state: dict) -> None:
+    old = state["spec"]
+    new = spec.model_dump()
+    changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k])
+    if changed:
+        raise checkpoint.CheckpointError(f"checkpoint was trained with a different spec: {', '.join(changed)} differ")
+
+
+def fit(spec: Spec, *, data_root: Path | None = None, out_dir: Path | None = None, resume: Path | None = None,
+        resume_sha256: str | None = None, reporter: Reporter | None = None,
+        should_stop: Callable[[], bool] | None = None) -> dict:
+    """Train `spec` from scratch or from a checkpoint; returns the result (complete on rank 0)."""
+    world, device = distributed.init(spec.device)
+    try:
+        return _fit(spec, world, device, data_root, out_dir, resume, resume_sha256,
+                    (reporter or Reporter()) if world.is_main else Reporter(), should_stop)
+    finally:
+        distributed.shutdown(world)
+
+
+def _fit(spec, world, device, data_root, out_dir, resume, resume_sha256, reporter, should_stop) -> dict:
+    torch.manual_seed(spec.seed)  # same initial weights on every rank and every rerun
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    bf16 = spec.precision == "bf16" or (spec.precision == "auto" and device.type == "cuda")
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+
+    train, test = load_data(spec, data_root)
+    mean, std = (spec.mean, spec.std) if spec.mean is not None else channel_stats(train.images)
+    c, h, w = train.shape
+    perm = pixel_permutation(h, w, spec.permutation_seed) if spec.permute_pixels else None
+    channels_last = device.type == "cuda" and spec.model != "fc2"
+    train_data = DevicePipeline(train, device, mean, std, perm, channels_last)
+    test_data = DevicePipeline(test, device, mean, std, perm, channels_last)
+
+    model = build_model(spec.model, train.shape, len(train.classes), **spec.model_args)
+    params = count_params(model)
+    if world.size > 1 and spec.sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    optimizer = make_optimizer(spec, model.parameters())
+    start_epoch, history = 0, []
+    if resume is not None:
+        state = checkpoint.load(resume, resume_sha256)
+        check_resume(spec, state)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        start_epoch, history = state["epoch"], list(state["history"])
+    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if world.size > 1 else model
+
+    data_info = {k: train.info.get(k) for k in ("name", "source", "fingerprint")}
+    data_info |= {"train_samples": len(train), "test_samples": len(test), "classes": train.classes,
+                  "mean": mean, "std": std}
+    if perm is not None:
+        data_info["permutation"] = {"seed": spec.permutation_seed, "head": perm[:8].tolist()}
+    env = environment(device, world)
+    steps = len(EpochPlan.make(len(train), spec.seed, 0, False, torch.device("cpu")).global_batches(spec.batch_size, world.size))
+    reporter.on_start({"spec": spec.model_dump(), "params": params, "data": data_info, "environment": env,
+                       "steps_per_epoch": steps, "start_epoch": start_epoch})
+
+    ev = None
+    for epoch in range(start_epoch + 1, spec.epochs + 1):
+        t0 = time.perf_counter()
+        plan = EpochPlan.make(len(train), spec.seed, epoch, spec.augment, device)
+        stats = train_one_epoch(net, optimizer, train_data, plan, batch_size=spec.batch_size, epoch=epoch,
+                                world=world, autocast=autocast, log_every=spec.log_every, reporter=reporter,
+                                should_stop=should_stop)
+        if world.is_main:
+            ev = evaluate(model, test_data, spec.test_batch_size, autocast)
+            metrics = {"epoch": epoch, "train_loss": stats.train_loss, "test_loss": ev["loss"],
+                       "test_accuracy": ev["accuracy"], "train_seconds": stats.seconds,
+                       "seconds": time.perf_counter() - t0, "samples_per_second": stats.samples / stats.seconds}
+            history.append(metrics)
+            reporter.on_epoch(metrics)
+            if out_dir is not None:
+                path = checkpoint.path_for(out_dir, epoch)
+                sha = checkpoint.save({"spec": spec.model_dump(), "epoch": epoch, "model": model.state_dict(),
+                                       "optimizer": optimizer.state_dict(), "history": history, "data": data_info,
+                                       "rng": {"torch": torch.get_rng_state()}}, path)
+                reporter.on_checkpoint(epoch, path, sha)
+        distributed.barrier(world)  # other ranks wait while rank 0 evaluates and writes
+
+    if not world.is_main:
+        return {}
+    if ev is None:  # resumed at the last epoch: nothing left to train, evaluate once for the result
+        ev = evaluate(model, test_data, spec.test_batch_size, autocast)
+    trained = [m for m in history if m["epoch"] > start_epoch] or history
+    train_seconds = sum(m["train_seconds"] for m in history)
+    samples = sum(m["samples_per_second"] * m["train_seconds"] for m in history)
+    return {
+        "spec": spec.model_dump(), "params": params, "epochs": len(history),
+        "test_accuracy": ev["accuracy"], "test_loss": ev["loss"],
+        "train_seconds": train_seconds, "samples_per_second": samples / train_seconds if train_seconds else 0.0,
+        "history": history, "data": data_info, "environment": env,
+        "confusion": confusion_matrix(ev["predictions"], test_data.labels.cpu(), len(train.classes)),
+        "misclassified": _misclassified(ev["predictions"], test_data.labels.cpu()),
+        "last_epoch_samples_per_second": trained[-1]["samples_per_second"] if trained else None,
+    }
+
+
+def _misclassified(pred: torch.Tensor, labels: torch.Tensor, n: int = 16) -> list[dict]:
+    """The first n wrong test predictions: test index, true and predicted class."""
+    wrong = (pred != labels).nonzero().flatten()[:n].tolist()
+    return [{"index": i, "label": int(labels[i]), "predicted": int(pred[i])} for i in wrong]
