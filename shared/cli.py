@@ -12,6 +12,7 @@ from pathlib import Path
 from shared import config
 from shared.checkpoint import CheckpointError
 from shared.data import DataError
+from shared.distributed import DeviceUnavailable
 from shared.engine import Reporter, Stopped, fit
 from shared.specs import PRESETS, SpecError, parse_assignments, preset_spec, resolve
 
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("presets", help="list presets with their specs")
     tr = sub.add_parser("train", help="train a preset (with overrides) and print one JSON line")
-    tr.add_argument("preset", choices=sorted(PRESETS), metavar="PRESET")
+    # No argparse `choices`: an unknown preset is a one-line SpecError naming the presets, like other bad input.
+    tr.add_argument("preset", metavar="PRESET", help=f"one of {', '.join(PRESETS)}")
     tr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a spec field, e.g. --set epochs=2 --set model_args.n_feature=8")
     tr.add_argument("--data-dir", type=Path, help="data root (default $CNNLAB_DATA_DIR or ./data)")
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or config.var_dir() / "runs" / args.preset
         result = fit(spec, data_root=args.data_dir, out_dir=out, resume=args.resume, reporter=reporter,
                      should_stop=lambda: stop["asked"])
-    except (SpecError, DataError, CheckpointError, ValueError) as exc:
+    except (SpecError, DataError, CheckpointError, DeviceUnavailable, ValueError, OSError) as exc:
         print(f"cnnlab: error: {exc}", file=sys.stderr)
         return 2
     except Stopped as exc:

@@ -22,10 +22,14 @@ class World:
         return self.rank == 0
 
 
+class DeviceUnavailable(RuntimeError):
+    """The spec asks for a device this machine does not have."""
+
+
 def pick_device(requested: str, local_rank: int = 0) -> torch.device:
     """The spec's device: auto means CUDA when present; each rank takes its own local GPU."""
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("spec asks for device=cuda but this worker has no CUDA device")
+        raise DeviceUnavailable("spec asks for device=cuda but this worker has no CUDA device")
     if requested == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda", local_rank)
