@@ -1,0 +1,111 @@
+"""The `cnnlab` command as a user runs it: a subprocess, one JSON line on stdout, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.specs import PRESETS
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cnnlab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "shared.cli", *map(str, args)], cwd=REPO, env=os.environ.copy(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("cnnlab: error: ")
+    for needle in needles:
+        assert needle in lines[0]
+    assert proc.stdout == ""
+
+
+def test_train_prints_one_json_result(data_dir, tmp_path):
+    out = tmp_path / "run"
+    proc = cnnlab("train", "mnist-fc", "--set", "train_limit=1000", "--set", "test_limit=200",
+                  "--data-dir", data_dir, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["preset"] == "mnist-fc"
+    assert result["spec"]["model"] == "fc2" and result["spec"]["train_limit"] == 1000
+    assert result["spec"]["test_limit"] == 200 and result["spec"]["lr"] == 0.01
+    assert result["params"] == 6442
+    assert 0 < result["test_accuracy"] <= 1
+    assert result["test_loss"] > 0
+    assert result["epochs"] == 1
+    assert result["train_seconds"] > 0 and result["samples_per_second"] > 0
+    assert result["data"]["name"] == "mnist"
+    assert "IDX" in result["data"]["source"]
+    assert result["data"]["fingerprint"].startswith("sha256:")
+    assert result["data"]["train_samples"] == 1000 and result["data"]["test_samples"] == 200
+    ckpt = Path(result["checkpoint"])
+    assert ckpt.is_file() and ckpt.parent == out and ckpt.name == "epoch-001.pt"
+    assert ckpt.with_name("epoch-001.pt.sha256").is_file()
+    assert result["environment"]["device"].startswith(("cpu", "cuda"))
+    # stdout holds only the result; progress and the epoch summary go to stderr
+    assert len(proc.stdout.strip().splitlines()) == 1
+    assert "epoch 1:" in proc.stderr
+
+
+def test_resume_from_the_cli(data_dir, tmp_path):
+    args = ["--set", "train_limit=512", "--set", "test_limit=100", "--data-dir", data_dir, "--out", tmp_path]
+    first = cnnlab("train", "mnist-fc", *args)
+    assert first.returncode == 0, first.stderr
+    proc = cnnlab("train", "mnist-fc", *args, "--set", "epochs=2", "--resume", tmp_path / "epoch-001.pt")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["epochs"] == 2 and result["checkpoint"].endswith("epoch-002.pt")
+
+
+def test_default_out_is_under_var_dir(data_dir, isolated_var):
+    proc = cnnlab("train", "mnist-fc", "--set", "train_limit=256", "--set", "test_limit=100", "--data-dir", data_dir)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert Path(result["checkpoint"]) == isolated_var / "runs" / "mnist-fc" / "epoch-001.pt"
+
+
+def test_presets_lists_all_six():
+    proc = cnnlab("presets")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    assert [r["preset"] for r in rows] == list(PRESETS)
+    assert len(rows) == 6
+    by_name = {r["preset"]: r["spec"] for r in rows}
+    assert by_name["cifar10-vgg"]["batch_size"] == 128 and by_name["mnist-cnn"]["model_args"] == {"n_feature": 6}
+
+
+def test_unknown_preset_is_a_one_line_error(data_dir):
+    assert_one_line_error(cnnlab("train", "mnist-resnet", "--data-dir", data_dir), "mnist-resnet", "mnist-cnn")
+
+
+@pytest.mark.parametrize("override, field", [("epochs=0", "epochs"), ("optimizer=rmsprop", "optimizer"),
+                                             ("nonsense=1", "nonsense"), ("epochs", "epochs")])
+def test_bad_override_is_a_one_line_error(data_dir, override, field):
+    assert_one_line_error(cnnlab("train", "mnist-fc", "--set", override, "--data-dir", data_dir), field)
+
+
+def test_missing_data_dir_is_a_one_line_error(tmp_path):
+    missing = tmp_path / "no-data"
+    assert_one_line_error(cnnlab("train", "mnist-fc", "--data-dir", missing), "MNIST", str(missing))
+
+
+def test_missing_checkpoint_is_a_one_line_error(data_dir, tmp_path):
+    assert_one_line_error(cnnlab("train", "mnist-fc", "--data-dir", data_dir, "--resume", tmp_path / "nope.pt"),
+                          "does not exist")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_on_a_cpu_machine_is_a_one_line_error(data_dir):
+    assert_one_line_error(cnnlab("train", "mnist-fc", "--set", "device=cuda", "--data-dir", data_dir), "CUDA")
