@@ -1,0 +1,47 @@
+"""The one JSON error shape: {"error": {"status", "message", "details"?}}, for every failure."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from shared.jobs import Conflict, NotFound
+from shared.specs import SpecError
+
+log = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, details=None):
+        super().__init__(message)
+        self.status, self.message, self.details = status, message, details
+
+
+def json_error(status: int, message: str, details=None):
+    body = {"status": status, "message": message}
+    if details:
+        body["details"] = details
+    return jsonify(error=body), status
+
+
+def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()]
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(APIError, lambda e: json_error(e.status, e.message, e.details))
+    app.register_error_handler(SpecError, lambda e: json_error(422, f"invalid spec: {e}", e.errors))
+    app.register_error_handler(ValidationError, lambda e: json_error(
+        422, "invalid request: " + "; ".join(f"{d['field']}: {d['message']}" for d in _field_errors(e)),
+        _field_errors(e)))
+    app.register_error_handler(NotFound, lambda e: json_error(404, str(e)))
+    app.register_error_handler(Conflict, lambda e: json_error(409, str(e)))
+    app.register_error_handler(HTTPException, lambda e: json_error(e.code or 500, e.description or e.name))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc):  # a bug: log the traceback, never send it
+        log.exception("unhandled error")
+        return json_error(500, "internal error; the server log has the details")

@@ -1,0 +1,52 @@
+"""Presets, health and the OpenAPI document."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app
+from sqlalchemy import text
+
+from api.db import session
+from api.openapi import document
+from shared.specs import PRESETS, preset_spec
+
+bp = Blueprint("meta", __name__)
+
+
+@bp.get("/presets")
+def presets():
+    return {"items": [{"name": n, "spec": preset_spec(n).model_dump()} for n in PRESETS]}
+
+
+@bp.get("/healthz")
+def healthz():
+    checks = {"database": _check(_database), "broker": _check(_broker)}
+    ok = all(v == "ok" for v in checks.values())
+    return {"status": "ok" if ok else "degraded", **checks}, 200 if ok else 503
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return document()
+
+
+def _check(probe) -> str:
+    try:
+        probe()
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy, reported as text
+        return f"error: {exc}"
+
+
+def _database() -> None:
+    with session() as s:
+        s.execute(text("SELECT 1"))
+
+
+def _broker() -> None:
+    url = current_app.config["BROKER_URL"]
+    if url.startswith("redis"):
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping()
+    elif not url.startswith("filesystem"):
+        raise RuntimeError(f"cannot probe broker {url.split('://')[0]}")

@@ -1,0 +1,107 @@
+"""What a worker does with a job id: claim it, train it in a fresh child process, keep the lease, end it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from shared import jobs
+from shared.db import session_scope
+from shared.runner import EXIT_STOPPED, job_dir
+from shared.specs import Spec
+
+HEARTBEAT_SECONDS = 2.0
+STOP_GRACE_SECONDS = 120.0  # a cancelled run gets this long to reach a step boundary before it is killed
+
+
+def child_command(job_id: int, world_size: int) -> list[str]:
+    """A fresh interpreter (never CUDA in the Celery process); torchrun when the job wants several ranks."""
+    runner = ["-m", "shared.runner", str(job_id)]
+    if world_size == 1:
+        return [sys.executable, *runner]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world_size}",
+            *runner]
+
+
+def run_job(job_id: int, worker: str) -> str:
+    """Run job `job_id` if this worker wins the claim; returns the job's final status or 'skipped'."""
+    with session_scope() as s:
+        job = jobs.claim(s, job_id, worker)
+        if job is None:  # a duplicate delivery, a cancelled job, or another worker holds a live lease
+            return "skipped"
+        spec = Spec.model_validate(job.spec)
+        ckpt = jobs.latest_checkpoint(s, job_id)
+        # A retry resumes from the last checkpoint of the lost attempt, so finished epochs are not redone.
+        jobs.discard_after(s, job_id, ckpt.epoch if ckpt else 0)
+        resume = {"CNNLAB_RESUME": ckpt.path, "CNNLAB_RESUME_SHA256": ckpt.sha256} if ckpt else {}
+
+    out = job_dir(job_id)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in [out / "stop", *out.glob("error-rank*.txt")]:
+        stale.unlink(missing_ok=True)
+    with open(out / "log.txt", "ab") as log:
+        proc = subprocess.Popen(child_command(job_id, spec.world_size), stdout=log, stderr=subprocess.STDOUT,
+                                env=os.environ | resume, start_new_session=True)
+        rc, owned, cancelled = _watch(proc, job_id, worker, out)
+    _kill_group(proc)  # sweep any rank or loader process the child left behind
+    if not owned:
+        return "lost"
+    if rc == 0:
+        status, error = "succeeded", None
+    elif cancelled or rc == EXIT_STOPPED:
+        status, error = "cancelled", None
+    else:
+        status, error = "failed", _error_text(out, rc)
+    with session_scope() as s:
+        jobs.finish(s, job_id, worker, status, error)
+    return status
+
+
+def _watch(proc: subprocess.Popen, job_id: int, worker: str, out: Path) -> tuple[int, bool, bool]:
+    """Heartbeat while the child runs; pass on a cancel; returns (exit code, still owned, cancel seen)."""
+    cancel_at = None
+    while True:
+        try:
+            return proc.wait(timeout=HEARTBEAT_SECONDS), True, cancel_at is not None
+        except subprocess.TimeoutExpired:
+            pass
+        with session_scope() as s:
+            owned, cancel = jobs.heartbeat(s, job_id, worker)
+        if not owned:  # our lease was taken over: stop at once, the new owner runs the job
+            _kill_group(proc)
+            return proc.wait(), False, False
+        if cancel and cancel_at is None:
+            cancel_at = time.monotonic()
+            (out / "stop").touch()  # every rank polls this file at step boundaries
+        if cancel_at is not None and time.monotonic() - cancel_at > STOP_GRACE_SECONDS:
+            _kill_group(proc)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM then SIGKILL the child's whole process group (torchrun ranks, loader workers)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+            proc.poll()
+
+
+def _error_text(out: Path, rc: int) -> str:
+    """The failing rank's one-line error, else the tail of the child's log."""
+    for f in sorted(out.glob("error-rank*.txt")):
+        return f.read_text().strip()[:4000]
+    log = (out / "log.txt").read_text(errors="replace").strip().splitlines() if (out / "log.txt").exists() else []
+    tail = "\n".join(log[-20:])
+    return f"training process exited with code {rc}" + (f":\n{tail}" if tail else "")

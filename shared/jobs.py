@@ -1,0 +1,184 @@
+"""Job services shared by the API and the workers; the database row is the truth about a job."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from shared import config
+from shared.data import DataError, describe
+from shared.db import FINISHED, STATUSES, Checkpoint, EpochMetric, Job, Result, StepLoss, utcnow
+from shared.nets import build_model
+from shared.specs import Spec, SpecError, resolve
+
+LEASE_SECONDS = 60  # a running job whose heartbeat is older than this is presumed orphaned
+
+
+class NotFound(LookupError):
+    """No such job (or checkpoint)."""
+
+
+class Conflict(ValueError):
+    """The job is in a state that does not allow the request."""
+
+
+def check_runnable(spec: Spec) -> None:
+    """Refuse specs the model cannot run on the dataset (shape, class count, model_args), before queueing."""
+    try:
+        shape, classes = describe(spec.dataset, config.data_dir())
+    except DataError as exc:
+        raise SpecError([{"field": "dataset", "message": str(exc)}]) from None
+    try:
+        build_model(spec.model, shape, len(classes), **spec.model_args)
+    except ValueError as exc:
+        raise SpecError([{"field": "model_args", "message": str(exc)}]) from None
+
+
+def create_job(session: Session, *, preset: str | None = None, overrides: dict | None = None,
+               spec: dict | None = None, name: str | None = None, priority: int = 0) -> Job:
+    """Validate and store a queued job (the caller commits, then enqueues)."""
+    resolved = resolve(preset, overrides, spec)
+    check_runnable(resolved)
+    job = Job(name=name, preset=preset, model=resolved.model, dataset=resolved.dataset, spec=resolved.model_dump(),
+              status="queued", queue="gpu" if resolved.needs_gpu else "cpu", priority=priority)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+def list_jobs(session: Session, *, status: str | None = None, preset: str | None = None, model: str | None = None,
+              dataset: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[Job], int]:
+    """Newest first, filtered; returns one page and the total count."""
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+    query = select(Job)
+    for column, value in ((Job.status, status), (Job.preset, preset), (Job.model, model), (Job.dataset, dataset)):
+        if value is not None:
+            query = query.where(column == value)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    jobs = session.scalars(query.options(selectinload(Job.result)).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)).all()
+    return list(jobs), total
+
+
+def request_cancel(session: Session, job_id: int) -> Job:
+    """A queued job is cancelled at once; a running one is flagged and stops at its next step boundary."""
+    job = get_job(session, job_id)
+    now = utcnow()
+    done = session.execute(update(Job).where(Job.id == job_id, Job.status == "queued")
+                           .values(status="cancelled", finished_at=now, cancel_requested=True)).rowcount
+    if not done:
+        done = session.execute(update(Job).where(Job.id == job_id, Job.status == "running")
+                               .values(cancel_requested=True)).rowcount
+    if not done:
+        raise Conflict(f"job {job_id} is already {job.status}")
+    session.refresh(job)
+    return job
+
+
+def claim(session: Session, job_id: int, worker: str, lease: float = LEASE_SECONDS) -> Job | None:
+    """Atomically take a queued job, or a running one whose worker stopped heartbeating; None if not ours."""
+    now = utcnow()
+    stale = now - timedelta(seconds=lease)
+    taken = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.cancel_requested.is_(False),
+               or_(Job.status == "queued", (Job.status == "running") & (Job.heartbeat_at < stale)))
+        .values(status="running", worker=worker, heartbeat_at=now, attempts=Job.attempts + 1,
+                started_at=func.coalesce(Job.started_at, now), error=None)
+    ).rowcount
+    session.commit()
+    if not taken:
+        return None
+    job = session.get(Job, job_id)
+    session.refresh(job)
+    return job
+
+
+def heartbeat(session: Session, job_id: int, worker: str) -> tuple[bool, bool]:
+    """Renew the lease; returns (still ours, cancel requested)."""
+    owned = session.execute(update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == "running")
+                            .values(heartbeat_at=utcnow())).rowcount
+    session.commit()
+    cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+    return bool(owned), bool(cancel)
+
+
+def finish(session: Session, job_id: int, worker: str, status: str, error: str | None = None) -> bool:
+    """End a running job we own; a no-op if another worker took it over meanwhile."""
+    assert status in FINISHED
+    done = session.execute(update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == "running")
+                           .values(status=status, error=error, finished_at=utcnow())).rowcount
+    session.commit()
+    return bool(done)
+
+
+def orphaned_jobs(session: Session, lease: float = LEASE_SECONDS) -> list[Job]:
+    """Queued jobs, and running jobs with a dead lease: to re-enqueue when a worker starts."""
+    stale = utcnow() - timedelta(seconds=lease)
+    return list(session.scalars(select(Job).where(
+        or_(Job.status == "queued", (Job.status == "running") & (Job.heartbeat_at < stale)))))
+
+
+def latest_checkpoint(session: Session, job_id: int) -> Checkpoint | None:
+    return session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id)
+                           .order_by(Checkpoint.epoch.desc()).limit(1)).first()
+
+
+def discard_after(session: Session, job_id: int, epoch: int) -> None:
+    """Before a retry resumes at `epoch`, drop what the lost attempt recorded past it."""
+    for model in (StepLoss, EpochMetric, Checkpoint):
+        session.execute(delete(model).where(model.job_id == job_id, model.epoch > epoch))
+    session.commit()
+
+
+def get_checkpoint(session: Session, job_id: int, epoch: int) -> Checkpoint:
+    get_job(session, job_id)
+    ckpt = session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.epoch == epoch)).first()
+    if ckpt is None:
+        raise NotFound(f"job {job_id} has no checkpoint for epoch {epoch}")
+    return ckpt
+
+
+def metrics(session: Session, job_id: int) -> dict[str, Any]:
+    get_job(session, job_id)
+    epochs = session.scalars(select(EpochMetric).where(EpochMetric.job_id == job_id).order_by(EpochMetric.epoch))
+    steps = session.scalars(select(StepLoss).where(StepLoss.job_id == job_id).order_by(StepLoss.global_step))
+    return {
+        "epochs": [{c: getattr(m, c) for c in ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds",
+                                              "train_seconds", "samples_per_second")} for m in epochs],
+        "steps": [{"epoch": s.epoch, "step": s.step, "global_step": s.global_step, "loss": s.loss} for s in steps],
+    }
+
+
+def _iso(dt) -> str | None:
+    return dt.isoformat() if dt is not None else None
+
+
+def job_dict(job: Job, *, full: bool = True) -> dict[str, Any]:
+    """The API's view of a job."""
+    out = {"id": job.id, "name": job.name, "status": job.status, "preset": job.preset, "model": job.model,
+           "dataset": job.dataset, "queue": job.queue, "priority": job.priority, "progress": job.progress,
+           "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
+           "finished_at": _iso(job.finished_at), "error": job.error,
+           "test_accuracy": job.result.test_accuracy if job.result else None}
+    if full:
+        out |= {"spec": job.spec, "worker": job.worker, "attempts": job.attempts,
+                "heartbeat_at": _iso(job.heartbeat_at), "cancel_requested": job.cancel_requested,
+                "result": result_dict(job.result) if job.result else None}
+    return out
+
+
+def result_dict(r: Result) -> dict[str, Any]:
+    return {"test_accuracy": r.test_accuracy, "test_loss": r.test_loss, "params": r.params, "epochs": r.epochs,
+            "train_seconds": r.train_seconds, "samples_per_second": r.samples_per_second, "data": r.data,
+            "environment": r.environment}

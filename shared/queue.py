@@ -1,0 +1,59 @@
+"""The Celery app's configuration, shared by the workers and by the API that enqueues."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from celery import Celery
+
+from shared import config
+
+TASK_RUN_JOB = "cnnlab.run_job"
+# Redis redelivers an unacked task after this long; the job's DB lease, not this, guards against double runs.
+VISIBILITY_TIMEOUT = int(os.environ.get("CNNLAB_VISIBILITY_TIMEOUT", 6 * 3600))
+
+
+def make_celery(broker: str | None = None) -> Celery:
+    broker = broker or config.broker_url()
+    app = Celery("cnnlab", broker=broker)
+    transport = {"visibility_timeout": VISIBILITY_TIMEOUT}
+    if broker.startswith("redis"):
+        # Ten priority lists per queue, 0 read first (see `redis_priority`).
+        transport |= {"queue_order_strategy": "priority", "priority_steps": list(range(10)), "sep": ":"}
+    elif broker.startswith("filesystem"):
+        folder = config.var_dir() / "broker"
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        transport |= {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
+                      "processed_folder": str(folder / "processed"), "store_processed": False}
+    app.conf.update(
+        task_acks_late=True,  # a job's message is acked only when the task returns: a dead worker's job is redelivered
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,  # never reserve a second job while training one
+        task_ignore_result=True,  # results live in the database
+        task_default_queue="cpu",
+        task_serializer="json",
+        accept_content=["json"],
+        broker_transport_options=transport,
+        broker_connection_retry_on_startup=True,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+    return app
+
+
+@lru_cache(maxsize=1)
+def client() -> Celery:
+    return make_celery()
+
+
+def redis_priority(priority: int) -> int:
+    """API priority 0-9 (9 most urgent) -> kombu's Redis priority (0 read first)."""
+    return 9 - max(0, min(9, priority))
+
+
+def enqueue(job_id: int, queue: str, priority: int = 0) -> None:
+    """Publish the job id; fails fast (no endless retry) when the broker is down."""
+    client().send_task(TASK_RUN_JOB, args=[job_id], queue=queue, priority=redis_priority(priority),
+                       retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
+                                                 "interval_max": 0.5})

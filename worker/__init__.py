@@ -1,0 +1,1 @@
+"""cnnlab's Celery worker: `python -m worker [--gpus 0,1] [--queues gpu,cpu]`."""

@@ -1,0 +1,30 @@
+"""Start a worker for a set of GPUs (or the CPU): one job at a time on them."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    parser.add_argument("--gpus", help="GPU ids this worker owns, e.g. 0,1 (sets CUDA_VISIBLE_DEVICES)")
+    parser.add_argument("--queues", help="queues to consume (default: gpu,cpu with --gpus, else cpu)")
+    parser.add_argument("--name", help="worker name (default: cnnlab-<gpus|cpu>@<host>)")
+    parser.add_argument("--loglevel", default="INFO")
+    args = parser.parse_args(argv)
+    if args.gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpus
+    queues = args.queues or ("gpu,cpu" if args.gpus else "cpu")
+    tag = f"gpu{args.gpus.replace(',', '-')}" if args.gpus else "cpu"
+    name = args.name or f"cnnlab-{tag}-{os.getpid()}@{socket.gethostname()}"
+
+    from worker.app import app  # after CUDA_VISIBLE_DEVICES is set, for the children to inherit
+
+    app.worker_main(["worker", "--concurrency", "1", "--queues", queues, "--hostname", name,
+                     "--loglevel", args.loglevel, "--without-gossip", "--without-mingle"])
+
+
+if __name__ == "__main__":
+    main()
