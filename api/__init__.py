@@ -15,6 +15,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(
         DATABASE_URL=settings.database_url(),
         BROKER_URL=settings.broker_url(),
+        DATA_DIR=settings.data_dir(),
         MAX_CONTENT_LENGTH=int(os.environ.get("CNNLAB_MAX_BODY_BYTES", 64 * 1024)),  # bigger bodies get 413
         JSON_SORT_KEYS=False,
     )

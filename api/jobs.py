@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, request, send_file, url_for
+from flask import Blueprint, current_app, request, send_file, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.db import session
@@ -51,11 +51,11 @@ def _json_body() -> dict:
 def create_job():
     body = JobCreate.model_validate(_json_body())
     with session() as s:
-        job = jobs.create_job(s, **body.model_dump())
+        job = jobs.create_job(s, **body.model_dump(), data_root=current_app.config["DATA_DIR"])
         s.commit()  # stored before it is enqueued: a worker never sees an id the database lacks
         out = jobs.job_dict(job)
     try:
-        queue.enqueue(out["id"], out["queue"], out["priority"])
+        queue.enqueue(out["id"], out["queue"], out["priority"], current_app.config["BROKER_URL"])
     except Exception as exc:  # noqa: BLE001 - broker down: the job stays queued and a starting worker sends it
         log.warning("enqueue of job %s failed: %s", out["id"], exc)
         raise APIError(503, f"job {out['id']} is stored but the broker is unreachable; it will be dispatched "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -207,13 +208,14 @@ def _folder_source(name: str, root: Path, train: bool):
 
 def _decode(data: bytes, gray: bool | None = None) -> torch.Tensor:
     """One image file's bytes as uint8 (C, H, W): 1 channel if grayscale, else RGB."""
-    from torchvision.io import ImageReadMode, decode_image
+    import numpy as np
+    from PIL import Image
 
-    buf = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    img = Image.open(io.BytesIO(data))
     if gray is None:
-        img = decode_image(buf, mode=ImageReadMode.UNCHANGED)
-        gray = img.shape[0] == 1
-    return decode_image(buf, mode=ImageReadMode.GRAY if gray else ImageReadMode.RGB)
+        gray = img.mode in ("L", "1", "I;16")
+    arr = np.asarray(img.convert("L" if gray else "RGB"))
+    return torch.from_numpy(arr.copy()).view(arr.shape[0], arr.shape[1], -1).permute(2, 0, 1).contiguous()
 
 
 def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:

@@ -25,10 +25,10 @@ class Conflict(ValueError):
     """The job is in a state that does not allow the request."""
 
 
-def check_runnable(spec: Spec) -> None:
+def check_runnable(spec: Spec, data_root=None) -> None:
     """Refuse specs the model cannot run on the dataset (shape, class count, model_args), before queueing."""
     try:
-        shape, classes = describe(spec.dataset, config.data_dir())
+        shape, classes = describe(spec.dataset, data_root or config.data_dir())
     except DataError as exc:
         raise SpecError([{"field": "dataset", "message": str(exc)}]) from None
     try:
@@ -38,10 +38,10 @@ def check_runnable(spec: Spec) -> None:
 
 
 def create_job(session: Session, *, preset: str | None = None, overrides: dict | None = None,
-               spec: dict | None = None, name: str | None = None, priority: int = 0) -> Job:
+               spec: dict | None = None, name: str | None = None, priority: int = 0, data_root=None) -> Job:
     """Validate and store a queued job (the caller commits, then enqueues)."""
     resolved = resolve(preset, overrides, spec)
-    check_runnable(resolved)
+    check_runnable(resolved, data_root)
     job = Job(name=name, preset=preset, model=resolved.model, dataset=resolved.dataset, spec=resolved.model_dump(),
               status="queued", queue="gpu" if resolved.needs_gpu else "cpu", priority=priority)
     session.add(job)

@@ -42,9 +42,10 @@ def make_celery(broker: str | None = None) -> Celery:
     return app
 
 
-@lru_cache(maxsize=1)
-def client() -> Celery:
-    return make_celery()
+@lru_cache(maxsize=4)
+def client(broker: str | None = None) -> Celery:
+    """A publishing-only app per broker URL, its connection pool reused across requests."""
+    return make_celery(broker)
 
 
 def redis_priority(priority: int) -> int:
@@ -52,8 +53,8 @@ def redis_priority(priority: int) -> int:
     return 9 - max(0, min(9, priority))
 
 
-def enqueue(job_id: int, queue: str, priority: int = 0) -> None:
+def enqueue(job_id: int, queue: str, priority: int = 0, broker: str | None = None) -> None:
     """Publish the job id; fails fast (no endless retry) when the broker is down."""
-    client().send_task(TASK_RUN_JOB, args=[job_id], queue=queue, priority=redis_priority(priority),
+    client(broker or config.broker_url()).send_task(TASK_RUN_JOB, args=[job_id], queue=queue, priority=redis_priority(priority),
                        retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
                                                  "interval_max": 0.5})

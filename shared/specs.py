@@ -137,6 +137,8 @@ def resolve(preset: str | None = None, overrides: dict[str, Any] | None = None,
     data = preset_spec(preset).model_dump()
     if overrides is not None and not isinstance(overrides, dict):
         raise SpecError([{"field": "overrides", "message": "must be an object"}])
+    if "model" in (overrides or {}) and overrides["model"] != data["model"]:
+        data["model_args"] = {}  # the preset's arguments belong to the preset's model
     for key, value in (overrides or {}).items():
         head, _, rest = key.partition(".")
         if rest and head == "model_args":

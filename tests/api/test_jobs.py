@@ -1,0 +1,138 @@
+"""The JSON API on both databases, through Flask's test client; the broker is replaced by a recorder."""
+
+from __future__ import annotations
+
+import pytest
+
+from api import create_app
+from shared import queue
+from shared.db import session_scope
+from shared.jobs import claim, finish
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    calls = []
+    monkeypatch.setattr(queue, "enqueue", lambda *a, **k: calls.append(a))
+    return calls
+
+
+@pytest.fixture
+def client(db_url, data_root, sent):
+    app = create_app({"DATABASE_URL": db_url, "DATA_DIR": data_root, "BROKER_URL": "redis://127.0.0.1:1/0"})
+    return app.test_client()
+
+
+def test_create_from_preset_with_overrides(client, sent):
+    r = client.post("/jobs", json={"preset": "mnist-cnn", "overrides": {"train_limit": 500, "model_args.n_feature": 4},
+                                   "name": "small", "priority": 7})
+    assert r.status_code == 201, r.json
+    job = r.json
+    assert r.headers["Location"].endswith(f"/jobs/{job['id']}")
+    assert job["status"] == "queued" and job["name"] == "small" and job["preset"] == "mnist-cnn"
+    assert job["spec"]["train_limit"] == 500 and job["spec"]["model_args"] == {"n_feature": 4}
+    assert job["spec"]["lr"] == 0.01 and job["spec"]["momentum"] == 0.5  # the preset's values kept
+    assert job["created_at"].endswith("+00:00")
+    assert sent[-1][:3] == (job["id"], "cpu", 7)
+
+
+def test_create_from_full_spec_and_gpu_queue(client, sent):
+    spec = {"model": "lenet", "dataset": "cifar10", "optimizer": "adam", "lr": 0.001, "device": "cuda"}
+    r = client.post("/jobs", json={"spec": spec})
+    assert r.status_code == 201, r.json
+    assert r.json["preset"] is None and r.json["queue"] == "gpu" and r.json["spec"]["epochs"] == 1
+    assert sent[-1][1] == "gpu"
+
+
+@pytest.mark.parametrize("body, status, needle", [
+    ({"preset": "nope"}, 422, "unknown preset"),
+    ({"preset": "mnist-cnn", "overrides": {"epochs": 0}}, 422, "epochs"),
+    ({"preset": "mnist-cnn", "overrides": {"lr": "fast"}}, 422, "lr"),
+    ({"preset": "mnist-cnn", "overrides": {"colour": "red"}}, 422, "colour"),
+    ({"preset": "mnist-cnn", "overrides": {"model_args.n_layers": 3}}, 422, "n_layers"),
+    ({"preset": "mnist-cnn", "overrides": {"model": "vgg"}}, 422, "32x32"),
+    ({"preset": "mnist-cnn", "overrides": {"dataset": "../etc"}}, 422, "dataset"),
+    ({"preset": "mnist-cnn", "overrides": {"dataset": "no-such-set"}}, 422, "not found"),
+    ({"preset": "mnist-cnn", "spec": {"model": "cnn"}}, 422, "either a preset"),
+    ({"preset": "mnist-cnn", "priority": 11}, 422, "priority"),
+    ({"preset": "mnist-cnn", "extra": 1}, 422, "extra"),
+    ({}, 422, "preset"),
+    ([1, 2], 400, "JSON object"),
+])
+def test_bad_input_is_a_4xx_naming_the_problem(client, sent, body, status, needle):
+    r = client.post("/jobs", json=body)
+    assert r.status_code == status, r.json
+    assert needle in r.json["error"]["message"]
+    assert not sent
+
+
+def test_malformed_and_oversized_bodies(client):
+    assert client.post("/jobs", data="{not json", content_type="application/json").status_code == 400
+    assert client.post("/jobs", data="x", content_type="text/plain").status_code == 400
+    big = client.post("/jobs", data="[" + "1," * 40000 + "1]", content_type="application/json")
+    assert big.status_code == 413 and "error" in big.json
+
+
+def test_unknown_job_and_routes_are_json_404s(client):
+    for path in ("/jobs/999999", "/jobs/999999/metrics", "/jobs/999999/checkpoints", "/nowhere"):
+        r = client.get(path)
+        assert r.status_code == 404 and "error" in r.json, path
+    assert client.post("/jobs/999999/cancel").status_code == 404
+    assert client.delete("/jobs").status_code == 405
+
+
+def test_list_filters_and_pagination(client):
+    ids = [client.post("/jobs", json={"preset": p, "overrides": {"train_limit": 100}}).json["id"]
+           for p in ("mnist-fc", "mnist-cnn", "mnist-cnn")]
+    page = client.get("/jobs?preset=mnist-cnn&limit=1").json
+    assert page["total"] >= 2 and len(page["items"]) == 1
+    assert page["items"][0]["id"] == ids[2]  # newest first
+    assert page["next"] and "offset=1" in page["next"]
+    second = client.get(page["next"]).json
+    assert second["items"][0]["id"] == ids[1]
+    assert all(j["model"] == "fc2" for j in client.get("/jobs?model=fc2").json["items"])
+    assert client.get("/jobs?status=bogus").status_code == 400
+    assert client.get("/jobs?limit=0").status_code == 422
+    assert client.get("/jobs?limit=abc").status_code == 422
+
+
+def test_cancel_queued_then_conflict(client):
+    job = client.post("/jobs", json={"preset": "mnist-fc"}).json
+    r = client.post(f"/jobs/{job['id']}/cancel")
+    assert r.status_code == 202 and r.json["status"] == "cancelled"
+    again = client.post(f"/jobs/{job['id']}/cancel")
+    assert again.status_code == 409 and "already cancelled" in again.json["error"]["message"]
+
+
+def test_cancel_running_sets_the_flag_and_blocks_a_claim(client, db_url):
+    job_id = client.post("/jobs", json={"preset": "mnist-fc"}).json["id"]
+    with session_scope(db_url) as s:
+        assert claim(s, job_id, "w1") is not None
+        assert claim(s, job_id, "w2") is None  # a duplicate delivery does nothing
+    r = client.post(f"/jobs/{job_id}/cancel")
+    assert r.status_code == 202 and r.json["status"] == "running" and r.json["cancel_requested"]
+    with session_scope(db_url) as s:
+        assert not finish(s, job_id, "w2", "succeeded")  # only the owner ends it
+        assert finish(s, job_id, "w1", "cancelled")
+    assert client.get(f"/jobs/{job_id}").json["status"] == "cancelled"
+
+
+def test_broker_down_is_a_503_and_the_job_stays_queued(db_url, data_root):
+    app = create_app({"DATABASE_URL": db_url, "DATA_DIR": data_root, "BROKER_URL": "redis://127.0.0.1:1/0"})
+    r = app.test_client().post("/jobs", json={"preset": "mnist-fc"})
+    assert r.status_code == 503 and "broker" in r.json["error"]["message"]
+    job_id = r.json["error"]["details"]["job"]["id"]
+    assert app.test_client().get(f"/jobs/{job_id}").json["status"] == "queued"
+
+
+def test_presets_openapi_and_health(client):
+    presets = {p["name"]: p["spec"] for p in client.get("/presets").json["items"]}
+    assert presets["cifar10-vgg"]["batch_size"] == 128 and presets["cifar10-vgg"]["augment"] is True
+    doc = client.get("/openapi.json").json
+    assert doc["openapi"].startswith("3.")
+    for path in ("/jobs", "/jobs/{job_id}", "/jobs/{job_id}/metrics", "/jobs/{job_id}/cancel",
+                 "/jobs/{job_id}/checkpoints", "/jobs/{job_id}/checkpoints/{epoch}", "/presets", "/healthz"):
+        assert path in doc["paths"], path
+    assert "epochs" in doc["components"]["schemas"]["Spec"]["properties"]
+    health = client.get("/healthz")  # the broker URL here points at a closed port
+    assert health.status_code == 503 and health.json["database"] == "ok" and health.json["broker"] != "ok"

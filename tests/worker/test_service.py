@@ -1,0 +1,85 @@
+"""End to end: HTTP API -> PostgreSQL -> Redis -> a real Celery worker -> a training child -> results."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import torch
+from torchvision.io import write_png
+
+SMALL = {"train_limit": 2000, "test_limit": 1000, "lr": 0.05, "momentum": 0.9}  # learns fast enough to check
+
+
+def test_job_runs_to_success_with_metrics_checkpoints_and_result(service):
+    r = service.post("/jobs", json={"preset": "mnist-cnn", "overrides": SMALL, "name": "e2e"})
+    assert r.status_code == 201, r.text
+    job = service.wait(r.json()["id"])
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 1 and job["worker"].startswith("test-worker-1@localhost")
+    assert job["progress"]["fraction"] == 1.0
+    result = job["result"]
+    assert 0.4 < result["test_accuracy"] <= 1.0  # well above chance (0.1) after 32 steps
+    assert result["params"] == 6422 and result["epochs"] == 1
+    assert result["data"]["name"] == "mnist" and result["data"]["fingerprint"].startswith("sha256:")
+    assert result["environment"]["torch"] == torch.__version__ and "cpu" in result["environment"]["device"]
+
+    metrics = service.get(f"/jobs/{job['id']}/metrics").json()
+    assert [m["epoch"] for m in metrics["epochs"]] == [1]
+    assert metrics["epochs"][0]["test_accuracy"] == result["test_accuracy"]
+    assert [s["step"] for s in metrics["steps"]] == [32]  # 2,000/64 = 32 steps: one window, ends the epoch
+
+    ckpts = service.get(f"/jobs/{job['id']}/checkpoints").json()["items"]
+    assert [c["epoch"] for c in ckpts] == [1]
+    blob = service.get(ckpts[0]["url"])
+    assert blob.status_code == 200
+    assert hashlib.sha256(blob.content).hexdigest() == ckpts[0]["sha256"] == blob.headers["X-Checkpoint-SHA256"]
+    assert service.get(f"/jobs/{job['id']}/checkpoints/7").status_code == 404
+
+
+def test_cancel_queued_and_running_jobs(service):
+    long = service.post("/jobs", json={"preset": "mnist-cnn", "overrides": {"epochs": 50}}).json()
+    service.wait(long["id"], statuses=("running",))
+    waiting = service.post("/jobs", json={"preset": "mnist-fc", "overrides": SMALL}).json()
+    assert service.post(f"/jobs/{waiting['id']}/cancel").json()["status"] == "cancelled"
+
+    deadline = time.monotonic() + 60
+    while not (service.get(f"/jobs/{long['id']}").json()["progress"] or {}).get("step"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    asked = time.monotonic()
+    assert service.post(f"/jobs/{long['id']}/cancel").status_code == 202
+    stopped = service.wait(long["id"], timeout=60)
+    assert stopped["status"] == "cancelled" and stopped["error"] is None
+    assert time.monotonic() - asked < 30  # a step boundary, not the end of 50 epochs
+    assert len(service.get(f"/jobs/{long['id']}/metrics").json()["epochs"]) < 50
+
+    # The worker then meets the cancelled job's message and must not start it.
+    marker = service.post("/jobs", json={"preset": "mnist-fc", "overrides": SMALL}).json()
+    assert service.wait(marker["id"])["status"] == "succeeded"
+    never = service.get(f"/jobs/{waiting['id']}").json()
+    assert never["status"] == "cancelled" and never["started_at"] is None and never["attempts"] == 0
+
+
+def test_a_failing_job_ends_failed_with_its_error(service, tmp_path):
+    # A dataset whose first image looks fine at submission but whose images differ in size.
+    root = service.data_dir / "uneven"
+    for split in ("train", "test"):
+        for i, size in enumerate((16, 18)):
+            (root / split / "a").mkdir(parents=True, exist_ok=True)
+            write_png(torch.zeros(1, size, size, dtype=torch.uint8), str(root / split / "a" / f"{i}.png"))
+    r = service.post("/jobs", json={"spec": {"model": "fc2", "dataset": "uneven"}})
+    assert r.status_code == 201, r.text
+    job = service.wait(r.json()["id"])
+    assert job["status"] == "failed"
+    assert "DataError" in job["error"] and "share one size" in job["error"]
+    assert job["result"] is None
+
+
+def test_bad_requests_over_http(service):
+    assert service.post("/jobs", data="nope", headers={"Content-Type": "application/json"}).status_code == 400
+    r = service.post("/jobs", json={"preset": "mnist-cnn", "overrides": {"batch_size": -1}})
+    assert r.status_code == 422 and "batch_size" in r.json()["error"]["message"]
+    assert service.post("/jobs", data=b"x" * 200_000, headers={"Content-Type": "application/json"}).status_code == 413
+    assert service.get("/jobs/123456789").status_code == 404
+    assert service.get("/healthz").json() == {"status": "ok", "database": "ok", "broker": "ok"}
