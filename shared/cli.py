@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -78,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     reporter = BarReporter()
     try:
         spec = resolve(args.preset, parse_assignments(args.overrides))
+        if spec.world_size > 1 and "WORLD_SIZE" not in os.environ:
+            # Several ranks: run this same command under torchrun, one process per rank.
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   f"--nproc_per_node={spec.world_size}", "-m", "shared.cli", *sys.argv[1:]]
+            return subprocess.call(cmd)
         out = args.out or config.var_dir() / "runs" / args.preset
         result = fit(spec, data_root=args.data_dir, out_dir=out, resume=args.resume, reporter=reporter,
                      should_stop=lambda: stop["asked"])
@@ -87,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     except Stopped as exc:
         print(f"cnnlab: {exc}", file=sys.stderr)
         return 130
+    if not result:  # ranks other than 0 report nothing
+        return 0
     summary = {"preset": args.preset, "checkpoint": str(reporter.last_checkpoint) if reporter.last_checkpoint else None}
     summary |= {k: result[k] for k in ("spec", "params", "test_accuracy", "test_loss", "epochs", "train_seconds",
                                        "samples_per_second", "data", "environment")}

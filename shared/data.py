@@ -21,6 +21,7 @@ MNIST_FILES = {
 }
 CIFAR10_FILES = {True: [f"data_batch_{i}" for i in range(1, 6)], False: ["test_batch"]}
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CACHE_FORMAT = "2"  # bump when decoding or sample order changes, so old caches are not reused
 BUILTIN = {"mnist": ((1, 28, 28), [str(i) for i in range(10)]), "cifar10": ((3, 32, 32), CIFAR10_CLASSES)}
 
 
@@ -79,7 +80,7 @@ def load_split(name: str, train: bool, root: Path | None = None, download: bool 
 
 def _cached(key: str, files: list[Path], decode: Callable[[], tuple]) -> Split:
     # Cheap lookup key from names, sizes and mtimes; the recorded fingerprint hashes file contents.
-    h = hashlib.sha256()
+    h = hashlib.sha256(CACHE_FORMAT.encode())
     for f in files:
         st = f.stat()
         h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -187,8 +188,10 @@ def _folder_source(name: str, root: Path, train: bool):
     extra = set(_classes(split_dir)) - set(classes)
     if extra:
         raise DataError(f"{split_dir} has classes absent from train: {sorted(extra)}")
-    items = [(p, i) for i, c in enumerate(classes) if (split_dir / c).is_dir()
-             for p in sorted((split_dir / c).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    per_class = [[p for p in sorted((split_dir / c).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+                 if (split_dir / c).is_dir() else [] for c in classes]
+    # Classes interleaved (1st of each class, 2nd of each, ...) so a spec's "first N samples" is balanced.
+    items = [(p, i) for _, i, p in sorted((k, i, p) for i, ps in enumerate(per_class) for k, p in enumerate(ps))]
     if not items:
         raise DataError(f"{split_dir} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     files = [p for p, _ in items]

@@ -59,6 +59,15 @@ def all_sum(values: list[float], world: World, device: torch.device) -> list[flo
     return t.tolist()
 
 
+def gather(obj, world: World) -> list:
+    """Every rank's `obj`, in rank order (a small picklable value)."""
+    if world.size == 1:
+        return [obj]
+    out = [None] * world.size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def barrier(world: World) -> None:
     if world.size > 1:
         dist.barrier()

@@ -16,6 +16,7 @@ from shared.specs import Spec
 
 HEARTBEAT_SECONDS = 2.0
 STOP_GRACE_SECONDS = 120.0  # a cancelled run gets this long to reach a step boundary before it is killed
+START_MARK = "==== cnnlab: training process started ===="  # separates attempts in a job's log.txt
 
 
 def child_command(job_id: int, world_size: int) -> list[str]:
@@ -41,9 +42,11 @@ def run_job(job_id: int, worker: str) -> str:
 
     out = job_dir(job_id)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in [out / "stop", *out.glob("error-rank*.txt")]:
+    for stale in [out / "stop", *out.glob("error-rank*.txt"), *out.glob("rank*.pid")]:
         stale.unlink(missing_ok=True)
     with open(out / "log.txt", "ab") as log:
+        log.write(f"{START_MARK}\n".encode())
+        log.flush()
         proc = subprocess.Popen(child_command(job_id, spec.world_size), stdout=log, stderr=subprocess.STDOUT,
                                 env=os.environ | resume, start_new_session=True)
         rc, owned, cancelled = _watch(proc, job_id, worker, out)
@@ -99,9 +102,11 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def _error_text(out: Path, rc: int) -> str:
-    """The failing rank's one-line error, else the tail of the child's log."""
-    for f in sorted(out.glob("error-rank*.txt")):
-        return f.read_text().strip()[:4000]
-    log = (out / "log.txt").read_text(errors="replace").strip().splitlines() if (out / "log.txt").exists() else []
-    tail = "\n".join(log[-20:])
-    return f"training process exited with code {rc}" + (f":\n{tail}" if tail else "")
+    """The ranks' one-line errors, with torchrun's note of a rank that died without one; else the log's tail."""
+    lines = [f.read_text().strip()[:2000] for f in sorted(out.glob("error-rank*.txt"))]
+    log = (out / "log.txt").read_text(errors="replace").splitlines() if (out / "log.txt").exists() else []
+    attempt = log[len(log) - log[::-1].index(START_MARK):] if START_MARK in log else log
+    lines += [ln.strip() for ln in attempt if "exitcode" in ln and "ERROR" in ln][-4:]  # torchrun's summary
+    if not lines:
+        lines = [ln for ln in attempt if ln.strip()][-20:]
+    return f"training process exited with code {rc}" + (":\n" + "\n".join(lines) if lines else "")

@@ -72,6 +72,12 @@ class DbReporter(Reporter):
 
 def save_result(job_id: int, result: dict) -> None:
     details = {k: result[k] for k in ("confusion", "misclassified", "history")}
+    try:  # the pages' images are extras: failing to draw them must never fail the job
+        from shared.analysis import job_artifacts
+
+        details["artifacts"] = job_artifacts(job_id, result)
+    except Exception as exc:  # noqa: BLE001
+        details["artifacts_error"] = f"{type(exc).__name__}: {exc}"
     with session_scope() as s:
         s.merge(Result(job_id=job_id, test_accuracy=result["test_accuracy"], test_loss=result["test_loss"],
                        params=result["params"], epochs=result["epochs"], train_seconds=result["train_seconds"],
@@ -85,6 +91,8 @@ def run(job_id: int) -> int:
     """Train job `job_id`; returns the process exit code (0 done, EXIT_STOPPED cancelled, 1 failed)."""
     rank = int(os.environ.get("RANK", "0"))
     out = job_dir(job_id)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"rank{rank}.pid").write_text(str(os.getpid()))  # lets operators (and tests) find each rank
     try:
         with session_scope() as s:
             spec = Spec.model_validate(s.get(Job, job_id).spec)
@@ -101,8 +109,8 @@ def run(job_id: int) -> int:
         return EXIT_STOPPED
     except Exception as exc:  # noqa: BLE001 - every failure becomes the job's error text
         traceback.print_exc()  # the full story goes to the job's log
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"error-rank{rank}.txt").write_text(f"{type(exc).__name__}: {exc}")
+        who = f"rank {rank}: " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+        (out / f"error-rank{rank}.txt").write_text(f"{who}{type(exc).__name__}: {exc}")
         return 1
 
 
