@@ -81,16 +81,17 @@ class DevicePipeline:
 
     def batch(self, idx: torch.Tensor, offsets: torch.Tensor | None = None, flips: torch.Tensor | None = None):
         """Inputs (B, C, H, W) float32 and labels (B,) for sample indices `idx`, augmented when offsets are given."""
-        x = self.images[idx]
+        # index_select, not images[idx]: the same gather, several times faster on CPU (an MNIST batch: ~6 vs ~25 us)
+        x = self.images.index_select(0, idx)
         if offsets is not None:
             x = crop_flip(x, offsets, flips)
         if self.permutation is not None:
             b, c, h, w = x.shape
-            x = x.flatten(2)[:, :, self.permutation].view(b, c, h, w)
+            x = x.flatten(2).index_select(2, self.permutation).view(b, c, h, w)
         x = torch.addcmul(self.bias, x.float(), self.scale)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, self.labels[idx]
+        return x, self.labels.index_select(0, idx)
 
 
 def crop_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
