@@ -126,10 +126,14 @@ def test_image_folder_dataset(tmp_path):
     assert train.classes == test.classes == ["circle", "square"]
     assert (len(train), len(test)) == (5, 3)
     assert train.images.shape == (5, 3, 6, 5) and train.images.dtype == torch.uint8
-    assert train.labels.tolist() == [0, 0, 0, 1, 1] and test.labels.tolist() == [0, 1, 1]
+    # classes interleaved (1st of each class, then 2nd of each, ...) so that a train_limit head is balanced
+    assert train.labels.tolist() == [0, 1, 0, 1, 0] and test.labels.tolist() == [0, 1, 1]
     assert torch.equal(train.images[0], pixels[("train", "circle", 0)])
-    assert torch.equal(train.images[4], pixels[("train", "square", 1)])
+    assert torch.equal(train.images[1], pixels[("train", "square", 0)])
+    assert torch.equal(train.images[3], pixels[("train", "square", 1)])
+    assert torch.equal(train.images[4], pixels[("train", "circle", 2)])
     assert torch.equal(test.images[2], pixels[("test", "square", 1)])
+    assert torch.bincount(train.head(4).labels).tolist() == [2, 2]
     assert train.info["name"] == "shapes" and "ImageFolder" in train.info["source"]
     assert describe("shapes", tmp_path) == ((3, 6, 5), ["circle", "square"])
 
