@@ -1,0 +1,164 @@
+"""Page artifacts computed once when a job ends: sample grids, misclassified strip, filters and feature maps.
+
+Everything is a small PNG data URI or a short list, stored in Result.details["artifacts"], so the results
+pages never load a model or a dataset.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+import zlib
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torchvision.utils import make_grid
+
+from shared import checkpoint
+from shared.batches import DevicePipeline, pixel_permutation
+from shared.engine import load_data
+from shared.nets import build_model
+from shared.specs import Spec
+
+GRID_ROWS, GRID_COLS = 8, 5  # the seed's 8x5 figure of training samples
+MAX_MAPS = 16  # feature maps kept per stage: enough to see what a layer does, small enough to store
+MAX_FILTERS = 64
+CONV_MODELS = ("cnn", "lenet", "vgg")
+
+
+def encode_png(image: torch.Tensor) -> bytes:
+    """A uint8 (C, H, W) image, C = 1 or 3, as PNG bytes (torchvision.io's encoder is deprecated)."""
+    c, h, w = image.shape
+    pixels = image.permute(1, 2, 0).reshape(h, w * c).cpu()
+    rows = torch.cat([torch.zeros(h, 1, dtype=torch.uint8), pixels], 1)  # filter byte 0 before each row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(rows.numpy().tobytes(), 9)) + chunk(b"IEND", b""))
+
+
+def png_uri(image: torch.Tensor) -> str:
+    """A uint8 (C, H, W) image as a data: URI."""
+    return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode()
+
+
+def grid_uri(images: torch.Tensor, cols: int, pad: int = 2, pad_value: int = 255) -> str:
+    """uint8 (N, C, H, W) images tiled `cols` per row; grayscale stays one channel (3x smaller PNG)."""
+    grid = make_grid(images, nrow=cols, padding=pad, pad_value=pad_value)
+    return png_uri(grid[:1] if images.shape[1] == 1 else grid)
+
+
+def to_uint8(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Floats mapped from [lo, hi] (broadcast per map) onto 0-255."""
+    return ((x - lo) / (hi - lo).clamp_min(1e-8) * 255).clamp(0, 255).round().to(torch.uint8)
+
+
+def permute(images: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """The seed's perm_pixel on uint8 images: the same shuffle of pixel positions in every channel."""
+    n, c, h, w = images.shape
+    return images.flatten(2)[:, :, perm].view(n, c, h, w)
+
+
+def samples(images: torch.Tensor, labels: torch.Tensor, classes: list[str], perm: torch.Tensor | None) -> dict:
+    """The seed's 8x5 grid of training images; for permuted jobs 20 of them before and after the shuffle."""
+    n = GRID_ROWS * GRID_COLS
+    # A fixed random draw, like the seed's shuffled batch: ImageFolder splits are sorted by class.
+    pick = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:n]
+    images, labels = images[pick], labels[pick]
+    out = {"rows": GRID_ROWS, "cols": GRID_COLS, "png": grid_uri(images[:n], GRID_COLS),
+           "labels": [classes[i] for i in labels[:n].tolist()]}
+    if perm is not None:
+        half = images[: n // 2]
+        out["permuted"] = {"rows": GRID_ROWS // 2, "cols": GRID_COLS, "normal": grid_uri(half, GRID_COLS),
+                           "permuted": grid_uri(permute(half, perm), GRID_COLS),
+                           "labels": out["labels"][: n // 2]}
+    return out
+
+
+def misclassified(images: torch.Tensor, wrong: list[dict], classes: list[str]) -> dict | None:
+    """A strip of wrongly classified test images (as a person sees them, unpermuted), true and predicted."""
+    if not wrong:
+        return None
+    idx = torch.tensor([w["index"] for w in wrong])
+    return {"count": len(wrong), "png": grid_uri(images[idx], len(wrong)),
+            "items": [{"index": w["index"], "label": classes[w["label"]], "predicted": classes[w["predicted"]]}
+                      for w in wrong]}
+
+
+def first_conv(model: nn.Module) -> nn.Conv2d:
+    return next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
+def filters(model: nn.Module) -> dict:
+    """The learned first-layer kernels, each scaled to its own range (RGB kernels shown in colour)."""
+    w = first_conv(model).weight.detach().float()[:MAX_FILTERS]
+    if w.shape[1] not in (1, 3):
+        w = w.mean(1, keepdim=True)  # no colour to show for other channel counts
+    lo, hi = w.amin((1, 2, 3), keepdim=True), w.amax((1, 2, 3), keepdim=True)
+    cols = min(len(w), 8)
+    return {"count": first_conv(model).out_channels, "shape": list(first_conv(model).weight.shape),
+            "cols": cols, "png": grid_uri(to_uint8(w, lo, hi), cols, pad=1)}
+
+
+@torch.inference_mode()
+def stages(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """First-block activations of one input (1, C, H, W): after convolution, after ReLU, after pooling."""
+    if callable(getattr(model, "features", None)) and not isinstance(model.features, nn.Module):
+        return model.features(x)  # cnn, lenet
+    conv = model.features[0](x)  # vgg: conv, BatchNorm, ReLU, then the first 2x2 max-pool
+    relu = F.relu(model.features[1](conv))
+    return {"conv": conv, "relu": relu, "pool": F.max_pool2d(relu, 2)}
+
+
+def feature_maps(model: nn.Module, x: torch.Tensor, shown: torch.Tensor, label: str) -> dict:
+    """Maps of one test image; each channel uses its conv range at all three stages, so ReLU's clipping shows."""
+    acts = {k: v[0, :MAX_MAPS].float() for k, v in stages(model.eval(), x).items()}
+    lo = acts["conv"].amin((1, 2), keepdim=True)
+    hi = acts["conv"].amax((1, 2), keepdim=True)
+    cols = min(len(acts["conv"]), 8)
+    out = {"input": png_uri(shown), "label": label, "channels": len(acts["conv"]), "cols": cols,
+           "batchnorm": any(isinstance(m, nn.BatchNorm2d) for m in model.modules())}
+    for k in ("conv", "relu", "pool"):
+        out[k] = {"shape": list(acts[k].shape), "png": grid_uri(to_uint8(acts[k], lo, hi).unsqueeze(1), cols, pad=1)}
+    return out
+
+
+def compute(spec: Spec, checkpoint_path: Path, sha256: str | None, data_root: Path | None = None,
+            wrong: list[dict] | None = None) -> dict:
+    """All artifacts of a finished job, from its final checkpoint and its (limited) data splits."""
+    state = checkpoint.load(checkpoint_path, sha256)
+    train, test = load_data(spec, data_root)
+    c, h, w = train.shape
+    perm = pixel_permutation(h, w, spec.permutation_seed) if spec.permute_pixels else None
+    out = {"classes": train.classes, "samples": samples(train.images, train.labels, train.classes, perm),
+           "misclassified": misclassified(test.images, wrong or [], train.classes)}
+    if spec.model in CONV_MODELS:
+        model = build_model(spec.model, train.shape, len(train.classes), **spec.model_args)
+        model.load_state_dict(state["model"])
+        data = state["data"]
+        x, y = DevicePipeline(test.head(1), torch.device("cpu"), data["mean"], data["std"], perm).batch(
+            torch.tensor([0]))
+        shown = test.images[0] if perm is None else permute(test.images[:1], perm)[0]  # what the model saw
+        out["filters"] = filters(model)
+        out["feature_maps"] = feature_maps(model, x, shown, train.classes[int(y[0])])
+    return out
+
+
+def job_artifacts(job_id: int, result: dict, data_root: Path | None = None) -> dict:
+    """Artifacts for a job whose `fit` just returned `result`, from the final checkpoint recorded for it."""
+    from shared import config
+    from shared.db import session_scope
+    from shared.jobs import latest_checkpoint
+
+    with session_scope() as s:
+        ckpt = latest_checkpoint(s, job_id)
+        if ckpt is None:
+            raise checkpoint.CheckpointError(f"job {job_id} has no checkpoint to draw filters and feature maps from")
+        path, sha = Path(ckpt.path), ckpt.sha256
+    return compute(Spec.model_validate(result["spec"]), path, sha, data_root or config.data_dir(),
+                   result.get("misclassified"))
