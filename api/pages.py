@@ -1,22 +1,96 @@
-"""Results pages (HTML): the jobs list and one job's results."""
+"""Results pages (HTML): the jobs list, one job's results, comparisons and the seed's report."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request
 
 from api.db import session
-from shared import jobs
+from api.errors import json_error
+from shared import jobs, report
+from shared.db import STATUSES
+from shared.specs import PRESETS
 
 bp = Blueprint("pages", __name__)
+PAGE_SIZE = 50
 
 
 @bp.get("/")
 def index():
-    return render_template("index.html")
+    """Jobs, newest first; `?partial=rows` returns only the table rows for the page's refresh."""
+    status, preset = request.args.get("status") or None, request.args.get("preset") or None
+    offset, limit = _int_arg("offset", 0, 0, 10**9), _int_arg("limit", PAGE_SIZE, 1, 200)
+    if status is not None and status not in STATUSES:
+        raise report.BadRequest(f"status must be one of {', '.join(STATUSES)}")
+    with session() as s:
+        items, total = jobs.list_jobs(s, status=status, preset=preset, limit=limit, offset=offset)
+        rows = [report.job_row(j) for j in items]
+        active = report.active_count(s)
+    page = dict(rows=rows, total=total, offset=offset, limit=limit, status=status, preset=preset, active=active,
+                statuses=STATUSES, presets=list(PRESETS))
+    if request.args.get("partial") == "rows":
+        return render_template("_rows.html", **page), {"X-Active-Jobs": str(active)}
+    return render_template("index.html", **page)
 
 
 @bp.get("/results/<int:job_id>")
 def result(job_id: int):
     with session() as s:
-        job = jobs.job_dict(jobs.get_job(s, job_id))
-    return render_template("result.html", job=job)
+        view = report.job_view(s, job_id)
+    return render_template("result.html", **view)
+
+
+@bp.get("/compare")
+def compare():
+    ids = report.parse_ids(request.args.get("ids"))
+    with session() as s:
+        view = report.compare(s, ids)
+    return render_template("compare.html", **view)
+
+
+@bp.get("/report")
+def seed_report():
+    with session() as s:
+        sections = report.seed_report(s)
+    return render_template("report.html", sections=sections)
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name, "")
+    if raw == "":
+        return default
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise report.BadRequest(f"{name} must be a whole number from {lo} to {hi}")
+    return int(raw)
+
+
+def _error(status: int, message: str):
+    """A friendly page for people, the API's JSON error for clients that ask for JSON."""
+    if request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json":
+        return json_error(status, message)
+    return render_template("error.html", status=status, message=message), status
+
+
+bp.register_error_handler(report.BadRequest, lambda e: _error(400, str(e)))
+bp.register_error_handler(jobs.NotFound, lambda e: _error(404, str(e)))
+
+
+@bp.app_template_filter("pct")
+def pct(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value * 100:.{digits}f}%"
+
+
+@bp.app_template_filter("seconds")
+def seconds(value: float | None) -> str:
+    """1h 02m, 3m 07s, 4.2s."""
+    if value is None:
+        return "–"
+    if value < 60:
+        return f"{value:.1f}s"
+    m, s = divmod(int(value), 60)
+    return f"{m}m {s:02d}s" if m < 60 else f"{m // 60}h {m % 60:02d}m"
+
+
+@bp.app_template_filter("when")
+def when(iso: str | None) -> str:
+    """An ISO timestamp as `YYYY-MM-DD HH:MM` (UTC)."""
+    return iso[:16].replace("T", " ") if iso else "–"

@@ -1,0 +1,259 @@
+"""Results pages on a migrated SQLite database, and the artifacts the worker draws for them (shared/analysis.py)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from alembic import command
+from alembic.config import Config
+from PIL import Image
+
+from api import create_app
+from shared import analysis, checkpoint, runner
+from shared.db import Checkpoint, EpochMetric, Job, Result, StepLoss, session_scope, utcnow
+from shared.engine import fit
+from shared.specs import resolve
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def data_root() -> Path:
+    root = Path(os.environ.get("CNNLAB_TEST_DATA", REPO.parent / "shared" / "data")).resolve()
+    if not (root / "MNIST" / "raw").is_dir():
+        pytest.skip(f"no MNIST under {root} (set CNNLAB_TEST_DATA)")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny mnist-cnn trained for real (500 samples), its checkpoint, fit result and page artifacts."""
+    tmp = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CNNLAB_CACHE_DIR", str(tmp / "cache"))
+        spec = resolve("mnist-cnn", {"train_limit": 500, "test_limit": 200, "device": "cpu", "log_every": 2})
+        result = fit(spec, data_root=data_root(), out_dir=tmp / "ckpt")
+        path = checkpoint.path_for(tmp / "ckpt", 1)
+        sha = checkpoint.sha256_file(path)
+        arts = analysis.compute(spec, path, sha, data_root(), result["misclassified"])
+    return {"spec": spec, "result": result, "path": path, "sha256": sha, "artifacts": arts, "tmp": tmp}
+
+
+@pytest.fixture
+def db_url(tmp_path):
+    url = f"sqlite:///{tmp_path / 'pages.db'}"
+    cfg = Config(str(REPO / "alembic.ini"))
+    cfg.attributes.update(url=url, configure_logger=False)
+    command.upgrade(cfg, "head")
+    return url
+
+
+@pytest.fixture
+def client(db_url):
+    return create_app({"DATABASE_URL": db_url}).test_client()
+
+
+def add_job(url, preset="mnist-cnn", status="succeeded", accuracy=0.97, name=None, overrides=None, epochs=2,
+            artifacts=None, age_minutes=0, **extra) -> int:
+    """A job row as the worker leaves it: metrics per epoch and step, a checkpoint, and a result if it succeeded."""
+    spec = resolve(preset, {"epochs": epochs, **(overrides or {})}).model_dump()
+    created = utcnow() - timedelta(minutes=age_minutes)
+    done = status in ("succeeded", "failed", "cancelled")
+    with session_scope(url) as s:
+        job = Job(name=name, preset=preset, model=spec["model"], dataset=spec["dataset"], spec=spec, status=status,
+                  created_at=created, started_at=created + timedelta(seconds=5),
+                  finished_at=created + timedelta(seconds=65) if done else None,
+                  progress={"phase": "training", "epoch": 1, "epochs": epochs, "fraction": 0.4}, **extra)
+        s.add(job)
+        s.flush()
+        for e in range(1, epochs + 1):
+            s.add(EpochMetric(job_id=job.id, epoch=e, train_loss=1.0 / e, test_loss=0.8 / e,
+                              test_accuracy=accuracy - 0.05 / e, seconds=30, train_seconds=28,
+                              samples_per_second=2000))
+            s.add(StepLoss(job_id=job.id, epoch=e, step=100, global_step=100 * e, loss=1.2 / e))
+            s.add(Checkpoint(job_id=job.id, epoch=e, path=f"/nowhere/epoch-{e:03d}.pt", sha256=f"{e:064x}",
+                             size_bytes=26000))
+        if status == "succeeded":
+            s.add(Result(job_id=job.id, test_accuracy=accuracy, test_loss=0.1, params=6422, epochs=epochs,
+                         train_seconds=56, samples_per_second=2000,
+                         data={"name": spec["dataset"], "source": "torchvision MNIST (original IDX files)",
+                               "fingerprint": "ab" * 32, "train_samples": 60000, "test_samples": 10000,
+                               "classes": [str(i) for i in range(10)], "mean": [0.1307], "std": [0.3081]},
+                         environment={"torch": "2.14.1", "device": "cpu: x86_64", "world_size": 1, "commit": "c0ffee"},
+                         details={"confusion": [[9 if i == j else 1 for j in range(10)] for i in range(10)],
+                                  "misclassified": [], "history": [],
+                                  **({"artifacts": artifacts} if artifacts else {})}))
+        return job.id
+
+
+def rows_order(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'<input type="checkbox" value="(\d+)"', html)]
+
+
+def test_index_lists_newest_first_with_progress_and_filters(client, db_url):
+    old = add_job(db_url, accuracy=0.975, name="first", age_minutes=10)
+    run = add_job(db_url, status="running", preset="mnist-fc", age_minutes=5)
+    new = add_job(db_url, status="queued", preset="mnist-fc")
+    page = client.get("/")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert rows_order(html) == [new, run, old]
+    assert "97.50%" in html and "first" in html and "1m 00s" in html
+    assert html.count('<progress max="1" value="0.4">') == html.count("<progress") == 1  # the running job's bar
+    assert 'href="/compare"' in html and 'data-active="2"' in html
+    assert rows_order(client.get("/?status=running").get_data(as_text=True)) == [run]
+    assert rows_order(client.get("/?preset=mnist-cnn").get_data(as_text=True)) == [old]
+    part = client.get("/?partial=rows&status=succeeded")
+    assert part.headers["X-Active-Jobs"] == "2" and "<html" not in part.get_data(as_text=True)
+
+
+def test_index_pages_through_many_jobs(client, db_url):
+    for i in range(55):
+        add_job(db_url, age_minutes=i, epochs=1)
+    first = client.get("/").get_data(as_text=True)
+    assert len(rows_order(first)) == 50 and "older →" in first and "← newer" not in first
+    second = client.get("/?offset=50").get_data(as_text=True)
+    assert len(rows_order(second)) == 5 and "← newer" in second and "51–55 of 55" in second
+
+
+@pytest.mark.parametrize("query", ["status=bogus", "offset=-1", "limit=0", "limit=x"])
+def test_index_rejects_bad_filters_with_a_page(client, query):
+    page = client.get(f"/?{query}")
+    assert page.status_code == 400 and "Cannot show that" in page.get_data(as_text=True)
+
+
+def test_result_page_shows_provenance_curves_confusion_and_artifacts(client, db_url, trained):
+    job_id = add_job(db_url, artifacts=trained["artifacts"], name="tiny")
+    html = client.get(f"/results/{job_id}").get_data(as_text=True)
+    for text in ("torchvision MNIST (original IDX files)", "ab" * 32, "2.14.1", "c0ffee", "97.00%", "6,422",
+                 f"/jobs/{job_id}/checkpoints/2", f"{2:064x}", 'id="chart-loss"', 'id="chart-steps"',
+                 "Confusion matrix", "50.0%", "Dataset samples", "6 learned filters", "after ReLU",
+                 "after 2×2 max-pooling", "Misclassified test images"):
+        assert text in html, text
+    data = json.loads(re.search(r'id="page-data">(.*?)</script>', html, re.S).group(1))
+    assert data["status"] == "succeeded" and [e["epoch"] for e in data["metrics"]["epochs"]] == [1, 2]
+    assert html.count("data:image/png;base64,") >= 6
+    assert 'id="live" hidden' in html
+
+
+def test_result_page_of_a_running_job_follows_it(client, db_url):
+    job_id = add_job(db_url, status="running")
+    html = client.get(f"/results/{job_id}").get_data(as_text=True)
+    assert "No result yet." in html and 'id="live" hidden' not in html and 'value="0.4"' in html
+    assert "Dataset samples" not in html  # drawn by the worker when the job ends
+
+
+def test_missing_job_page_is_a_friendly_404(client):
+    page = client.get("/results/999")
+    assert page.status_code == 404 and "job 999 not found" in page.get_data(as_text=True)
+    api = client.get("/results/999", headers={"Accept": "application/json"})
+    assert api.status_code == 404 and api.json["error"]["message"] == "job 999 not found"
+
+
+def test_compare_highlights_differing_spec_fields(client, db_url):
+    a = add_job(db_url, accuracy=0.96)
+    b = add_job(db_url, accuracy=0.95, overrides={"lr": 0.05})
+    html = client.get(f"/compare?ids={a},{b}").get_data(as_text=True)
+    assert '<tr class="differs"><th>lr</th>' in html
+    assert '<tr class=""><th>batch_size</th>' in html
+    assert "96.00%" in html and "95.00%" in html
+    series = json.loads(re.search(r'id="page-data">(.*?)</script>', html, re.S).group(1))["series"]
+    assert [s["id"] for s in series] == [a, b] and len(series[0]["steps"]) == 2
+
+
+@pytest.mark.parametrize("ids,status", [("", 400), ("abc", 400), ("1,x", 400), ("1,999", 404),
+                                        (",".join(map(str, range(1, 20))), 400)])
+def test_compare_bad_ids_are_4xx_never_500(client, db_url, ids, status):
+    add_job(db_url)
+    assert client.get(f"/compare?ids={ids}").status_code == status
+    api = client.get(f"/compare?ids={ids}", headers={"Accept": "application/json"})
+    assert api.status_code == status and api.json["error"]["status"] == status
+
+
+def verdicts(html: str) -> list[str]:
+    return re.findall(r'<span class="verdict [\w-]+">([\w ]+)</span>', html)
+
+
+def test_report_checks_the_seeds_claims_against_the_latest_runs(client, db_url):
+    add_job(db_url, "mnist-fc", accuracy=0.99, age_minutes=60)  # older: the report takes the latest
+    add_job(db_url, "mnist-fc", accuracy=0.90)
+    add_job(db_url, "mnist-fc", status="failed")
+    add_job(db_url, "mnist-cnn", accuracy=0.97)
+    add_job(db_url, "mnist-fc-permuted", accuracy=0.899)
+    add_job(db_url, "mnist-cnn-permuted", accuracy=0.93)
+    add_job(db_url, "cifar10-vgg", accuracy=0.84, overrides={"dataset": "cifar10-jpeg"})
+    html = client.get("/report").get_data(as_text=True)
+    assert verdicts(html) == ["holds", "holds", "holds", "not yet run"]
+    assert "no succeeded cifar10-lenet job yet" in html
+    assert "mnist-cnn 97.00% vs mnist-fc 90.00% (+7.00 points)" in html
+    assert "82.87%" in html and "+1.13 points" in html and "JPEG (quality 75) re-encoding" in html
+    assert 'dataset="cifar10-jpeg"' in html.replace("&#34;", '"')
+
+
+def test_report_says_when_a_claim_does_not_hold_or_nothing_ran(client, db_url):
+    assert verdicts(client.get("/report").get_data(as_text=True)) == ["not yet run"] * 4
+    add_job(db_url, "mnist-cnn", accuracy=0.97)
+    add_job(db_url, "mnist-cnn-permuted", accuracy=0.965)
+    assert verdicts(client.get("/report").get_data(as_text=True))[2] == "does not hold"
+
+
+def png(uri: str) -> torch.Tensor:
+    """Decode a data: URI with Pillow, an independent PNG reader, as (C, H, W)."""
+    assert uri.startswith("data:image/png;base64,")
+    image = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    image.load()
+    pixels = torch.from_numpy(np.asarray(image).copy())
+    return pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1)
+
+
+def test_artifacts_of_a_trained_cnn(trained):
+    arts = trained["artifacts"]
+    assert png(arts["samples"]["png"]).shape == (1, 8 * 30 + 2, 5 * 30 + 2)  # 8x5 grid of 28px, 2px gaps
+    assert len(arts["samples"]["labels"]) == 40 and "permuted" not in arts["samples"]
+    assert arts["filters"]["count"] == trained["spec"].model_args["n_feature"] == 6
+    assert png(arts["filters"]["png"]).shape == (1, 7, 6 * 6 + 1)
+    maps = arts["feature_maps"]
+    assert {"conv", "relu", "pool"} <= set(maps)
+    assert maps["conv"]["shape"] == [6, 24, 24] and maps["pool"]["shape"] == [6, 12, 12]
+    png(maps["input"]), png(maps["relu"]["png"])
+    assert arts["misclassified"]["count"] == len(trained["result"]["misclassified"]) > 0
+    assert len(json.dumps(arts)) < 1_000_000
+
+
+def test_permuted_and_fc_artifacts(trained):
+    permuted = trained["spec"].model_copy(update={"permute_pixels": True})
+    arts = analysis.compute(permuted, trained["path"], trained["sha256"], data_root())
+    pair = arts["samples"]["permuted"]
+    assert len(pair["labels"]) == 20 and not torch.equal(png(pair["normal"]), png(pair["permuted"]))
+    assert arts["misclassified"] is None  # none were passed
+    fc = resolve("mnist-fc", {"train_limit": 100, "test_limit": 50, "device": "cpu"})
+    fc_out = trained["tmp"] / "fc"
+    fit(fc, data_root=data_root(), out_dir=fc_out)
+    fc_arts = analysis.compute(fc, checkpoint.path_for(fc_out, 1), None, data_root())
+    assert "filters" not in fc_arts and "feature_maps" not in fc_arts and fc_arts["samples"]["png"]
+
+
+def test_runner_stores_artifacts_and_survives_their_failure(db_url, trained, monkeypatch):
+    monkeypatch.setenv("CNNLAB_DATABASE_URL", db_url)
+    monkeypatch.setenv("CNNLAB_DATA_DIR", str(data_root()))
+    monkeypatch.setenv("CNNLAB_CACHE_DIR", str(trained["tmp"] / "cache"))
+    good, bad = add_job(db_url, status="running"), add_job(db_url, status="running")
+    with session_scope(db_url) as s:
+        for job_id in (good, bad):
+            for c in s.get(Job, job_id).checkpoints:
+                c.path, c.sha256 = (str(trained["path"]), trained["sha256"]) if job_id == good else ("/gone.pt", "0")
+    for job_id in (good, bad):
+        runner.save_result(job_id, trained["result"])
+    with session_scope(db_url) as s:
+        assert s.get(Result, good).details["artifacts"]["filters"]["count"] == 6
+        details = s.get(Result, bad).details
+        assert "artifacts" not in details and "does not exist" in details["artifacts_error"]
+        assert s.get(Result, bad).test_accuracy == trained["result"]["test_accuracy"]
