@@ -39,13 +39,16 @@ class EpochPlan:
         return cls(move(order), move(offsets), move(flips))
 
     def global_batches(self, batch_size: int, world_size: int) -> list[slice]:
-        """Positions of each global batch; a last batch too small to give every rank 2 samples is dropped
-        (BatchNorm cannot train on one sample)."""
-        n = len(self.order)
-        out = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-        if len(out) > 1 and out[-1].stop - out[-1].start < 2 * world_size:
-            out.pop()
-        return out
+        return batch_slices(len(self.order), batch_size, world_size)
+
+
+def batch_slices(n: int, batch_size: int, world_size: int = 1) -> list[slice]:
+    """Positions of each global batch; a last batch too small to give every rank 2 samples is dropped
+    (BatchNorm cannot train on one sample)."""
+    out = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    if len(out) > 1 and out[-1].stop - out[-1].start < 2 * world_size:
+        out.pop()
+    return out
 
 
 def rank_slice(batch: slice, rank: int, world_size: int) -> slice:

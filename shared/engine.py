@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from shared import checkpoint, distributed
-from shared.batches import DevicePipeline, EpochPlan, pixel_permutation, rank_slice
+from shared.batches import DevicePipeline, EpochPlan, batch_slices, pixel_permutation, rank_slice
 from shared.data import Split, channel_stats, load_split
 from shared.nets import build_model, count_params
 from shared.specs import Spec
@@ -211,7 +211,7 @@ def _fit(spec, world, device, data_root, out_dir, resume, resume_sha256, reporte
     if perm is not None:
         data_info["permutation"] = {"seed": spec.permutation_seed, "head": perm[:8].tolist()}
     env = environment(device, world)
-    steps = len(EpochPlan.make(len(train), spec.seed, 0, False, torch.device("cpu")).global_batches(spec.batch_size, world.size))
+    steps = len(batch_slices(len(train), spec.batch_size, world.size))
     reporter.on_start({"spec": spec.model_dump(), "params": params, "data": data_info, "environment": env,
                        "steps_per_epoch": steps, "start_epoch": start_epoch})
 
