@@ -76,13 +76,19 @@ bp.register_error_handler(jobs.NotFound, lambda e: _error(404, str(e)))
 
 @bp.app_template_filter("pct")
 def pct(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value * 100:.{digits}f}%"
+    return f"{value * 100:.{digits}f}%" if isinstance(value, (int, float)) else "–"
+
+
+@bp.app_template_filter("num")
+def num(value, fmt: str = "{:,}") -> str:
+    """A number formatted, or a dash where a result lacks it."""
+    return fmt.format(value) if isinstance(value, (int, float)) else "–"
 
 
 @bp.app_template_filter("seconds")
 def seconds(value: float | None) -> str:
     """1h 02m, 3m 07s, 4.2s."""
-    if value is None:
+    if not isinstance(value, (int, float)):
         return "–"
     if value < 60:
         return f"{value:.1f}s"

@@ -151,6 +151,16 @@ def test_result_page_of_a_running_job_follows_it(client, db_url):
     assert "Dataset samples" not in html  # drawn by the worker when the job ends
 
 
+def test_pages_cope_with_sparse_results(client, db_url):
+    """Results written by older versions, or by hand, may lack any of the optional fields."""
+    job_id = add_job(db_url, "mnist-fc", epochs=1)
+    with session_scope(db_url) as s:
+        r = s.get(Result, job_id)
+        r.data, r.environment, r.details = {}, {}, {}
+    for path in (f"/results/{job_id}", f"/compare?ids={job_id}", "/report", "/"):
+        assert client.get(path).status_code == 200, path
+
+
 def test_missing_job_page_is_a_friendly_404(client):
     page = client.get("/results/999")
     assert page.status_code == 404 and "job 999 not found" in page.get_data(as_text=True)
