@@ -12,8 +12,8 @@ import zlib
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 from torchvision.utils import make_grid
 
 from shared import checkpoint
@@ -133,7 +133,7 @@ def compute(spec: Spec, checkpoint_path: Path, sha256: str | None, data_root: Pa
     """All artifacts of a finished job, from its final checkpoint and its (limited) data splits."""
     state = checkpoint.load(checkpoint_path, sha256)
     train, test = load_data(spec, data_root)
-    c, h, w = train.shape
+    _, h, w = train.shape
     perm = pixel_permutation(h, w, spec.permutation_seed) if spec.permute_pixels else None
     out = {"classes": train.classes, "samples": samples(train.images, train.labels, train.classes, perm),
            "misclassified": misclassified(test.images, wrong or [], train.classes)}

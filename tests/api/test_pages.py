@@ -21,6 +21,7 @@ from api import create_app
 from shared import analysis, checkpoint, runner
 from shared.db import Checkpoint, EpochMetric, Job, Result, StepLoss, session_scope, utcnow
 from shared.engine import fit
+from shared.jobs import create_job
 from shared.specs import resolve
 
 REPO = Path(__file__).resolve().parents[2]
@@ -138,7 +139,7 @@ def test_result_page_shows_provenance_curves_confusion_and_artifacts(client, db_
                  "Confusion matrix", "50.0%", "Dataset samples", "6 learned filters", "after ReLU",
                  "after 2×2 max-pooling", "Misclassified test images"):
         assert text in html, text
-    data = json.loads(re.search(r'id="page-data">(.*?)</script>', html, re.S).group(1))
+    data = json.loads(re.search(r'id="page-data">(.*?)</script>', html, re.DOTALL).group(1))
     assert data["status"] == "succeeded" and [e["epoch"] for e in data["metrics"]["epochs"]] == [1, 2]
     assert html.count("data:image/png;base64,") >= 6
     assert 'id="live" hidden' in html
@@ -175,7 +176,7 @@ def test_compare_highlights_differing_spec_fields(client, db_url):
     assert '<tr class="differs"><th>lr</th>' in html
     assert '<tr class=""><th>batch_size</th>' in html
     assert "96.00%" in html and "95.00%" in html
-    series = json.loads(re.search(r'id="page-data">(.*?)</script>', html, re.S).group(1))["series"]
+    series = json.loads(re.search(r'id="page-data">(.*?)</script>', html, re.DOTALL).group(1))["series"]
     assert [s["id"] for s in series] == [a, b] and len(series[0]["steps"]) == 2
 
 
@@ -251,19 +252,25 @@ def test_permuted_and_fc_artifacts(trained):
     assert "filters" not in fc_arts and "feature_maps" not in fc_arts and fc_arts["samples"]["png"]
 
 
-def test_runner_stores_artifacts_and_survives_their_failure(db_url, trained, monkeypatch):
-    monkeypatch.setenv("CNNLAB_DATABASE_URL", db_url)
-    monkeypatch.setenv("CNNLAB_DATA_DIR", str(data_root()))
-    monkeypatch.setenv("CNNLAB_CACHE_DIR", str(trained["tmp"] / "cache"))
-    good, bad = add_job(db_url, status="running"), add_job(db_url, status="running")
+def test_a_real_run_stores_artifacts_and_survives_their_failure(client, db_url, trained, tmp_path, monkeypatch):
+    """The training child (shared.runner) as the worker runs it: the result carries the pages' artifacts."""
+    for key, value in (("DATABASE_URL", db_url), ("DATA_DIR", data_root()), ("VAR_DIR", tmp_path / "var"),
+                       ("CACHE_DIR", trained["tmp"] / "cache")):
+        monkeypatch.setenv(f"CNNLAB_{key}", str(value))
     with session_scope(db_url) as s:
-        for job_id in (good, bad):
-            for c in s.get(Job, job_id).checkpoints:
-                c.path, c.sha256 = (str(trained["path"]), trained["sha256"]) if job_id == good else ("/gone.pt", "0")
-    for job_id in (good, bad):
-        runner.save_result(job_id, trained["result"])
+        job_id = create_job(s, preset="mnist-cnn-permuted", overrides={"train_limit": 300, "test_limit": 100,
+                                                                       "device": "cpu"}).id
+    assert runner.run(job_id) == 0
     with session_scope(db_url) as s:
-        assert s.get(Result, good).details["artifacts"]["filters"]["count"] == 6
-        details = s.get(Result, bad).details
-        assert "artifacts" not in details and "does not exist" in details["artifacts_error"]
-        assert s.get(Result, bad).test_accuracy == trained["result"]["test_accuracy"]
+        details = s.get(Result, job_id).details
+    assert "artifacts_error" not in details, details.get("artifacts_error")
+    assert details["artifacts"]["samples"]["permuted"] and details["artifacts"]["filters"]["count"] == 6
+    html = client.get(f"/results/{job_id}").get_data(as_text=True)
+    assert "permuted as the model sees it" in html and "after 2×2 max-pooling" in html
+
+    broken = add_job(db_url, status="running")  # its checkpoints point at files that are gone
+    runner.save_result(broken, trained["result"])
+    with session_scope(db_url) as s:
+        result = s.get(Result, broken)
+        assert "artifacts" not in result.details and "does not exist" in result.details["artifacts_error"]
+        assert result.test_accuracy == trained["result"]["test_accuracy"]
