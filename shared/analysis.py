@@ -117,11 +117,13 @@ def stages(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def feature_maps(model: nn.Module, x: torch.Tensor, shown: torch.Tensor, label: str) -> dict:
     """Maps of one test image; each channel uses its conv range at all three stages, so ReLU's clipping shows."""
-    acts = {k: v[0, :MAX_MAPS].float() for k, v in stages(model.eval(), x).items()}
+    full = stages(model.eval(), x)
+    acts = {k: v[0, :MAX_MAPS].float() for k, v in full.items()}
     lo = acts["conv"].amin((1, 2), keepdim=True)
     hi = acts["conv"].amax((1, 2), keepdim=True)
     cols = min(len(acts["conv"]), 8)
-    out = {"input": png_uri(shown), "label": label, "channels": len(acts["conv"]), "cols": cols,
+    out = {"input": png_uri(shown), "label": label, "channels": len(acts["conv"]),
+           "channels_total": full["conv"].shape[1], "cols": cols,
            "batchnorm": any(isinstance(m, nn.BatchNorm2d) for m in model.modules())}
     for k in ("conv", "relu", "pool"):
         out[k] = {"shape": list(acts[k].shape), "png": grid_uri(to_uint8(acts[k], lo, hi).unsqueeze(1), cols, pad=1)}
