@@ -50,6 +50,36 @@ def vgg_run(data_dir: Path, dataset: str, epochs: int) -> dict:
             "environment": result["environment"]}
 
 
+VARIANT = """
+import json, sys, torch
+sys.path.insert(0, '.')
+from shared import engine
+from shared.specs import resolve
+engine.CUDA_GRAPHS, engine.CUDNN_BENCHMARK = {graphs}, {benchmark}
+spec = resolve('cifar10-vgg', {{'dataset': '{dataset}', 'epochs': {epochs}, 'device': 'cuda'}})
+r = engine.fit(spec, data_root='{data_dir}')
+print(json.dumps([round(m['train_seconds'], 3) for m in r['history']] + [r['test_accuracy']]))
+"""
+
+
+def variants(data_dir: Path, dataset: str, epochs: int = 3) -> list[dict]:
+    """Each setting in a fresh process (cuDNN's autotuning and lazy CUDA init are per process)."""
+    out = []
+    for graphs in (False, True):
+        for benchmark in (True, False):
+            code = VARIANT.format(graphs=graphs, benchmark=benchmark, dataset=dataset, epochs=epochs, data_dir=data_dir)
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+            row = {"cuda_graphs": graphs, "cudnn_benchmark": benchmark}
+            if proc.returncode == 0:
+                *secs, acc = json.loads(proc.stdout.strip().splitlines()[-1])
+                row |= {"epoch_train_seconds": secs, "test_accuracy": acc}
+            else:
+                row["error"] = proc.stderr[-1500:]
+            print(row, flush=True)
+            out.append(row)
+    return out
+
+
 def ddp_smoke(data_dir: Path, dataset: str) -> dict:
     gpus = torch.cuda.device_count()
     device = "cuda" if gpus >= 2 else "cpu"  # NCCL needs one GPU per rank; one GPU: gloo ranks on the CPU
@@ -73,8 +103,12 @@ def main() -> None:
     ap.add_argument("--dataset", default="cifar10-jpeg")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--out", type=Path, default=Path("bench/results/gpu.json"))
+    ap.add_argument("--variants", action="store_true", help="first time CUDA graphs / cuDNN autotuning on and off")
     args = ap.parse_args()
     report = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    load_split(args.dataset, True, args.data_dir), load_split(args.dataset, False, args.data_dir)
+    if args.variants:
+        report["variants_3_epochs"] = variants(args.data_dir, args.dataset)
     report["engine_vgg"] = vgg_run(args.data_dir, args.dataset, args.epochs)
     seed = seed_throughput("cifar10-vgg", args.data_dir, steps=None, device="cuda")
     engine_sps = report["engine_vgg"]["samples_per_second"]

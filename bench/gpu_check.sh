@@ -18,4 +18,4 @@ data=${CNNLAB_DATA_DIR:-/tmp/data}
 [ -d "$data/cifar10-jpeg" ] || python3 bench/pack_data.py unpack .gpu/cifar10-jpeg.npz "$data"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 export CNNLAB_DATA_DIR=$data CNNLAB_VAR_DIR=/tmp/cnnlab-var
-python3 bench/gpu_bench.py --data-dir "$data" --out "${OUT:-bench/results}/gpu.json"
+python3 bench/gpu_bench.py --data-dir "$data" --out "${OUT:-bench/results}/gpu.json" "$@"

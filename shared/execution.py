@@ -106,7 +106,7 @@ def _error_text(out: Path, rc: int) -> str:
     lines = [f.read_text().strip()[:2000] for f in sorted(out.glob("error-rank*.txt"))]
     log = (out / "log.txt").read_text(errors="replace").splitlines() if (out / "log.txt").exists() else []
     attempt = log[len(log) - log[::-1].index(START_MARK):] if START_MARK in log else log
-    lines += [ln.strip() for ln in attempt if "exitcode" in ln and "ERROR" in ln][-4:]  # torchrun's summary
+    lines += [ln.strip() for ln in attempt if "exitcode" in ln][-4:]  # torchrun's note of each failed rank
     if not lines:
         lines = [ln for ln in attempt if ln.strip()][-20:]
     return f"training process exited with code {rc}" + (":\n" + "\n".join(lines) if lines else "")
