@@ -81,13 +81,13 @@ def load_split(name: str, train: bool, root: Path | None = None, download: bool 
 def _cached(key: str, files: list[Path], decode: Callable[[], tuple]) -> Split:
     # Cheap lookup key from names, sizes and mtimes; the recorded fingerprint hashes file contents.
     h = hashlib.sha256(CACHE_FORMAT.encode())
-    for f in files:
-        st = f.stat()
+    for f in map(str, files):
+        st = os.stat(f)
         h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     path = config.cache_dir() / f"{key}-{h.hexdigest()[:16]}.pt"
     if path.exists():
         try:
-            blob = torch.load(path, weights_only=True)
+            blob = torch.load(path, weights_only=True, mmap=True)  # pages read on use, shared by ranks
             return Split(blob["images"], blob["labels"], blob["classes"], {"fingerprint": blob["fingerprint"]})
         except Exception:  # a cache file cut short by a crash: rebuild it
             path.unlink(missing_ok=True)
@@ -104,10 +104,10 @@ def _cached(key: str, files: list[Path], decode: Callable[[], tuple]) -> Split:
 def _fingerprint(files: list[Path]) -> str:
     """sha256 over the files' contents, relative names included, so copies of the data agree."""
     h = hashlib.sha256()
-    base = os.path.commonpath([str(f.parent) for f in files]) if files else ""
+    base = os.path.commonpath([os.path.dirname(f) for f in map(str, files)]) if files else ""
     for f in files:
         h.update(os.path.relpath(f, base).encode() + b"\0")
-        h.update(f.read_bytes())
+        h.update(_read(f))
     return "sha256:" + h.hexdigest()
 
 
@@ -188,25 +188,32 @@ def _folder_source(name: str, root: Path, train: bool):
     extra = set(_classes(split_dir)) - set(classes)
     if extra:
         raise DataError(f"{split_dir} has classes absent from train: {sorted(extra)}")
-    per_class = [[p for p in sorted((split_dir / c).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    # Names sorted as strings (sorting 50k Path objects alone took 0.3 s).
+    per_class = [sorted(n for n in os.listdir(split_dir / c) if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES)
                  if (split_dir / c).is_dir() else [] for c in classes]
     # Classes interleaved (1st of each class, 2nd of each, ...) so a spec's "first N samples" is balanced.
-    items = [(p, i) for _, i, p in sorted((k, i, p) for i, ps in enumerate(per_class) for k, p in enumerate(ps))]
+    items = [(os.path.join(split_dir, classes[i], n), i)
+             for _, i, n in sorted((k, i, n) for i, names in enumerate(per_class) for k, n in enumerate(names))]
     if not items:
         raise DataError(f"{split_dir} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     files = [p for p, _ in items]
 
     def decode():
-        first = _decode(files[0].read_bytes())
+        first = _decode(_read(files[0]))
         images = torch.empty((len(files), *first.shape), dtype=torch.uint8)
         for k, f in enumerate(files):
-            img = _decode(f.read_bytes(), gray=first.shape[0] == 1)
+            img = _decode(_read(f), gray=first.shape[0] == 1)
             if img.shape != first.shape:
                 raise DataError(f"all images must share one size: {files[0]} is {tuple(first.shape)}, {f} is {tuple(img.shape)}")
             images[k] = img
         return images, torch.tensor([i for _, i in items], dtype=torch.long), classes
 
     return files, decode, f"ImageFolder {root / name}"
+
+
+def _read(path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def _decode(data: bytes, gray: bool | None = None) -> torch.Tensor:

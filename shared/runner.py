@@ -7,14 +7,16 @@ result into the database. The job's status is left to the parent (shared.executi
 from __future__ import annotations
 
 import os
+import queue
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
 
 from sqlalchemy import update
 
-from shared import checkpoint, config
+from shared import config
 from shared.db import Checkpoint, EpochMetric, Job, Result, StepLoss, session_scope
 from shared.engine import Reporter, Stopped, fit
 from shared.specs import Spec
@@ -27,31 +29,50 @@ def job_dir(job_id: int) -> Path:
 
 
 class DbReporter(Reporter):
-    """Writes what the engine reports; progress at most once a second so the hot loop stays hot."""
+    """Writes what the engine reports from a background thread, so the training loop never waits on the database.
+
+    Writes keep their order; progress goes out at most once a second. `close()` flushes and re-raises a failed write.
+    """
 
     def __init__(self, job_id: int, min_interval: float = 1.0):
         self.job_id = job_id
         self.min_interval = min_interval
         self.last = 0.0
         self.epochs = 1
-        self.steps_per_epoch = 1
+        self.error: Exception | None = None
+        self.pending: queue.SimpleQueue = queue.SimpleQueue()
+        self.writer = threading.Thread(target=self._write, name="db-reporter", daemon=True)
+        self.writer.start()
+
+    def _write(self) -> None:
+        while (rows := self.pending.get()) is not None:
+            if self.error is None:
+                try:
+                    with session_scope() as s:
+                        for row in rows:
+                            s.execute(row) if hasattr(row, "compile") else s.add(row)
+                except Exception as exc:  # noqa: BLE001 - surfaced by close()
+                    self.error = exc
+
+    def close(self) -> None:
+        self.pending.put(None)
+        self.writer.join()
+        if self.error is not None:
+            raise self.error
 
     def _progress(self, **progress) -> None:
-        with session_scope() as s:
-            s.execute(update(Job).where(Job.id == self.job_id).values(progress=progress))
+        self.pending.put([update(Job).where(Job.id == self.job_id).values(progress=progress)])
 
     def on_start(self, info):
         self.epochs = info["spec"]["epochs"]
-        self.steps_per_epoch = info["steps_per_epoch"]
         done = info["start_epoch"]
-        self._progress(phase="training", epoch=done, epochs=self.epochs, step=0, steps=self.steps_per_epoch,
+        self._progress(phase="training", epoch=done, epochs=self.epochs, step=0, steps=info["steps_per_epoch"],
                        fraction=done / self.epochs)
 
     def on_step(self, epoch, step, steps, loss):
         global_step = (epoch - 1) * steps + step
         if loss is not None:
-            with session_scope() as s:
-                s.add(StepLoss(job_id=self.job_id, epoch=epoch, step=step, global_step=global_step, loss=loss))
+            self.pending.put([StepLoss(job_id=self.job_id, epoch=epoch, step=step, global_step=global_step, loss=loss)])
         now = time.monotonic()
         if now - self.last >= self.min_interval or step == steps:
             self.last = now
@@ -59,15 +80,12 @@ class DbReporter(Reporter):
                            step=step, steps=steps, fraction=global_step / (self.epochs * steps))
 
     def on_epoch(self, m):
-        with session_scope() as s:
-            s.add(EpochMetric(job_id=self.job_id, **{k: m[k] for k in (
-                "epoch", "train_loss", "test_loss", "test_accuracy", "seconds", "train_seconds",
-                "samples_per_second")}))
+        self.pending.put([EpochMetric(job_id=self.job_id, **{k: m[k] for k in (
+            "epoch", "train_loss", "test_loss", "test_accuracy", "seconds", "train_seconds", "samples_per_second")})])
 
     def on_checkpoint(self, epoch, path, sha256):
-        with session_scope() as s:
-            s.add(Checkpoint(job_id=self.job_id, epoch=epoch, path=str(path), sha256=sha256,
-                             size_bytes=Path(path).stat().st_size))
+        self.pending.put([Checkpoint(job_id=self.job_id, epoch=epoch, path=str(path), sha256=sha256,
+                                     size_bytes=Path(path).stat().st_size)])
 
 
 def save_result(job_id: int, result: dict) -> None:
@@ -99,9 +117,13 @@ def run(job_id: int) -> int:
         resume = os.environ.get("CNNLAB_RESUME")
         reporter = DbReporter(job_id) if rank == 0 else None
         stop_file = out / "stop"
-        result = fit(spec, data_root=config.data_dir(), out_dir=out, resume=Path(resume) if resume else None,
-                     resume_sha256=os.environ.get("CNNLAB_RESUME_SHA256"), reporter=reporter,
-                     should_stop=stop_file.exists)
+        try:
+            result = fit(spec, data_root=config.data_dir(), out_dir=out, resume=Path(resume) if resume else None,
+                         resume_sha256=os.environ.get("CNNLAB_RESUME_SHA256"), reporter=reporter,
+                         should_stop=stop_file.exists)
+        finally:  # what was reported is stored, also when the run stops or fails
+            if reporter is not None:
+                reporter.close()
         if rank == 0:
             save_result(job_id, result)
         return 0

@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """The provided data (MNIST raw IDX files, cifar10-jpeg); CNNLAB_TEST_DATA points elsewhere."""
-    path = Path(os.environ.get("CNNLAB_TEST_DATA", REPO / ".." / "shared" / "data")).resolve()
-    if not (path / "MNIST" / "raw").is_dir():
-        message = f"no test data at {path}: expected MNIST/raw/ there (set CNNLAB_TEST_DATA)"
-        if "CNNLAB_TEST_DATA" in os.environ:  # asked for explicitly: a wrong path is an error, not a skip
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+def data_dir(data_root) -> Path:
+    """The provided data (MNIST raw IDX files, cifar10-jpeg): the root conftest's `data_root`."""
+    return data_root
 
 
 @pytest.fixture(scope="session")
-def session_cache(tmp_path_factory) -> Path:
+def session_cache(cache_root) -> Path:
     """One decoded-split cache for the whole session, so MNIST is decoded once."""
-    return tmp_path_factory.mktemp("cnnlab-cache")
+    return cache_root
 
 
 @pytest.fixture(autouse=True)
