@@ -13,9 +13,9 @@ from pathlib import Path
 from shared import config
 from shared.checkpoint import CheckpointError
 from shared.data import DataError
-from shared.distributed import DeviceUnavailable
+from shared.distributed import DeviceUnavailable, pick_device
 from shared.engine import Reporter, Stopped, fit
-from shared.specs import PRESETS, SpecError, parse_assignments, preset_spec, resolve
+from shared.specs import PRESETS, SYNC_BN_NEEDS_CUDA, SpecError, parse_assignments, preset_spec, resolve
 
 
 class BarReporter(Reporter):
@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = resolve(args.preset, parse_assignments(args.overrides))
         if spec.world_size > 1 and "WORLD_SIZE" not in os.environ:
+            if spec.sync_bn and pick_device(spec.device).type != "cuda":
+                raise ValueError(SYNC_BN_NEEDS_CUDA)
             # Several ranks: run this same command under torchrun, one process per rank.
             cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                    f"--nproc_per_node={spec.world_size}", "-m", "shared.cli", *sys.argv[1:]]

@@ -20,7 +20,7 @@ from shared import checkpoint, distributed
 from shared.batches import DevicePipeline, EpochPlan, batch_slices, pixel_permutation, rank_slice
 from shared.data import Split, channel_stats, load_split
 from shared.nets import build_model, count_params
-from shared.specs import Spec
+from shared.specs import SYNC_BN_NEEDS_CUDA, Spec
 from shared.steps import EagerStep, GraphedStep
 
 # Fields a resumed run may change: they do not alter what is learned, only how or how long.
@@ -194,6 +194,8 @@ def _fit(spec, world, device, data_root, out_dir, resume, resume_sha256, reporte
     model = build_model(spec.model, train.shape, len(train.classes), **spec.model_args)
     params = count_params(model)
     if world.size > 1 and spec.sync_bn:
+        if device.type != "cuda":
+            raise ValueError(SYNC_BN_NEEDS_CUDA)
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     optimizer = make_optimizer(spec, model.parameters())

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shared.nets import model_names
 
 MNIST_MEAN, MNIST_STD = [0.1307], [0.3081]
+SYNC_BN_NEEDS_CUDA = "sync_bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation"
 
 
 class SpecError(ValueError):
@@ -79,6 +80,8 @@ class Spec(BaseModel):
             raise ValueError("mean and std go together")
         if self.mean is not None and (len(self.mean) != len(self.std) or not 1 <= len(self.mean) <= 4):
             raise ValueError("mean and std need one value per channel")
+        if self.sync_bn and self.device == "cpu":
+            raise ValueError(SYNC_BN_NEEDS_CUDA)
         if self.batch_size < self.world_size:
             raise ValueError("batch_size must be at least world_size (the global batch is split across ranks)")
         return self
@@ -113,7 +116,8 @@ def _validate(data: dict[str, Any]) -> Spec:
         return Spec.model_validate(data)
     except ValidationError as exc:
         raise SpecError([
-            {"field": ".".join(str(p) for p in e["loc"]) or "spec", "message": e["msg"]} for e in exc.errors()
+            {"field": ".".join(str(p) for p in e["loc"]) or "spec", "message": e["msg"].removeprefix("Value error, ")}
+            for e in exc.errors()
         ]) from None
 
 

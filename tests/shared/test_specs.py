@@ -156,3 +156,9 @@ def test_parse_assignments_rejects_pairs_without_key_or_equals(bad):
 def test_parsed_assignments_resolve():
     s = resolve("mnist-cnn", parse_assignments(["epochs=2", "model_args.n_feature=4", "permute_pixels=true"]))
     assert (s.epochs, s.model_args, s.permute_pixels) == (2, {"n_feature": 4}, True)
+
+
+def test_sync_bn_on_the_cpu_is_refused():
+    with pytest.raises(SpecError, match="sync_bn needs GPUs"):
+        resolve("cifar10-vgg", {"world_size": 2, "sync_bn": True, "device": "cpu"})
+    assert resolve("cifar10-vgg", {"world_size": 2, "sync_bn": True, "device": "cuda"}).sync_bn
