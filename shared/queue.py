@@ -23,10 +23,11 @@ def make_celery(broker: str | None = None) -> Celery:
         transport |= {"queue_order_strategy": "priority", "priority_steps": list(range(10)), "sep": ":"}
     elif broker.startswith("filesystem"):
         folder = config.var_dir() / "broker"
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         transport |= {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
-                      "processed_folder": str(folder / "processed"), "store_processed": False}
+                      "processed_folder": str(folder / "processed"), "store_processed": False,
+                      "control_folder": str(folder / "control")}  # kombu's default is ./control
     app.conf.update(
         task_acks_late=True,  # a job's message is acked only when the task returns: a dead worker's job is redelivered
         task_reject_on_worker_lost=True,
