@@ -140,10 +140,32 @@ class Result(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-@lru_cache(maxsize=8)
+_ENGINES: dict[str, Engine] = {}
+
+
 def get_engine(url: str | None = None) -> Engine:
     """One engine per URL per process; SQLite gets WAL and a busy timeout for API + worker + trainer."""
     url = url or config.database_url()
+    if url not in _ENGINES:
+        _ENGINES[url] = _create_engine(url)
+    return _ENGINES[url]
+
+
+def close_engine(url: str) -> None:
+    """Close this process's connections to `url` (before dropping that database, say)."""
+    engine = _ENGINES.pop(url, None)
+    if engine is not None:
+        engine.dispose()
+        _sessionmaker.cache_clear()
+
+
+def forget_connections() -> None:
+    """In a forked child: drop the parent's pooled connections without closing them under the parent."""
+    for engine in _ENGINES.values():
+        engine.dispose(close=False)
+
+
+def _create_engine(url: str) -> Engine:
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
 import signal
 import subprocess
@@ -9,11 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from shared import jobs
 from shared.db import session_scope
 from shared.runner import EXIT_STOPPED, job_dir
 from shared.specs import Spec
 
+log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1  # prctl option from <linux/prctl.h>
 HEARTBEAT_SECONDS = 2.0
 STOP_GRACE_SECONDS = 120.0  # a cancelled run gets this long to reach a step boundary before it is killed
 START_MARK = "==== cnnlab: training process started ===="  # separates attempts in a job's log.txt
@@ -44,13 +50,15 @@ def run_job(job_id: int, worker: str) -> str:
     out.mkdir(parents=True, exist_ok=True)
     for stale in [out / "stop", *out.glob("error-rank*.txt"), *out.glob("rank*.pid")]:
         stale.unlink(missing_ok=True)
-    with open(out / "log.txt", "ab") as log:
-        log.write(f"{START_MARK}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(child_command(job_id, spec.world_size), stdout=log, stderr=subprocess.STDOUT,
-                                env=os.environ | resume, start_new_session=True)
-        rc, owned, cancelled = _watch(proc, job_id, worker, out)
-    _kill_group(proc)  # sweep any rank or loader process the child left behind
+    with open(out / "log.txt", "ab") as logfile:
+        logfile.write(f"{START_MARK}\n".encode())
+        logfile.flush()
+        proc = subprocess.Popen(child_command(job_id, spec.world_size), stdout=logfile, stderr=subprocess.STDOUT,
+                                env=os.environ | resume, start_new_session=True, preexec_fn=_die_with_parent)
+        try:
+            rc, owned, cancelled = _watch(proc, job_id, worker, out)
+        finally:
+            _kill_group(proc)  # sweep any rank or loader process left behind, also if watching failed
     if not owned:
         return "lost"
     if rc == 0:
@@ -64,17 +72,28 @@ def run_job(job_id: int, worker: str) -> str:
     return status
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the process that started it dies, so a killed worker leaves no trainer behind."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _watch(proc: subprocess.Popen, job_id: int, worker: str, out: Path) -> tuple[int, bool, bool]:
     """Heartbeat while the child runs; pass on a cancel; returns (exit code, still owned, cancel seen)."""
     cancel_at = None
+    renewed = time.monotonic()
     while True:
         try:
             return proc.wait(timeout=HEARTBEAT_SECONDS), True, cancel_at is not None
         except subprocess.TimeoutExpired:
             pass
-        with session_scope() as s:
-            owned, cancel = jobs.heartbeat(s, job_id, worker)
-        if not owned:  # our lease was taken over: stop at once, the new owner runs the job
+        try:
+            with session_scope() as s:
+                owned, cancel = jobs.heartbeat(s, job_id, worker)
+            renewed = time.monotonic()
+        except SQLAlchemyError as exc:  # a database blip: keep training, unless the lease runs out meanwhile
+            log.warning("heartbeat of job %s failed: %s", job_id, exc)
+            owned, cancel = time.monotonic() - renewed < jobs.lease_seconds(), False
+        if not owned:  # our lease was taken over (or lapsed): stop at once, the new owner runs the job
             _kill_group(proc)
             return proc.wait(), False, False
         if cancel and cancel_at is None:

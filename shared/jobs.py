@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,11 @@ from shared.db import FINISHED, STATUSES, Checkpoint, EpochMetric, Job, Result, 
 from shared.nets import build_model
 from shared.specs import Spec, SpecError, resolve
 
-LEASE_SECONDS = 60  # a running job whose heartbeat is older than this is presumed orphaned
+
+
+def lease_seconds() -> float:
+    """A running job whose heartbeat is older than this is presumed orphaned (its worker died)."""
+    return float(os.environ.get("CNNLAB_LEASE_SECONDS", 60))
 
 
 class NotFound(LookupError):
@@ -80,19 +85,27 @@ def request_cancel(session: Session, job_id: int) -> Job:
         done = session.execute(update(Job).where(Job.id == job_id, Job.status == "running")
                                .values(cancel_requested=True)).rowcount
     if not done:
+        session.refresh(job)  # report the state it has now, not the one read before the updates
         raise Conflict(f"job {job_id} is already {job.status}")
     session.refresh(job)
     return job
 
 
-def claim(session: Session, job_id: int, worker: str, lease: float = LEASE_SECONDS) -> Job | None:
+def _orphaned(now, lease: float | None):
+    """SQL condition: running, but the worker has not renewed its lease in time."""
+    return (Job.status == "running") & (Job.heartbeat_at < now - timedelta(seconds=lease or lease_seconds()))
+
+
+def claim(session: Session, job_id: int, worker: str, lease: float | None = None) -> Job | None:
     """Atomically take a queued job, or a running one whose worker stopped heartbeating; None if not ours."""
     now = utcnow()
-    stale = now - timedelta(seconds=lease)
+    stale = _orphaned(now, lease)
+    # An orphaned job that was asked to cancel is simply ended: nobody is left to stop it.
+    session.execute(update(Job).where(Job.id == job_id, stale, Job.cancel_requested.is_(True))
+                    .values(status="cancelled", finished_at=now))
     taken = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.cancel_requested.is_(False),
-               or_(Job.status == "queued", (Job.status == "running") & (Job.heartbeat_at < stale)))
+        .where(Job.id == job_id, Job.cancel_requested.is_(False), or_(Job.status == "queued", stale))
         .values(status="running", worker=worker, heartbeat_at=now, attempts=Job.attempts + 1,
                 started_at=func.coalesce(Job.started_at, now), error=None)
     ).rowcount
@@ -122,11 +135,10 @@ def finish(session: Session, job_id: int, worker: str, status: str, error: str |
     return bool(done)
 
 
-def orphaned_jobs(session: Session, lease: float = LEASE_SECONDS) -> list[Job]:
-    """Queued jobs, and running jobs with a dead lease: to re-enqueue when a worker starts."""
-    stale = utcnow() - timedelta(seconds=lease)
-    return list(session.scalars(select(Job).where(
-        or_(Job.status == "queued", (Job.status == "running") & (Job.heartbeat_at < stale)))))
+def orphaned_jobs(session: Session, *, queued: bool = True, lease: float | None = None) -> list[Job]:
+    """Running jobs with a dead lease (and, if `queued`, queued ones): to send again to the workers."""
+    stale = _orphaned(utcnow(), lease)
+    return list(session.scalars(select(Job).where(or_(stale, Job.status == "queued") if queued else stale)))
 
 
 def latest_checkpoint(session: Session, job_id: int) -> Checkpoint | None:

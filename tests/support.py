@@ -52,9 +52,9 @@ def new_postgres_database() -> str:
 
 
 def drop_postgres_database(url: str) -> None:
-    from shared.db import get_engine
+    from shared.db import close_engine
 
-    get_engine.cache_clear()
+    close_engine(url)
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))

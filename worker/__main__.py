@@ -14,9 +14,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", help="worker name (default: cnnlab-<gpus|cpu>@<host>)")
     parser.add_argument("--loglevel", default="INFO")
     args = parser.parse_args(argv)
+    queues = args.queues or ("gpu,cpu" if args.gpus else "cpu")
     if args.gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpus
-    queues = args.queues or ("gpu,cpu" if args.gpus else "cpu")
+    elif "gpu" not in queues.split(","):
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # a CPU worker on a GPU machine must not take GPU 0
     tag = f"gpu{args.gpus.replace(',', '-')}" if args.gpus else "cpu"
     name = args.name or f"cnnlab-{tag}-{os.getpid()}@{socket.gethostname()}"
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
-from celery.signals import worker_ready
+from celery.signals import worker_process_init, worker_ready
 
 from shared import jobs
-from shared.db import session_scope
+from shared.db import forget_connections, session_scope
 from shared.queue import TASK_RUN_JOB, make_celery, redis_priority
 
 app = make_celery()
@@ -15,19 +17,37 @@ app.conf.include = ["worker.tasks"]
 log = logging.getLogger(__name__)
 
 
-@worker_ready.connect
-def requeue_orphans(sender=None, **_):
-    """Jobs stored while the broker was down, or left running by a dead worker, are sent again.
+def requeue_orphans(queued: bool) -> int:
+    """Send again the jobs whose worker died (lease lapsed) and, if `queued`, the queued ones.
 
     A duplicate message is harmless: the claim in the database lets one delivery run the job.
     """
     try:
         with session_scope() as s:
-            orphans = [(j.id, j.queue, j.priority) for j in jobs.orphaned_jobs(s)]
-    except Exception as exc:  # noqa: BLE001 - a worker without its database should still start and retry later
+            orphans = [(j.id, j.queue, j.priority) for j in jobs.orphaned_jobs(s, queued=queued)]
+    except Exception as exc:  # noqa: BLE001 - a worker without its database keeps running and tries again
         log.warning("could not look for orphaned jobs: %s", exc)
-        return
+        return 0
     for job_id, queue, priority in orphans:
         app.send_task(TASK_RUN_JOB, args=[job_id], queue=queue, priority=redis_priority(priority))
     if orphans:
-        log.info("re-enqueued %d queued/orphaned jobs", len(orphans))
+        log.info("re-enqueued %d jobs", len(orphans))
+    return len(orphans)
+
+
+def _watch_leases() -> None:
+    while True:
+        time.sleep(jobs.lease_seconds() / 2)
+        requeue_orphans(queued=False)
+
+
+@worker_ready.connect
+def on_ready(sender=None, **_):
+    """Queued jobs (stored while the broker was down) are sent once at start; orphaned ones all the time."""
+    requeue_orphans(queued=True)
+    threading.Thread(target=_watch_leases, name="cnnlab-leases", daemon=True).start()
+
+
+@worker_process_init.connect
+def on_fork(**_):
+    forget_connections()  # a pool process must not share the parent's database connections

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from sqlalchemy import update
 
 from api import create_app
 from shared import queue
-from shared.db import session_scope
+from shared.db import Job, session_scope, utcnow
 from shared.jobs import claim, finish
 
 
@@ -136,3 +139,27 @@ def test_presets_openapi_and_health(client):
     assert "epochs" in doc["components"]["schemas"]["Spec"]["properties"]
     health = client.get("/healthz")  # the broker URL here points at a closed port
     assert health.status_code == 503 and health.json["database"] == "ok" and health.json["broker"] != "ok"
+
+
+def test_an_orphaned_job_that_was_asked_to_cancel_is_ended_by_the_next_claim(client, db_url):
+    job_id = client.post("/jobs", json={"preset": "mnist-fc"}).json["id"]
+    with session_scope(db_url) as s:
+        assert claim(s, job_id, "w1") is not None
+    client.post(f"/jobs/{job_id}/cancel")
+    with session_scope(db_url) as s:  # w1 dies: its lease lapses
+        s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(minutes=5)))
+    with session_scope(db_url) as s:
+        assert claim(s, job_id, "w2", lease=60) is None
+    job = client.get(f"/jobs/{job_id}").json
+    assert job["status"] == "cancelled" and job["finished_at"] and job["worker"] == "w1"
+
+
+def test_an_orphaned_job_is_claimed_again(client, db_url):
+    job_id = client.post("/jobs", json={"preset": "mnist-fc"}).json["id"]
+    with session_scope(db_url) as s:
+        assert claim(s, job_id, "w1") is not None
+        assert claim(s, job_id, "w2", lease=60) is None  # w1's lease is live
+        s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(minutes=5)))
+        s.commit()
+        again = claim(s, job_id, "w2", lease=60)
+        assert again is not None and again.worker == "w2" and again.attempts == 2

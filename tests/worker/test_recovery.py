@@ -1,0 +1,65 @@
+"""A worker killed mid-job: its trainer dies with it, another worker takes the job over and resumes it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from support import LiveAPI, WorkerProcess, drop_postgres_database, migrate, new_postgres_database, service_env
+
+LEASE = 6  # seconds; short so the test sees a takeover quickly (production: 60)
+
+
+@pytest.fixture
+def fleet(redis_url, data_root, cache_root, tmp_path):
+    url = new_postgres_database()
+    migrate(url)
+    env = service_env(url, redis_url, tmp_path, data_root, cache_root, CNNLAB_LEASE_SECONDS=str(LEASE))
+    api = LiveAPI(url, redis_url, data_root)
+    workers = []
+    start = lambda name: workers.append(WorkerProcess(env, tmp_path / f"{name}.log", f"{name}@localhost")) or workers[-1]  # noqa: E731
+    yield api, start, tmp_path
+    for w in workers:
+        w.stop()
+    api.close()
+    drop_postgres_database(url)
+
+
+def test_a_killed_worker_s_job_is_taken_over_and_resumed(fleet):
+    api, start, var = fleet
+    first = start("worker-a")
+    job_id = api.post("/jobs", json={"preset": "mnist-cnn", "overrides": {"epochs": 3}}).json()["id"]
+    deadline = time.monotonic() + 120
+    while not api.get(f"/jobs/{job_id}/checkpoints").json()["items"]:  # at least one epoch done
+        assert time.monotonic() < deadline, api.get(f"/jobs/{job_id}").json()
+        time.sleep(0.1)
+    trainer = int((var / "checkpoints" / str(job_id) / "rank0.pid").read_text())
+
+    os.killpg(first.proc.pid, signal.SIGKILL)  # the worker and its pool, not the trainer's own session
+    first.proc.wait()
+    deadline = time.monotonic() + 10
+    while _alive(trainer):
+        assert time.monotonic() < deadline, "the trainer outlived its worker"
+        time.sleep(0.1)
+    assert api.get(f"/jobs/{job_id}").json()["status"] == "running"  # until the lease lapses
+
+    start("worker-b")
+    job = api.wait(job_id, timeout=180)
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 2 and job["worker"].startswith("worker-b@localhost")
+    epochs = [m["epoch"] for m in api.get(f"/jobs/{job_id}/metrics").json()["epochs"]]
+    assert epochs == [1, 2, 3]  # the lost attempt's finished epochs were kept, none was done twice
+    assert [c["epoch"] for c in api.get(f"/jobs/{job_id}/checkpoints").json()["items"]] == [1, 2, 3]
+    log = (var / "checkpoints" / str(job_id) / "log.txt").read_text()
+    assert log.count("training process started") == 2
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split()[2] != "Z"
