@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, jsonify
 from pydantic import ValidationError
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from shared.jobs import Conflict, NotFound
@@ -39,6 +40,8 @@ def register(app: Flask) -> None:
         _field_errors(e)))
     app.register_error_handler(NotFound, lambda e: json_error(404, str(e)))
     app.register_error_handler(Conflict, lambda e: json_error(409, str(e)))
+    # Values the database refuses (a NUL byte in a filter, say) are the client's to fix.
+    app.register_error_handler(DataError, lambda e: json_error(400, "a value in the request is not storable"))
     app.register_error_handler(HTTPException, lambda e: json_error(e.code or 500, e.description or e.name))
 
     @app.errorhandler(Exception)

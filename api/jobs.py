@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from flask import Blueprint, current_app, request, send_file, url_for
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.db import session
 from api.errors import APIError
 from shared import jobs, queue
+from shared.db import STATUSES
 
 bp = Blueprint("jobs", __name__)
+MAX_ID = 2**31 - 1  # the id columns are 32-bit integers: larger ids match no route (404)
+JOB = f"/jobs/<int(max={MAX_ID}):job_id>"
 log = logging.getLogger(__name__)
 
 
@@ -25,23 +28,31 @@ class JobCreate(BaseModel):
     preset: str | None = Field(None, description="a preset name, see GET /presets")
     overrides: dict[str, Any] | None = Field(None, description="spec fields to change; dotted keys reach model_args")
     spec: dict[str, Any] | None = Field(None, description="a full spec instead of a preset")
-    name: str | None = Field(None, max_length=200)
+    name: str | None = Field(None, max_length=200, pattern=r"^[^\x00]*$")
     priority: int = Field(0, ge=0, le=9, description="9 runs first")
 
 
-class JobQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Name = Annotated[str, StringConstraints(max_length=64, pattern=r"^[^\x00]*$")]
 
-    status: str | None = None
-    preset: str | None = None
-    model: str | None = None
-    dataset: str | None = None
+
+class JobQuery(BaseModel):
+    """GET /jobs (and the jobs page) filters and page."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal[STATUSES] | None = None
+    preset: Name | None = None
+    model: Name | None = None
+    dataset: Name | None = None
     limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_ID)
 
 
 def _json_body() -> dict:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # absurdly deep nesting
+        body = None
     if not isinstance(body, dict):
         raise APIError(400, "body must be a JSON object (Content-Type: application/json)")
     return body
@@ -67,35 +78,32 @@ def create_job():
 def list_jobs():
     q = JobQuery.model_validate(request.args.to_dict())
     with session() as s:
-        try:
-            items, total = jobs.list_jobs(s, **q.model_dump())
-        except ValueError as exc:
-            raise APIError(400, str(exc))
+        items, total = jobs.list_jobs(s, **q.model_dump())
         page = [jobs.job_dict(j, full=False) for j in items]
     more = q.offset + len(page) < total
     nxt = url_for("jobs.list_jobs", **{**request.args.to_dict(), "offset": q.offset + q.limit}) if more else None
     return {"items": page, "total": total, "limit": q.limit, "offset": q.offset, "next": nxt}
 
 
-@bp.get("/jobs/<int:job_id>")
+@bp.get(JOB)
 def get_job(job_id: int):
     with session() as s:
         return jobs.job_dict(jobs.get_job(s, job_id))
 
 
-@bp.get("/jobs/<int:job_id>/metrics")
+@bp.get(JOB + "/metrics")
 def get_metrics(job_id: int):
     with session() as s:
         return jobs.metrics(s, job_id)
 
 
-@bp.post("/jobs/<int:job_id>/cancel")
+@bp.post(JOB + "/cancel")
 def cancel_job(job_id: int):
     with session() as s:
         return jobs.job_dict(jobs.request_cancel(s, job_id)), 202
 
 
-@bp.get("/jobs/<int:job_id>/checkpoints")
+@bp.get(JOB + "/checkpoints")
 def list_checkpoints(job_id: int):
     with session() as s:
         job = jobs.get_job(s, job_id)
@@ -105,7 +113,7 @@ def list_checkpoints(job_id: int):
                           for c in job.checkpoints]}
 
 
-@bp.get("/jobs/<int:job_id>/checkpoints/<int:epoch>")
+@bp.get(JOB + f"/checkpoints/<int(max={MAX_ID}):epoch>")
 def get_checkpoint(job_id: int, epoch: int):
     with session() as s:
         ckpt = jobs.get_checkpoint(s, job_id, epoch)

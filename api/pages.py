@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
+from pydantic import ValidationError
 
 from api.db import session
 from api.errors import json_error
+from api.jobs import MAX_ID, JobQuery
 from shared import jobs, report
 from shared.db import STATUSES
 from shared.specs import PRESETS
@@ -17,10 +19,8 @@ PAGE_SIZE = 50
 @bp.get("/")
 def index():
     """Jobs, newest first; `?partial=rows` returns only the table rows for the page's refresh."""
-    status, preset = request.args.get("status") or None, request.args.get("preset") or None
-    offset, limit = _int_arg("offset", 0, 0, 10**9), _int_arg("limit", PAGE_SIZE, 1, 200)
-    if status is not None and status not in STATUSES:
-        raise report.BadRequest(f"status must be one of {', '.join(STATUSES)}")
+    q = JobQuery.model_validate({"limit": PAGE_SIZE} | {k: v for k, v in request.args.items() if v != ""})
+    status, preset, offset, limit = q.status, q.preset, q.offset, q.limit
     with session() as s:
         items, total = jobs.list_jobs(s, status=status, preset=preset, limit=limit, offset=offset)
         rows = [report.job_row(j) for j in items]
@@ -32,7 +32,7 @@ def index():
     return render_template("index.html", **page)
 
 
-@bp.get("/results/<int:job_id>")
+@bp.get(f"/results/<int(max={MAX_ID}):job_id>")
 def result(job_id: int):
     with session() as s:
         view = report.job_view(s, job_id)
@@ -54,15 +54,6 @@ def seed_report():
     return render_template("report.html", sections=sections)
 
 
-def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.args.get(name, "")
-    if raw == "":
-        return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise report.BadRequest(f"{name} must be a whole number from {lo} to {hi}")
-    return int(raw)
-
-
 def _error(status: int, message: str):
     """A friendly page for people, the API's JSON error for clients that ask for JSON."""
     if request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json":
@@ -71,6 +62,8 @@ def _error(status: int, message: str):
 
 
 bp.register_error_handler(report.BadRequest, lambda e: _error(400, str(e)))
+bp.register_error_handler(ValidationError, lambda e: _error(400, "; ".join(
+    f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in e.errors())))
 bp.register_error_handler(jobs.NotFound, lambda e: _error(404, str(e)))
 
 

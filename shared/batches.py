@@ -13,7 +13,7 @@ PAD = 4  # pixels of zero padding before a random crop, as RandomCrop(32, paddin
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """One CPU generator per (seed, epoch): every rank draws the same order, and a resumed run the same too."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
 
 
 def pixel_permutation(height: int, width: int, seed: int) -> torch.Tensor:

@@ -82,6 +82,9 @@ class Job(Base):
     result: Mapped["Result | None"] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
 
+EPOCH_FIELDS = ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds", "train_seconds", "samples_per_second")
+
+
 class EpochMetric(Base):
     __tablename__ = "epoch_metrics"
     __table_args__ = (UniqueConstraint("job_id", "epoch"),)

@@ -23,9 +23,9 @@ from shared.nets import build_model, count_params
 from shared.specs import SYNC_BN_NEEDS_CUDA, Spec
 from shared.steps import EagerStep, GraphedStep
 
-# Fields a resumed run may change: they do not alter what is learned, only how or how long.
 CUDNN_BENCHMARK = False  # timing algorithms costs ~2 s at start (H100, VGG) and gains ~0.02 s an epoch
 CUDA_GRAPHS = os.environ.get("CNNLAB_CUDA_GRAPHS", "1") != "0"  # replay single-GPU training steps as graphs
+# Fields a resumed run may change: they do not alter what is learned, only how or how long.
 RESUMABLE_CHANGES = {"epochs", "world_size", "device", "precision", "test_batch_size", "log_every", "sync_bn"}
 
 
@@ -248,7 +248,6 @@ def _fit(spec, world, device, data_root, out_dir, resume, resume_sha256, reporte
         return {}
     if ev is None:  # resumed at the last epoch: nothing left to train, evaluate once for the result
         ev = evaluate(model, test_data, spec.test_batch_size, autocast)
-    trained = [m for m in history if m["epoch"] > start_epoch] or history
     train_seconds = sum(m["train_seconds"] for m in history)
     samples = sum(m["samples_per_second"] * m["train_seconds"] for m in history)
     return {
@@ -258,7 +257,6 @@ def _fit(spec, world, device, data_root, out_dir, resume, resume_sha256, reporte
         "history": history, "data": data_info, "environment": env,
         "confusion": confusion_matrix(ev["predictions"], test_data.labels.cpu(), len(train.classes)),
         "misclassified": _misclassified(ev["predictions"], test_data.labels.cpu()),
-        "last_epoch_samples_per_second": trained[-1]["samples_per_second"] if trained else None,
     }
 
 

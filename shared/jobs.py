@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import warnings
 from datetime import timedelta
 from typing import Any
 
+import torch
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from shared import config
 from shared.data import DataError, describe
-from shared.db import FINISHED, STATUSES, Checkpoint, EpochMetric, Job, Result, StepLoss, utcnow
+from shared.db import EPOCH_FIELDS, FINISHED, STATUSES, Checkpoint, EpochMetric, Job, Result, StepLoss, utcnow
 from shared.nets import build_model
 from shared.specs import Spec, SpecError, resolve
 
@@ -20,6 +22,9 @@ from shared.specs import Spec, SpecError, resolve
 def lease_seconds() -> float:
     """A running job whose heartbeat is older than this is presumed orphaned (its worker died)."""
     return float(os.environ.get("CNNLAB_LEASE_SECONDS", 60))
+
+
+MAX_PARAMS = 500_000_000  # far beyond the lab's nets (VGG: 9.2M); guards workers against absurd model_args
 
 
 class NotFound(LookupError):
@@ -36,10 +41,19 @@ def check_runnable(spec: Spec, data_root=None) -> None:
         shape, classes = describe(spec.dataset, data_root or config.data_dir())
     except DataError as exc:
         raise SpecError([{"field": "dataset", "message": str(exc)}]) from None
+    if spec.mean is not None and len(spec.mean) not in (1, shape[0]):
+        raise SpecError([{"field": "mean", "message": f"{spec.dataset} has {shape[0]} channels, "
+                                                      f"mean and std give {len(spec.mean)}"}])
     try:
-        build_model(spec.model, shape, len(classes), **spec.model_args)
-    except ValueError as exc:
+        with torch.device("meta"), warnings.catch_warnings():  # shapes only: no memory, whatever the sizes
+            warnings.simplefilter("ignore")
+            sizes = [p.numel() for p in build_model(spec.model, shape, len(classes), **spec.model_args).parameters()]
+    except (ValueError, TypeError, RuntimeError) as exc:
         raise SpecError([{"field": "model_args", "message": str(exc)}]) from None
+    if 0 in sizes:
+        raise SpecError([{"field": "model_args", "message": "a layer would have no weights (a size of 0)"}])
+    if sum(sizes) > MAX_PARAMS:
+        raise SpecError([{"field": "model_args", "message": f"{sum(sizes):,} parameters; at most {MAX_PARAMS:,}"}])
 
 
 def create_job(session: Session, *, preset: str | None = None, overrides: dict | None = None,
@@ -166,8 +180,7 @@ def metrics(session: Session, job_id: int) -> dict[str, Any]:
     epochs = session.scalars(select(EpochMetric).where(EpochMetric.job_id == job_id).order_by(EpochMetric.epoch))
     steps = session.scalars(select(StepLoss).where(StepLoss.job_id == job_id).order_by(StepLoss.global_step))
     return {
-        "epochs": [{c: getattr(m, c) for c in ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds",
-                                              "train_seconds", "samples_per_second")} for m in epochs],
+        "epochs": [{c: getattr(m, c) for c in EPOCH_FIELDS} for m in epochs],
         "steps": [{"epoch": s.epoch, "step": s.step, "global_step": s.global_step, "loss": s.loss} for s in steps],
     }
 

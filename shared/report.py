@@ -69,7 +69,7 @@ def parse_ids(raw: str | None) -> list[int]:
     parts = [p.strip() for p in (raw or "").split(",") if p.strip()]
     if not parts:
         raise BadRequest("pick the jobs to compare: /compare?ids=1,2,3")
-    bad = [p for p in parts if not p.isdigit()]
+    bad = [p for p in parts if not (p.isascii() and p.isdigit() and int(p) < 2**31)]
     if bad:
         raise BadRequest(f"job ids are whole numbers; got {', '.join(repr(b) for b in bad[:5])}")
     ids = list(dict.fromkeys(int(p) for p in parts))

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import update
 
 from shared import config
-from shared.db import Checkpoint, EpochMetric, Job, Result, StepLoss, session_scope
+from shared.db import EPOCH_FIELDS, Base, Checkpoint, EpochMetric, Job, Result, StepLoss, session_scope
 from shared.engine import Reporter, Stopped, fit
 from shared.specs import Spec
 
@@ -50,7 +50,10 @@ class DbReporter(Reporter):
                 try:
                     with session_scope() as s:
                         for row in rows:
-                            s.execute(row) if hasattr(row, "compile") else s.add(row)
+                            if isinstance(row, Base):
+                                s.add(row)
+                            else:  # an UPDATE statement
+                                s.execute(row)
                 except Exception as exc:  # noqa: BLE001 - surfaced by close()
                     self.error = exc
 
@@ -80,8 +83,7 @@ class DbReporter(Reporter):
                            step=step, steps=steps, fraction=global_step / (self.epochs * steps))
 
     def on_epoch(self, m):
-        self.pending.put([EpochMetric(job_id=self.job_id, **{k: m[k] for k in (
-            "epoch", "train_loss", "test_loss", "test_accuracy", "seconds", "train_seconds", "samples_per_second")})])
+        self.pending.put([EpochMetric(job_id=self.job_id, **{k: m[k] for k in EPOCH_FIELDS})])
 
     def on_checkpoint(self, epoch, path, sha256):
         self.pending.put([Checkpoint(job_id=self.job_id, epoch=epoch, path=str(path), sha256=sha256,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shared.nets import model_names
 
 MNIST_MEAN, MNIST_STD = [0.1307], [0.3081]
+DATASET_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 SYNC_BN_NEEDS_CUDA = "sync_bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation"
 
 
@@ -24,7 +26,7 @@ class SpecError(ValueError):
 class Spec(BaseModel):
     """Everything that defines a training run; saved with every job, result and checkpoint."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # NaN is not JSON
 
     model: str = Field(description="registered model: fc2, cnn, lenet, vgg")
     model_args: dict[str, Any] = Field(default_factory=dict, description="constructor arguments, e.g. n_feature")
@@ -60,11 +62,9 @@ class Spec(BaseModel):
     @field_validator("dataset")
     @classmethod
     def _safe_dataset(cls, v: str) -> str:
-        # The name becomes a directory under the data root: no separators, no "..".
-        if not v or "/" in v or "\\" in v or v.startswith(".") or len(v) > 64:
-            raise ValueError("must be a plain directory name (letters, digits, '-', '_', '.')")
-        if not all(ch.isalnum() or ch in "-_." for ch in v):
-            raise ValueError("must be a plain directory name (letters, digits, '-', '_', '.')")
+        # The name becomes a directory under the data root: one plain component, no "..", no separators.
+        if not DATASET_NAME.fullmatch(v):
+            raise ValueError("must be a plain directory name (letters, digits, '-', '_', '.'; not starting with '.')")
         return v
 
     @field_validator("std")

@@ -61,6 +61,13 @@ def test_create_from_full_spec_and_gpu_queue(client, sent):
     ({"preset": "mnist-cnn", "extra": 1}, 422, "extra"),
     ({}, 422, "preset"),
     ([1, 2], 400, "JSON object"),
+    ({"preset": "mnist-cnn", "overrides": {"mean": [float("nan")], "std": [1]}}, 422, "finite"),
+    ({"preset": "mnist-cnn", "name": "a\u0000b"}, 422, "name"),
+    ({"preset": "mnist-fc", "overrides": {"model_args.n_hidden": -3}}, 422, "negative dimension"),
+    ({"preset": "mnist-cnn", "overrides": {"model_args.n_feature": 0}}, 422, "no weights"),
+    ({"preset": "cifar10-vgg", "overrides": {"model_args.cfg": [1000000]}}, 422, "at most"),
+    ({"preset": "mnist-cnn", "overrides": {"mean": [0.1, 0.2, 0.3], "std": [1, 1, 1]}}, 422, "1 channels"),
+    ({"preset": "mnist-cnn", "overrides": {"seed": 2**63}}, 422, "seed"),
 ])
 def test_bad_input_is_a_4xx_naming_the_problem(client, sent, body, status, needle):
     r = client.post("/jobs", json=body)
@@ -69,9 +76,22 @@ def test_bad_input_is_a_4xx_naming_the_problem(client, sent, body, status, needl
     assert not sent
 
 
+def test_hostile_queries_and_ids_are_4xx(client):
+    for path in ("/jobs/3000000000", "/jobs/99999999999999999999/metrics", "/results/99999999999",
+                 "/jobs/-1", "/jobs/1/checkpoints/99999999999"):
+        assert client.get(path).status_code == 404, path
+    assert client.post("/jobs/99999999999/cancel").status_code == 404
+    for path in ("/jobs?offset=99999999999999999999", "/jobs?preset=a%00b", "/jobs?status=bogus", "/jobs?limit=²"):
+        assert client.get(path).status_code == 422, path
+    for path in ("/?offset=²", "/?limit=999", "/?status=bogus", "/compare?ids=1,²", "/compare?ids=99999999999"):
+        assert client.get(path).status_code == 400, path
+
+
 def test_malformed_and_oversized_bodies(client):
     assert client.post("/jobs", data="{not json", content_type="application/json").status_code == 400
     assert client.post("/jobs", data="x", content_type="text/plain").status_code == 400
+    deep = "[" * 5000 + "]" * 5000  # 10 KB, but too deep for Python's JSON parser
+    assert client.post("/jobs", data=deep, content_type="application/json").status_code == 400
     big = client.post("/jobs", data="[" + "1," * 40000 + "1]", content_type="application/json")
     assert big.status_code == 413 and "error" in big.json
 
@@ -94,7 +114,7 @@ def test_list_filters_and_pagination(client):
     second = client.get(page["next"]).json
     assert second["items"][0]["id"] == ids[1]
     assert all(j["model"] == "fc2" for j in client.get("/jobs?model=fc2").json["items"])
-    assert client.get("/jobs?status=bogus").status_code == 400
+    assert client.get("/jobs?status=bogus").status_code == 422
     assert client.get("/jobs?limit=0").status_code == 422
     assert client.get("/jobs?limit=abc").status_code == 422
 
