@@ -7,17 +7,23 @@ import signal
 import time
 
 import pytest
-from support import LiveAPI, WorkerProcess, drop_postgres_database, migrate, new_postgres_database, service_env
+from support import (REDIS_URL, LiveAPI, WorkerProcess, drop_postgres_database, migrate, new_postgres_database,
+                     service_env)
 
 LEASE = 6  # seconds; short so the test sees a takeover quickly (production: 60)
 
 
 @pytest.fixture
-def fleet(redis_url, data_root, cache_root, tmp_path):
+def fleet(data_root, cache_root, tmp_path):
+    """Workers of their own: a database and a Redis database apart from the session's `service` worker."""
+    import redis
+
+    broker = REDIS_URL.rsplit("/", 1)[0] + "/14"
+    redis.Redis.from_url(broker).flushdb()
     url = new_postgres_database()
     migrate(url)
-    env = service_env(url, redis_url, tmp_path, data_root, cache_root, CNNLAB_LEASE_SECONDS=str(LEASE))
-    api = LiveAPI(url, redis_url, data_root)
+    env = service_env(url, broker, tmp_path, data_root, cache_root, CNNLAB_LEASE_SECONDS=str(LEASE))
+    api = LiveAPI(url, broker, data_root)
     workers = []
     start = lambda name: workers.append(WorkerProcess(env, tmp_path / f"{name}.log", f"{name}@localhost")) or workers[-1]  # noqa: E731
     yield api, start, tmp_path
