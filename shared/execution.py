@@ -42,6 +42,8 @@ def run_job(job_id: int, worker: str) -> str:
             return "skipped"
         spec = Spec.model_validate(job.spec)
         ckpt = jobs.latest_checkpoint(s, job_id)
+        if ckpt is not None and not Path(ckpt.path).is_file():
+            ckpt = None  # another machine's disk (no shared CNNLAB_CHECKPOINT_DIR): start over rather than fail
         # A retry resumes from the last checkpoint of the lost attempt, so finished epochs are not redone.
         jobs.discard_after(s, job_id, ckpt.epoch if ckpt else 0)
         resume = {"CNNLAB_RESUME": ckpt.path, "CNNLAB_RESUME_SHA256": ckpt.sha256} if ckpt else {}
