@@ -130,6 +130,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--preset", default="cifar10-lenet")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating CLI/service runs of the preset")
     ap.add_argument("--set", dest="overrides", action="append", default=["dataset=cifar10-jpeg"])
     ap.add_argument("--out", type=Path, default=REPO / "bench/results/service.json")
     args = ap.parse_args()
@@ -159,7 +160,7 @@ def main() -> None:
             report["post_to_running"] = time_to_running(20)
             print(json.dumps(report["post_to_running"]), flush=True)
             overrides = dict(o.split("=", 1) for o in args.overrides)
-            report["service_overhead"] = overhead(args.preset, overrides, data, env)
+            report["service_overhead"] = overhead(args.preset, overrides, data, env, args.rounds)
             print(json.dumps(report["service_overhead"]), flush=True)
         finally:
             worker.stop()
