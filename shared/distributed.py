@@ -73,6 +73,10 @@ def barrier(world: World) -> None:
         dist.barrier()
 
 
-def shutdown(world: World) -> None:
+def shutdown(world: World, clean: bool = True) -> None:
+    """Leave the process group; after a clean run all ranks leave together (gloo aborts a rank whose peer
+    tears down its connections while it is still closing its own)."""
     if world.size > 1 and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()

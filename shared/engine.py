@@ -167,10 +167,13 @@ def fit(spec: Spec, *, data_root: Path | None = None, out_dir: Path | None = Non
     """Train `spec` from scratch or from a checkpoint; returns the result (complete on rank 0)."""
     world, device = distributed.init(spec.device)
     try:
-        return _fit(spec, world, device, data_root, out_dir, resume, resume_sha256,
-                    (reporter or Reporter()) if world.is_main else Reporter(), should_stop)
-    finally:
-        distributed.shutdown(world)
+        result = _fit(spec, world, device, data_root, out_dir, resume, resume_sha256,
+                      (reporter or Reporter()) if world.is_main else Reporter(), should_stop)
+    except BaseException:
+        distributed.shutdown(world, clean=False)  # a peer may be gone: no barrier to wait in
+        raise
+    distributed.shutdown(world)
+    return result
 
 
 def _fit(spec, world, device, data_root, out_dir, resume, resume_sha256, reporter, should_stop) -> dict:
