@@ -1,23 +1,22 @@
-"""cnnlab's HTTP API and results pages: `create_app(config=None)`."""
+"""cnnlab's HTTP API and results pages: `create_app(config=None)`, one blueprint per area."""
 
 from __future__ import annotations
 
-import os
+from flask import Flask, current_app
 
-from flask import Flask
-
-from shared import config as settings
+from shared.settings import settings
+from shared.store.db import session_scope
 
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app; settings come from the environment unless `config` overrides them."""
+    env = settings()
     app = Flask(__name__)
     app.config.update(
-        DATABASE_URL=settings.database_url(),
-        BROKER_URL=settings.broker_url(),
-        DATA_DIR=settings.data_dir(),
-        MAX_CONTENT_LENGTH=int(os.environ.get("CNNLAB_MAX_BODY_BYTES", 64 * 1024)),  # bigger bodies get 413
-        JSON_SORT_KEYS=False,
+        DATABASE_URL=env.database_url,
+        BROKER_URL=env.broker_url,
+        DATA_DIR=env.data_dir,
+        MAX_CONTENT_LENGTH=env.max_body_bytes,  # bigger bodies get 413
     )
     app.config.update(config or {})
     app.json.sort_keys = False
@@ -28,3 +27,8 @@ def create_app(config: dict | None = None) -> Flask:
     for module in (jobs, meta, pages):
         app.register_blueprint(module.bp)
     return app
+
+
+def session():
+    """The request's database session, bound to the app's configured URL."""
+    return session_scope(current_app.config["DATABASE_URL"])

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
-from shared.jobs import Conflict, NotFound
+from shared.store.jobs import Conflict, NotFound
 from shared.specs import SpecError
 
 log = logging.getLogger(__name__)

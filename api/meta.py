@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 from sqlalchemy import text
 
-from api.db import session
+from api import session
 from api.openapi import document
+from api.schemas import Health, Preset, PresetList
 from shared.specs import PRESETS, preset_spec
 
 bp = Blueprint("meta", __name__)
@@ -14,14 +15,14 @@ bp = Blueprint("meta", __name__)
 
 @bp.get("/presets")
 def presets():
-    return {"items": [{"name": n, "spec": preset_spec(n).model_dump()} for n in PRESETS]}
+    return PresetList(items=[Preset(name=n, spec=preset_spec(n)) for n in PRESETS]).model_dump(mode="json")
 
 
 @bp.get("/healthz")
 def healthz():
     checks = {"database": _check(_database), "broker": _check(_broker)}
     ok = all(v == "ok" for v in checks.values())
-    return {"status": "ok" if ok else "degraded", **checks}, 200 if ok else 503
+    return Health(status="ok" if ok else "degraded", **checks).model_dump(mode="json"), 200 if ok else 503
 
 
 @bp.get("/openapi.json")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 from pydantic import ValidationError
 
-from api.db import session
+from api import session, views
 from api.errors import json_error
-from api.jobs import MAX_ID, JobQuery
-from shared import jobs, report
-from shared.db import STATUSES
+from api.schemas import MAX_ID, JobQuery
 from shared.specs import PRESETS
+from shared.store import jobs
+from shared.store.models import JobStatus
 
 bp = Blueprint("pages", __name__)
 PAGE_SIZE = 50
@@ -23,10 +23,10 @@ def index():
     status, preset, offset, limit = q.status, q.preset, q.offset, q.limit
     with session() as s:
         items, total = jobs.list_jobs(s, status=status, preset=preset, limit=limit, offset=offset)
-        rows = [report.job_row(j) for j in items]
-        active = report.active_count(s)
+        rows = [views.job_row(j) for j in items]
+        active = views.active_count(s)
     page = dict(rows=rows, total=total, offset=offset, limit=limit, status=status, preset=preset, active=active,
-                statuses=STATUSES, presets=list(PRESETS))
+                statuses=[s.value for s in JobStatus], presets=list(PRESETS))
     if request.args.get("partial") == "rows":
         return render_template("_rows.html", **page), {"X-Active-Jobs": str(active)}
     return render_template("index.html", **page)
@@ -35,22 +35,22 @@ def index():
 @bp.get(f"/results/<int(max={MAX_ID}):job_id>")
 def result(job_id: int):
     with session() as s:
-        view = report.job_view(s, job_id)
+        view = views.job_view(s, job_id)
     return render_template("result.html", **view)
 
 
 @bp.get("/compare")
 def compare():
-    ids = report.parse_ids(request.args.get("ids"))
+    ids = views.parse_ids(request.args.get("ids"))
     with session() as s:
-        view = report.compare(s, ids)
+        view = views.compare(s, ids)
     return render_template("compare.html", **view)
 
 
 @bp.get("/report")
 def seed_report():
     with session() as s:
-        sections = report.seed_report(s)
+        sections = views.seed_report(s)
     return render_template("report.html", sections=sections)
 
 
@@ -61,7 +61,7 @@ def _error(status: int, message: str):
     return render_template("error.html", status=status, message=message), status
 
 
-bp.register_error_handler(report.BadRequest, lambda e: _error(400, str(e)))
+bp.register_error_handler(views.BadRequest, lambda e: _error(400, str(e)))
 bp.register_error_handler(ValidationError, lambda e: _error(400, "; ".join(
     f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in e.errors())))
 bp.register_error_handler(jobs.NotFound, lambda e: _error(404, str(e)))

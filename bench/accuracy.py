@@ -1,4 +1,4 @@
-"""Accuracy of the full presets, as `cnnlab train` runs them (shared.engine.fit), beside the seed's figures.
+"""Accuracy of the full presets, as `cnnlab train` runs them (shared.train.engine.fit), beside the seed's figures.
 
 The seed document prints accuracies only for CIFAR-10 (LeNet 63 %, VGG 82.87 %); for MNIST it states the
 findings in words (the CNN clearly beats the equally small fully connected net; shuffling the pixels leaves the
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.seed_loop import DEFAULT_DATA
-from shared.engine import Reporter, fit
+from shared.train.engine import Reporter, fit
 from shared.specs import PRESETS, resolve
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -60,15 +60,15 @@ def run_preset(preset: str, data_dir: Path, device: str) -> dict:
     result = fit(spec, data_root=data_dir, reporter=EpochLog(preset))
     seconds = time.perf_counter() - t0
     return {
-        "test_accuracy": result["test_accuracy"], "test_loss": round(result["test_loss"], 5),
+        "test_accuracy": result.test_accuracy, "test_loss": round(result.test_loss, 5),
         "seed": SEED[preset]["seed"], "expected": SEED[preset]["expected"],
-        "epochs": result["epochs"], "overrides": overrides, "spec": result["spec"], "params": result["params"],
-        "seconds": round(seconds, 1), "train_seconds": round(result["train_seconds"], 1),
-        "samples_per_second": round(result["samples_per_second"], 1),
+        "epochs": result.epochs, "overrides": overrides, "spec": result.spec, "params": result.params,
+        "seconds": round(seconds, 1), "train_seconds": round(result.train_seconds, 1),
+        "samples_per_second": round(result.samples_per_second, 1),
         "history": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in m.items()
-                     if k in ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds")} for m in result["history"]],
-        "data": {k: result["data"][k] for k in ("name", "source", "fingerprint", "train_samples", "test_samples")},
-        "environment": result["environment"],
+                     if k in ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds")} for m in result.history],
+        "data": {k: result.data[k] for k in ("name", "source", "fingerprint", "train_samples", "test_samples")},
+        "environment": result.environment,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -108,7 +108,7 @@ def main() -> None:
         results[preset] = run_preset(preset, args.data_dir.resolve(), args.device)
     results = {p: results[p] for p in ORDER if p in results}
     check(results)
-    out = {"method": "shared.engine.fit on each preset, full data, preset hyperparameters, seed 0; "
+    out = {"method": "shared.train.engine.fit on each preset, full data, preset hyperparameters, seed 0; "
                      f"CIFAR presets with dataset={CIFAR_DATASET}", "presets": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")

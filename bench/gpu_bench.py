@@ -18,8 +18,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.seed_loop import seed_throughput  # noqa: E402
-from shared.data import load_split  # noqa: E402
-from shared.engine import Reporter, fit  # noqa: E402
+from shared.train.data import load_split  # noqa: E402
+from shared.train.engine import Reporter, fit  # noqa: E402
 from shared.specs import resolve  # noqa: E402
 
 
@@ -42,18 +42,18 @@ def vgg_run(data_dir: Path, dataset: str, epochs: int, seed: int = 0) -> dict:
     t = time.perf_counter()
     result = fit(spec, data_root=data_dir, reporter=rep)
     wall = time.perf_counter() - t
-    return {"spec": spec.model_dump(), "wall_seconds": wall, "train_seconds": result["train_seconds"],
+    return {"spec": spec.model_dump(), "wall_seconds": wall, "train_seconds": result.train_seconds,
             "epoch_seconds": sum(m["seconds"] for m in rep.rows), "decode_seconds_first_time": decode,
-            "test_accuracy": result["test_accuracy"], "samples_per_second": result["samples_per_second"],
+            "test_accuracy": result.test_accuracy, "samples_per_second": result.samples_per_second,
             "seed_reported_accuracy": 0.8287, "target_seconds_10_epochs_h100": 20, "epochs": rep.rows,
-            "data": {k: result["data"][k] for k in ("name", "source", "fingerprint")},
-            "environment": result["environment"]}
+            "data": {k: result.data[k] for k in ("name", "source", "fingerprint")},
+            "environment": result.environment}
 
 
 VARIANT = """
 import json, sys, torch
 sys.path.insert(0, '.')
-from shared import engine
+from shared.train import engine
 from shared.specs import resolve
 engine.CUDA_GRAPHS, engine.CUDNN_BENCHMARK = {graphs}, {benchmark}
 spec = resolve('cifar10-vgg', {{'dataset': '{dataset}', 'epochs': {epochs}, 'device': 'cuda'}})
@@ -91,7 +91,7 @@ def ddp_smoke(data_dir: Path, dataset: str) -> dict:
     out = {"command": " ".join(cmd[2:]), "returncode": proc.returncode, "seconds": time.perf_counter() - t}
     if proc.returncode == 0:
         r = json.loads(proc.stdout.strip().splitlines()[-1])
-        out |= {"test_accuracy": r["test_accuracy"], "environment": r["environment"]}
+        out |= {"test_accuracy": r.test_accuracy, "environment": r.environment}
     else:
         out["stderr_tail"] = proc.stderr[-2000:]
     return out

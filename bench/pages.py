@@ -30,7 +30,8 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from api import create_app
-from shared.db import EpochMetric, Job, Result, StepLoss, get_engine, utcnow
+from shared.store.db import get_engine
+from shared.store.models import EpochMetric, Job, Result, StepLoss, utcnow
 from shared.specs import PRESETS, resolve
 
 REPO = Path(__file__).resolve().parents[1]

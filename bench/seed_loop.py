@@ -4,7 +4,7 @@ torchvision datasets decoded per sample through PIL + transforms (ToTensor, Norm
 and RandomHorizontalFlip for VGG), a shuffling torch DataLoader (num_workers=2 for CIFAR as the seed has it,
 none for MNIST, whose seed loaders set no num_workers), and the seed's loop body: to(device), zero_grad,
 forward, loss, backward, step, with the seed's `loss.item()` print every 100 batches. The networks come from
-shared.nets, so both sides train the same architecture; the permuted presets apply the seed's perm_pixel per batch.
+shared.train.nets, so both sides train the same architecture; the permuted presets apply the seed's perm_pixel per batch.
 
 Data: torchvision.datasets.MNIST(data_dir, download=False) reads <data_dir>/MNIST/raw; CIFAR-10 is read with
 torchvision.datasets.ImageFolder(<data_dir>/cifar10-jpeg/train) because the original release is not on this
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 import torch.optim as optim
 from torchvision import datasets, transforms
 
-from shared.nets import build_model
+from shared.train.nets import build_model
 from shared.specs import preset_spec
 
 DEFAULT_DATA = Path(os.environ.get("CNNLAB_DATA_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))

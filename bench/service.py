@@ -98,7 +98,7 @@ def overhead(preset: str, overrides: dict, data: Path, env: dict, rounds: int = 
 
     The dataset cache is warmed first, so neither side pays for decoding; the training time alone is kept too."""
     args = [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]
-    warm = f"from shared.data import load_split; [load_split({overrides.get('dataset', 'mnist')!r}, t) for t in (1, 0)]"
+    warm = f"from shared.train.data import load_split; [load_split({overrides.get('dataset', 'mnist')!r}, t) for t in (1, 0)]"
     subprocess.run([sys.executable, "-c", warm], cwd=REPO, env=env, check=True)
     cli, svc = [], []
     s = requests.Session()

@@ -3,7 +3,7 @@
 For each preset both sides train the same network with the same batch size and optimizer settings for the same
 number of timed steps, warmup excluded:
   seed   -- torchvision dataset + transforms + DataLoader and the seed's loop; the first WARMUP batches untimed;
-  engine -- shared.engine.fit, as `cnnlab train` runs it, on the first `steps` batches of the training set for
+  engine -- shared.train.engine.fit, as `cnnlab train` runs it, on the first `steps` batches of the training set for
             two epochs; epoch 1 is the warmup, epoch 2 is timed (its own train_seconds, evaluation excluded).
 The two sides alternate for `--rounds` rounds and the best round of each counts (other processes on a small
 machine only ever slow a round down); every round's figure is kept in the JSON as well.
@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from bench.seed_loop import DEFAULT_DATA, seed_loader_throughput, seed_throughput
-from shared.distributed import World
-from shared.engine import environment, fit, make_optimizer
-from shared.nets import build_model
+from shared.train.distributed import World
+from shared.train.engine import environment, fit, make_optimizer
+from shared.train.nets import build_model
 from shared.specs import resolve
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -55,11 +55,11 @@ def engine_spec(preset: str, steps: int, device: str = "cpu", test_limit: int = 
 
 
 def engine_throughput(preset: str, data_dir: Path, steps: int, device: str = "cpu") -> dict:
-    """shared.engine.fit on the first `steps` batches, two epochs; the second epoch's training is timed.
+    """shared.train.engine.fit on the first `steps` batches, two epochs; the second epoch's training is timed.
 
     Decoding (cached) and the move to the device are paid once per run, outside the timed epoch, as in a real run."""
     result = fit(engine_spec(preset, steps, device), data_root=data_dir)
-    timed = result["history"][-1]
+    timed = result.history[-1]
     return {"samples": round(timed["samples_per_second"] * timed["train_seconds"]), "steps": steps,
             "seconds": timed["train_seconds"], "samples_per_second": timed["samples_per_second"],
             "train_loss": timed["train_loss"]}
@@ -71,7 +71,7 @@ def model_throughput(preset: str, steps: int, device: str = "cpu", warmup: int =
     spec = engine_spec(preset, steps, device)
     dev = torch.device(device)
     shape = (1, 28, 28) if spec.dataset == "mnist" else (3, 32, 32)
-    fmt = torch.channels_last if spec.model != "fc2" else torch.contiguous_format  # as shared.engine._fit
+    fmt = torch.channels_last if spec.model != "fc2" else torch.contiguous_format  # as shared.train.engine._fit
     torch.manual_seed(0)
     model = build_model(spec.model, shape, 10, **spec.model_args).to(dev, memory_format=fmt).train()
     opt = make_optimizer(spec, model.parameters())
@@ -207,7 +207,7 @@ def main() -> None:
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(args.out)
     print(json.dumps({p: {k: r[k] for k in ("seed_samples_per_second", "engine_samples_per_second", "ratio",
-                                            "target_ratio", "meets_target")} for p, r in result["presets"].items()},
+                                            "target_ratio", "meets_target")} for p, r in result.presets.items()},
                      indent=1))
 
 

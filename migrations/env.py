@@ -6,14 +6,15 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from shared.config import database_url
-from shared.db import Base, get_engine
+from shared.settings import settings
+from shared.store.db import get_engine
+from shared.store.models import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-url = context.get_x_argument(as_dictionary=True).get("url") or config.attributes.get("url") or database_url()
+url = context.get_x_argument(as_dictionary=True).get("url") or config.attributes.get("url") or settings().database_url
 
 
 def run_migrations_offline() -> None:

@@ -8,8 +8,8 @@ export CNNLAB_PORT=${CNNLAB_PORT:-5000}
 if [ -z "${CNNLAB_BROKER_URL:-}" ]; then
   if "$VENV/bin/python" - <<'PY' 2>/dev/null
 import redis
-from shared.config import redis_url
-redis.Redis.from_url(redis_url(), socket_connect_timeout=1).ping()
+from shared.settings import settings
+redis.Redis.from_url(settings().redis_url, socket_connect_timeout=1).ping()
 PY
   then
     echo "broker: Redis at ${CNNLAB_REDIS_URL:-redis://127.0.0.1:6379/0}"

@@ -1,3 +1,3 @@
-"""cnnlab's common code: models, data, training engine, specs and storage."""
+"""cnnlab's shared layers: train (the torch core), store (database and queue), specs, settings, the CLI."""
 
 __version__ = "0.1.0"

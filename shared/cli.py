@@ -10,12 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared import config
-from shared.checkpoint import CheckpointError
-from shared.data import DataError
-from shared.distributed import DeviceUnavailable, pick_device
-from shared.engine import Reporter, Stopped, fit
-from shared.specs import PRESETS, SYNC_BN_NEEDS_CUDA, SpecError, parse_assignments, preset_spec, resolve
+from shared.settings import settings
+from shared.specs import PRESETS, Spec, SpecError, parse_assignments, preset_spec, resolve
+from shared.train.checkpoint import CheckpointError
+from shared.train.data import DataError
+from shared.train.distributed import DeviceUnavailable, pick_device, require_cuda_for_sync_bn
+from shared.train.engine import Reporter, Stopped, fit
+from shared.train.launch import torchrun_command
+from shared.train.results import EpochMetrics, FitResult, RunInfo
 
 
 class BarReporter(Reporter):
@@ -25,11 +27,10 @@ class BarReporter(Reporter):
         self.bar = None
         self.last_checkpoint: Path | None = None
 
-    def on_start(self, info):
-        d = info["data"]
-        print(f"{info['spec']['model']} ({info['params']:,} params) on {d['name']}: "
-              f"{d['train_samples']:,} train / {d['test_samples']:,} test, {info['environment']['device']}",
-              file=sys.stderr)
+    def on_start(self, info: RunInfo) -> None:
+        d = info.data
+        print(f"{info.spec.model} ({info.params:,} params) on {d.name}: "
+              f"{d.train_samples:,} train / {d.test_samples:,} test, {info.environment.device}", file=sys.stderr)
 
     def on_step(self, epoch, step, steps, loss):
         from tqdm import tqdm
@@ -40,20 +41,20 @@ class BarReporter(Reporter):
         if loss is not None:
             self.bar.set_postfix(loss=f"{loss:.4f}")
 
-    def on_epoch(self, m):
+    def on_epoch(self, m: EpochMetrics) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        print(f"epoch {m['epoch']}: train loss {m['train_loss']:.4f}, test loss {m['test_loss']:.4f}, "
-              f"accuracy {m['test_accuracy']:.2%}, {m['samples_per_second']:,.0f} samples/s", file=sys.stderr)
+        print(f"epoch {m.epoch}: train loss {m.train_loss:.4f}, test loss {m.test_loss:.4f}, "
+              f"accuracy {m.test_accuracy:.2%}, {m.samples_per_second:,.0f} samples/s", file=sys.stderr)
 
     def on_checkpoint(self, epoch, path, sha256):
         self.last_checkpoint = path
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cnnlab", description="Train the seed's CNN experiments.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cnnlab", description="Train the seed's CNN experiments.")
+    sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("presets", help="list presets with their specs")
     tr = sub.add_parser("train", help="train a preset (with overrides) and print one JSON line")
     # No argparse `choices`: an unknown preset is a one-line SpecError naming the presets, like other bad input.
@@ -64,15 +65,26 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--download", action="store_true", help="download a missing built-in dataset")
     tr.add_argument("--out", type=Path, help="checkpoint directory (default var/runs/PRESET)")
     tr.add_argument("--resume", type=Path, metavar="CKPT", help="continue from a checkpoint")
-    args = parser.parse_args(argv)
+    return p
 
-    if args.command == "presets":
-        for name in PRESETS:
-            print(json.dumps({"preset": name, "spec": preset_spec(name).model_dump()}))
-        return 0
 
+def summary(preset: str, result: FitResult, checkpoint: Path | None) -> dict:
+    """The one JSON line `cnnlab train` prints."""
+    return {"preset": preset, "checkpoint": str(checkpoint) if checkpoint else None,
+            **result.model_dump(mode="json", include={"spec", "params", "test_accuracy", "test_loss", "epochs",
+                                                      "train_seconds", "samples_per_second", "data", "environment"})}
+
+
+def launch_ranks(spec: Spec) -> int:
+    """Several ranks: run this same command under torchrun, one process per rank."""
+    if spec.sync_bn:
+        require_cuda_for_sync_bn(pick_device(spec.device))
+    return subprocess.call(torchrun_command(spec.world_size, "-m", "shared.cli", *sys.argv[1:]))
+
+
+def train(args: argparse.Namespace) -> int:
     if args.download:
-        os.environ["CNNLAB_DOWNLOAD"] = "1"
+        os.environ["CNNLAB_DOWNLOAD"] = "1"  # the data layer reads it through shared.settings
     stop = {"asked": False}
     # Ctrl-C ends the run at the next step boundary; the last epoch's checkpoint stays usable.
     signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("asked", True))
@@ -80,13 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = resolve(args.preset, parse_assignments(args.overrides))
         if spec.world_size > 1 and "WORLD_SIZE" not in os.environ:
-            if spec.sync_bn and pick_device(spec.device).type != "cuda":
-                raise ValueError(SYNC_BN_NEEDS_CUDA)
-            # Several ranks: run this same command under torchrun, one process per rank.
-            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc_per_node={spec.world_size}", "-m", "shared.cli", *sys.argv[1:]]
-            return subprocess.call(cmd)
-        out = args.out or config.var_dir() / "runs" / args.preset
+            return launch_ranks(spec)
+        out = args.out or settings().var_dir / "runs" / args.preset
         result = fit(spec, data_root=args.data_dir, out_dir=out, resume=args.resume, reporter=reporter,
                      should_stop=lambda: stop["asked"])
     except (SpecError, DataError, CheckpointError, DeviceUnavailable, ValueError, OSError) as exc:
@@ -95,13 +102,18 @@ def main(argv: list[str] | None = None) -> int:
     except Stopped as exc:
         print(f"cnnlab: {exc}", file=sys.stderr)
         return 130
-    if not result:  # ranks other than 0 report nothing
-        return 0
-    summary = {"preset": args.preset, "checkpoint": str(reporter.last_checkpoint) if reporter.last_checkpoint else None}
-    summary |= {k: result[k] for k in ("spec", "params", "test_accuracy", "test_loss", "epochs", "train_seconds",
-                                       "samples_per_second", "data", "environment")}
-    print(json.dumps(summary))
+    if result is not None:  # ranks other than 0 report nothing
+        print(json.dumps(summary(args.preset, result, reporter.last_checkpoint)))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "presets":
+        for name in PRESETS:
+            print(json.dumps({"preset": name, "spec": preset_spec(name).model_dump()}))
+        return 0
+    return train(args)
 
 
 if __name__ == "__main__":

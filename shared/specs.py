@@ -8,8 +8,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.nets import model_names
-
 MNIST_MEAN, MNIST_STD = [0.1307], [0.3081]
 DATASET_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 SYNC_BN_NEEDS_CUDA = "sync_bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation"
@@ -28,7 +26,7 @@ class Spec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # NaN is not JSON
 
-    model: str = Field(description="registered model: fc2, cnn, lenet, vgg")
+    model: str = Field(description="a registered model: fc2, cnn, lenet, vgg (GET /presets shows them in use)")
     model_args: dict[str, Any] = Field(default_factory=dict, description="constructor arguments, e.g. n_feature")
     dataset: str = Field(description="mnist, cifar10, or an ImageFolder directory name under the data root")
     epochs: int = Field(1, ge=1, le=1000)
@@ -55,6 +53,8 @@ class Spec(BaseModel):
     @field_validator("model")
     @classmethod
     def _known_model(cls, v: str) -> str:
+        from shared.train.nets import model_names  # lazily: importing specs must not import torch
+
         if v not in model_names():
             raise ValueError(f"unknown model {v!r}; choose one of {', '.join(model_names())}")
         return v

@@ -52,7 +52,7 @@ def new_postgres_database() -> str:
 
 
 def drop_postgres_database(url: str) -> None:
-    from shared.db import close_engine
+    from shared.store.db import close_engine
 
     close_engine(url)
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")

@@ -8,9 +8,9 @@ import time
 
 from celery.signals import worker_process_init, worker_ready
 
-from shared import jobs
-from shared.db import forget_connections, session_scope
-from shared.queue import TASK_RUN_JOB, make_celery, redis_priority
+from shared.store import jobs
+from shared.store.db import forget_connections, session_scope
+from shared.store.publish import enqueue, make_celery
 
 app = make_celery()
 app.conf.include = ["worker.tasks"]
@@ -28,8 +28,12 @@ def requeue_orphans(queued: bool) -> int:
     except Exception as exc:  # noqa: BLE001 - a worker without its database keeps running and tries again
         log.warning("could not look for orphaned jobs: %s", exc)
         return 0
-    for job_id, queue, priority in orphans:
-        app.send_task(TASK_RUN_JOB, args=[job_id], queue=queue, priority=redis_priority(priority))
+    try:
+        for job_id, queue, priority in orphans:
+            enqueue(job_id, queue, priority, app=app)
+    except Exception as exc:  # noqa: BLE001 - the broker is down: the next round tries again
+        log.warning("could not re-enqueue orphaned jobs: %s", exc)
+        return 0
     if orphans:
         log.info("re-enqueued %d jobs", len(orphans))
     return len(orphans)

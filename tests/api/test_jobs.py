@@ -8,15 +8,16 @@ import pytest
 from sqlalchemy import update
 
 from api import create_app
-from shared import queue
-from shared.db import Job, session_scope, utcnow
-from shared.jobs import claim, finish
+from shared.store import publish
+from shared.store.db import session_scope
+from shared.store.models import Job, utcnow
+from shared.store.jobs import claim, finish
 
 
 @pytest.fixture
 def sent(monkeypatch):
     calls = []
-    monkeypatch.setattr(queue, "enqueue", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(publish, "enqueue", lambda *a, **k: calls.append(a))
     return calls
 
 

@@ -1,4 +1,4 @@
-"""Results pages on a migrated SQLite database, and the artifacts the worker draws for them (shared/analysis.py)."""
+"""Results pages on a migrated SQLite database, and the artifacts the worker draws for them (shared/train/figures.py)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ from alembic.config import Config
 from PIL import Image
 
 from api import create_app
-from shared import analysis, checkpoint, runner
-from shared.db import Checkpoint, EpochMetric, Job, Result, StepLoss, session_scope, utcnow
-from shared.engine import fit
-from shared.jobs import create_job
+from shared.train import checkpoint, figures
+from worker import trainer
+from shared.store.db import session_scope
+from shared.store.models import Checkpoint, EpochMetric, Job, Result, StepLoss, utcnow
+from shared.train.engine import fit
+from shared.store.jobs import create_job
 from shared.specs import resolve
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,7 +46,7 @@ def trained(tmp_path_factory):
         result = fit(spec, data_root=data_root(), out_dir=tmp / "ckpt")
         path = checkpoint.path_for(tmp / "ckpt", 1)
         sha = checkpoint.sha256_file(path)
-        arts = analysis.compute(spec, path, sha, data_root(), result["misclassified"])
+        arts = figures.compute(spec, path, sha, data_root(), result.misclassified)
     return {"spec": spec, "result": result, "path": path, "sha256": sha, "artifacts": arts, "tmp": tmp}
 
 
@@ -235,32 +237,32 @@ def test_artifacts_of_a_trained_cnn(trained):
     assert {"conv", "relu", "pool"} <= set(maps)
     assert maps["conv"]["shape"] == [6, 24, 24] and maps["pool"]["shape"] == [6, 12, 12]
     png(maps["input"]), png(maps["relu"]["png"])
-    assert arts["misclassified"]["count"] == len(trained["result"]["misclassified"]) > 0
+    assert arts["misclassified"]["count"] == len(trained["result"].misclassified) > 0
     assert len(json.dumps(arts)) < 1_000_000
 
 
 def test_permuted_and_fc_artifacts(trained):
     permuted = trained["spec"].model_copy(update={"permute_pixels": True})
-    arts = analysis.compute(permuted, trained["path"], trained["sha256"], data_root())
+    arts = figures.compute(permuted, trained["path"], trained["sha256"], data_root())
     pair = arts["samples"]["permuted"]
     assert len(pair["labels"]) == 20 and not torch.equal(png(pair["normal"]), png(pair["permuted"]))
     assert arts["misclassified"] is None  # none were passed
     fc = resolve("mnist-fc", {"train_limit": 100, "test_limit": 50, "device": "cpu"})
     fc_out = trained["tmp"] / "fc"
     fit(fc, data_root=data_root(), out_dir=fc_out)
-    fc_arts = analysis.compute(fc, checkpoint.path_for(fc_out, 1), None, data_root())
+    fc_arts = figures.compute(fc, checkpoint.path_for(fc_out, 1), None, data_root())
     assert "filters" not in fc_arts and "feature_maps" not in fc_arts and fc_arts["samples"]["png"]
 
 
 def test_a_real_run_stores_artifacts_and_survives_their_failure(client, db_url, trained, tmp_path, monkeypatch):
-    """The training child (shared.runner) as the worker runs it: the result carries the pages' artifacts."""
+    """The training child (worker.trainer) as the worker runs it: the result carries the pages' artifacts."""
     for key, value in (("DATABASE_URL", db_url), ("DATA_DIR", data_root()), ("VAR_DIR", tmp_path / "var"),
                        ("CACHE_DIR", trained["tmp"] / "cache")):
         monkeypatch.setenv(f"CNNLAB_{key}", str(value))
     with session_scope(db_url) as s:
         job_id = create_job(s, preset="mnist-cnn-permuted", overrides={"train_limit": 300, "test_limit": 100,
                                                                        "device": "cpu"}).id
-    assert runner.run(job_id) == 0
+    assert trainer.run(job_id) == 0
     with session_scope(db_url) as s:
         details = s.get(Result, job_id).details
     assert "artifacts_error" not in details, details.get("artifacts_error")
@@ -269,8 +271,8 @@ def test_a_real_run_stores_artifacts_and_survives_their_failure(client, db_url, 
     assert "permuted as the model sees it" in html and "after 2×2 max-pooling" in html
 
     broken = add_job(db_url, status="running")  # its checkpoints point at files that are gone
-    runner.save_result(broken, trained["result"])
+    trainer.save_result(broken, trained["result"])
     with session_scope(db_url) as s:
         result = s.get(Result, broken)
         assert "artifacts" not in result.details and "does not exist" in result.details["artifacts_error"]
-        assert result.test_accuracy == trained["result"]["test_accuracy"]
+        assert result.test_accuracy == trained["result"].test_accuracy

@@ -17,9 +17,10 @@ from alembic import command
 from alembic.config import Config
 
 from api import create_app
-from shared import analysis, checkpoint
-from shared.db import EpochMetric, Job, Result, StepLoss, session_scope, utcnow
-from shared.engine import fit
+from shared.train import checkpoint, figures
+from shared.store.db import session_scope
+from shared.store.models import EpochMetric, Job, Result, StepLoss, utcnow
+from shared.train.engine import fit
 from shared.specs import resolve
 
 CHROMIUM = os.environ.get("CNNLAB_CHROMIUM", "/usr/bin/chromium")
@@ -45,9 +46,9 @@ def artifacts_for(tmp: Path) -> dict[str, dict]:
         spec = resolve(preset, {"train_limit": 600, "test_limit": 300, "device": "cpu"})
         result = fit(spec, data_root=data_root(), out_dir=tmp / preset)
         path = checkpoint.path_for(tmp / preset, 1)
-        out[preset] = analysis.compute(spec, path, None, data_root(), result["misclassified"])
+        out[preset] = figures.compute(spec, path, None, data_root(), result.misclassified)
         permuted = spec.model_copy(update={"permute_pixels": True})
-        out[preset + "-permuted"] = analysis.compute(permuted, path, None, data_root(), result["misclassified"])
+        out[preset + "-permuted"] = figures.compute(permuted, path, None, data_root(), result.misclassified)
     return out
 
 

@@ -7,7 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from shared.db import Base
+from shared.store.models import Base
 from support import alembic_config
 
 

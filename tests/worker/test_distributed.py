@@ -9,7 +9,7 @@ import time
 import pytest
 from support import WorkerProcess
 
-from shared.queue import TASK_RUN_JOB, make_celery
+from shared.store.publish import TASK_RUN_JOB, make_celery
 
 CIFAR = {"dataset": "cifar10-jpeg", "train_limit": 2000, "test_limit": 1000, "epochs": 2}
 

@@ -16,16 +16,16 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.utils import make_grid
 
-from shared import checkpoint
-from shared.batches import DevicePipeline, pixel_permutation
-from shared.engine import load_data
-from shared.nets import build_model
+from shared.train import checkpoint
+from shared.train.batches import DevicePipeline, pixel_permutation
+from shared.train.engine import load_data
+from shared.train.nets import build_model, model_info
+from shared.train.results import Misclassified
 from shared.specs import Spec
 
 GRID_ROWS, GRID_COLS = 8, 5  # the seed's 8x5 figure of training samples
 MAX_MAPS = 16  # feature maps kept per stage: enough to see what a layer does, small enough to store
 MAX_FILTERS = 64
-CONV_MODELS = ("cnn", "lenet", "vgg")
 
 
 def encode_png(image: torch.Tensor) -> bytes:
@@ -80,39 +80,43 @@ def samples(images: torch.Tensor, labels: torch.Tensor, classes: list[str], perm
     return out
 
 
-def misclassified(images: torch.Tensor, wrong: list[dict], classes: list[str]) -> dict | None:
+def misclassified(images: torch.Tensor, wrong: list[Misclassified], classes: list[str]) -> dict | None:
     """A strip of wrongly classified test images (as a person sees them, unpermuted), true and predicted."""
     if not wrong:
         return None
-    idx = torch.tensor([w["index"] for w in wrong])
+    idx = torch.tensor([w.index for w in wrong])
     return {"count": len(wrong), "png": grid_uri(images[idx], len(wrong)),
-            "items": [{"index": w["index"], "label": classes[w["label"]], "predicted": classes[w["predicted"]]}
+            "items": [{"index": w.index, "label": classes[w.label], "predicted": classes[w.predicted]}
                       for w in wrong]}
 
 
-def first_conv(model: nn.Module) -> nn.Conv2d:
-    return next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+def first_conv(model: nn.Module, name: str) -> nn.Conv2d:
+    return model.get_submodule(model_info(name).first_conv)
 
 
-def filters(model: nn.Module) -> dict:
+def filters(conv: nn.Conv2d) -> dict:
     """The learned first-layer kernels, each scaled to its own range (RGB kernels shown in colour)."""
-    w = first_conv(model).weight.detach().float()[:MAX_FILTERS]
+    w = conv.weight.detach().float()[:MAX_FILTERS]
     if w.shape[1] not in (1, 3):
         w = w.mean(1, keepdim=True)  # no colour to show for other channel counts
     lo, hi = w.amin((1, 2, 3), keepdim=True), w.amax((1, 2, 3), keepdim=True)
     cols = min(len(w), 8)
-    return {"count": first_conv(model).out_channels, "shape": list(first_conv(model).weight.shape),
+    return {"count": conv.out_channels, "shape": list(conv.weight.shape),
             "cols": cols, "png": grid_uri(to_uint8(w, lo, hi), cols, pad=1)}
 
 
 @torch.inference_mode()
 def stages(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """First-block activations of one input (1, C, H, W): after convolution, after ReLU, after pooling."""
-    if callable(getattr(model, "features", None)) and not isinstance(model.features, nn.Module):
-        return model.features(x)  # cnn, lenet
-    conv = model.features[0](x)  # vgg: conv, BatchNorm, ReLU, then the first 2x2 max-pool
-    relu = F.relu(model.features[1](conv))
-    return {"conv": conv, "relu": relu, "pool": F.max_pool2d(relu, 2)}
+    """First-block activations of one input (1, C, H, W): after the first conv, its ReLU, and the first pooling."""
+    out: dict[str, torch.Tensor] = {}
+    for layer in model.features:  # conv [, BatchNorm], ReLU, pool: the trunk's first block
+        x = layer(x)
+        kind = {nn.Conv2d: "conv", nn.ReLU: "relu", nn.MaxPool2d: "pool"}.get(type(layer))
+        if kind is not None and kind not in out:
+            out[kind] = x.clone()  # VGG's ReLU works in place: keep what this stage showed
+        if kind == "pool":
+            return out
+    raise ValueError("the convolutional trunk has no pooling layer to show")
 
 
 def feature_maps(model: nn.Module, x: torch.Tensor, shown: torch.Tensor, label: str) -> dict:
@@ -131,7 +135,7 @@ def feature_maps(model: nn.Module, x: torch.Tensor, shown: torch.Tensor, label: 
 
 
 def compute(spec: Spec, checkpoint_path: Path, sha256: str | None, data_root: Path | None = None,
-            wrong: list[dict] | None = None) -> dict:
+            wrong: list[Misclassified] | None = None) -> dict:
     """All artifacts of a finished job, from its final checkpoint and its (limited) data splits."""
     state = checkpoint.load(checkpoint_path, sha256)
     train, test = load_data(spec, data_root)
@@ -139,28 +143,13 @@ def compute(spec: Spec, checkpoint_path: Path, sha256: str | None, data_root: Pa
     perm = pixel_permutation(h, w, spec.permutation_seed) if spec.permute_pixels else None
     out = {"classes": train.classes, "samples": samples(train.images, train.labels, train.classes, perm),
            "misclassified": misclassified(test.images, wrong or [], train.classes)}
-    if spec.model in CONV_MODELS:
+    if model_info(spec.model).convolutional:
         model = build_model(spec.model, train.shape, len(train.classes), **spec.model_args)
         model.load_state_dict(state["model"])
         data = state["data"]
         x, y = DevicePipeline(test.head(1), torch.device("cpu"), data["mean"], data["std"], perm).batch(
             torch.tensor([0]))
         shown = test.images[0] if perm is None else permute(test.images[:1], perm)[0]  # what the model saw
-        out["filters"] = filters(model)
+        out["filters"] = filters(first_conv(model, spec.model))
         out["feature_maps"] = feature_maps(model, x, shown, train.classes[int(y[0])])
     return out
-
-
-def job_artifacts(job_id: int, result: dict, data_root: Path | None = None) -> dict:
-    """Artifacts for a job whose `fit` just returned `result`, from the final checkpoint recorded for it."""
-    from shared import config
-    from shared.db import session_scope
-    from shared.jobs import latest_checkpoint
-
-    with session_scope() as s:
-        ckpt = latest_checkpoint(s, job_id)
-        if ckpt is None:
-            raise checkpoint.CheckpointError(f"job {job_id} has no checkpoint to draw filters and feature maps from")
-        path, sha = Path(ckpt.path), ckpt.sha256
-    return compute(Spec.model_validate(result["spec"]), path, sha, data_root or config.data_dir(),
-                   result.get("misclassified"))

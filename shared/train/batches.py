@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from shared.data import Split
+from shared.train.data import Split
 
 PAD = 4  # pixels of zero padding before a random crop, as RandomCrop(32, padding=4)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from shared.batches import PAD, DevicePipeline, EpochPlan, crop_flip, pixel_permutation, rank_slice
-from shared.data import Split
+from shared.train.batches import PAD, DevicePipeline, EpochPlan, crop_flip, pixel_permutation, rank_slice
+from shared.train.data import Split
 
 CPU = torch.device("cpu")
 

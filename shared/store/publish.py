@@ -1,28 +1,27 @@
-"""The Celery app's configuration, shared by the workers and by the API that enqueues."""
+"""Queue publishing: the Celery app's configuration (shared by the workers and the API) and `enqueue`."""
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
 from celery import Celery
 
-from shared import config
+from shared.settings import settings
 
 TASK_RUN_JOB = "cnnlab.run_job"
-# Redis redelivers an unacked task after this long; the job's DB lease, not this, guards against double runs.
-VISIBILITY_TIMEOUT = int(os.environ.get("CNNLAB_VISIBILITY_TIMEOUT", 6 * 3600))
 
 
 def make_celery(broker: str | None = None) -> Celery:
-    broker = broker or config.broker_url()
+    env = settings()
+    broker = broker or env.broker_url
     app = Celery("cnnlab", broker=broker)
-    transport = {"visibility_timeout": VISIBILITY_TIMEOUT}
+    # Redis redelivers an unacked task after this long; the job's DB lease, not this, guards against double runs.
+    transport = {"visibility_timeout": env.visibility_timeout}
     if broker.startswith("redis"):
         # Ten priority lists per queue, 0 read first (see `redis_priority`).
         transport |= {"queue_order_strategy": "priority", "priority_steps": list(range(10)), "sep": ":"}
     elif broker.startswith("filesystem"):
-        folder = config.var_dir() / "broker"
+        folder = env.var_dir / "broker"
         for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         transport |= {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
@@ -54,8 +53,12 @@ def redis_priority(priority: int) -> int:
     return 9 - max(0, min(9, priority))
 
 
-def enqueue(job_id: int, queue: str, priority: int = 0, broker: str | None = None) -> None:
-    """Publish the job id; fails fast (no endless retry) when the broker is down."""
-    client(broker or config.broker_url()).send_task(TASK_RUN_JOB, args=[job_id], queue=queue, priority=redis_priority(priority),
-                       retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
-                                                 "interval_max": 0.5})
+# Fail fast when the broker is down: the job is stored, and a worker sends it again later.
+RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+
+def enqueue(job_id: int, queue: str, priority: int = 0, broker: str | None = None, app: Celery | None = None) -> None:
+    """Publish the job id on its queue with its priority (through `app`, else a publishing client)."""
+    app = app or client(broker or settings().broker_url)
+    app.send_task(TASK_RUN_JOB, args=[job_id], queue=queue, priority=redis_priority(priority), retry=True,
+                  retry_policy=RETRY_POLICY)

@@ -1,23 +1,32 @@
-"""Storage: SQLAlchemy 2.0 typed models for jobs, metrics, checkpoints and results, and session handling."""
+"""SQLAlchemy 2.0 typed models: jobs, their metrics, checkpoints and results, and the job status enum."""
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime, timezone
-from functools import lru_cache
-from pathlib import Path
-from typing import Any, Iterator
+from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (JSON, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text,
-                        TypeDecorator, UniqueConstraint, create_engine, event)
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+                        TypeDecorator, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from shared import config
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINISHED = ("succeeded", "failed", "cancelled")
+class JobStatus(StrEnum):
+    """A job's life: queued -> running -> one of the finished states (the database checks the value)."""
 
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -52,7 +61,7 @@ class Base(DeclarativeBase):
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        CheckConstraint(f"status IN {STATUSES}", name="status"),
+        CheckConstraint(f"status IN {tuple(s.value for s in JobStatus)}", name="status"),
         Index("ix_jobs_status_created_at", "status", "created_at"),
     )
 
@@ -62,7 +71,7 @@ class Job(Base):
     model: Mapped[str] = mapped_column(String(32), index=True)
     dataset: Mapped[str] = mapped_column(String(64), index=True)
     spec: Mapped[dict[str, Any]]
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)  # a JobStatus value
     queue: Mapped[str] = mapped_column(String(16), default="cpu")
     priority: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
@@ -82,10 +91,9 @@ class Job(Base):
     result: Mapped["Result | None"] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
 
-EPOCH_FIELDS = ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds", "train_seconds", "samples_per_second")
-
-
 class EpochMetric(Base):
+    """One epoch of a job: the columns of shared.train.results.EpochMetrics."""
+
     __tablename__ = "epoch_metrics"
     __table_args__ = (UniqueConstraint("job_id", "epoch"),)
 
@@ -143,64 +151,3 @@ class Result(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-_ENGINES: dict[str, Engine] = {}
-
-
-def get_engine(url: str | None = None) -> Engine:
-    """One engine per URL per process; SQLite gets WAL and a busy timeout for API + worker + trainer."""
-    url = url or config.database_url()
-    if url not in _ENGINES:
-        _ENGINES[url] = _create_engine(url)
-    return _ENGINES[url]
-
-
-def close_engine(url: str) -> None:
-    """Close this process's connections to `url` (before dropping that database, say)."""
-    engine = _ENGINES.pop(url, None)
-    if engine is not None:
-        engine.dispose()
-        _sessionmaker.cache_clear()
-
-
-def forget_connections() -> None:
-    """In a forked child: drop the parent's pooled connections without closing them under the parent."""
-    for engine in _ENGINES.values():
-        engine.dispose(close=False)
-
-
-def _create_engine(url: str) -> Engine:
-    u = make_url(url)
-    if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _):
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-
-
-@lru_cache(maxsize=8)
-def _sessionmaker(url: str | None) -> sessionmaker[Session]:
-    return sessionmaker(get_engine(url), expire_on_commit=False)
-
-
-@contextlib.contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
-    session = _sessionmaker(url or config.database_url())()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()

@@ -8,7 +8,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
-from shared.batches import DevicePipeline
+from shared.train.batches import DevicePipeline
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ class EagerStep:
         """Returns the batch's mean loss (a 0-d tensor still on the device: no sync)."""
         x, y = self.data.batch(idx, offsets, flips)
         with self.autocast():
-            loss = F.cross_entropy(self.model(x), y)  # log-softmax outputs pass through unchanged (idempotent)
+            loss = F.cross_entropy(self.model(x), y)  # logits in: the seed's log_softmax + nll_loss in one
         self.optimizer.zero_grad(set_to_none=True)
         # DDP averages gradients over ranks; `share` (a rank's part of the global batch, x world size)
         # keeps that average equal to the global batch's mean when ranks get unequal parts.

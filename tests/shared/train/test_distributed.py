@@ -9,10 +9,10 @@ import sys
 import pytest
 import torch
 
-from shared import checkpoint
-from shared.batches import EpochPlan, rank_slice
+from shared.train import checkpoint
+from shared.train.batches import EpochPlan, rank_slice
 
-REPO = checkpoint.Path(__file__).resolve().parents[2]
+from support import REPO
 
 
 @pytest.mark.parametrize("world_size", [1, 2, 3])

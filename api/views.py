@@ -1,4 +1,4 @@
-"""What the results pages show: job rows, one job's view, comparisons and the seed's tables, from stored rows."""
+"""View models of the results pages: job rows, one job's view, comparisons and the seed's tables, from stored rows."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from shared.db import Job, utcnow
-from shared.jobs import NotFound, get_job, job_dict, metrics
+from api.schemas import JobOut, JobSummary, Metrics
 from shared.specs import PRESETS, preset_spec
+from shared.store import jobs
+from shared.store.jobs import NotFound, get_job
+from shared.store.models import ACTIVE, Job, JobStatus, utcnow
 
-ACTIVE = ("queued", "running")
 CLEAR = 0.02  # "clearly better/worse": at least 2 points of test accuracy
 SAME = 0.02  # "about unchanged": within 2 points
 MAX_COMPARE = 12
@@ -26,12 +27,20 @@ def duration(job: Job) -> float | None:
     """Seconds from start to finish, or to now while running."""
     if job.started_at is None:
         return None
-    end = job.finished_at or (utcnow() if job.status == "running" else None)
+    end = job.finished_at or (utcnow() if job.status == JobStatus.RUNNING else None)
     return (end - job.started_at).total_seconds() if end else None
 
 
 def job_row(job: Job) -> dict[str, Any]:
-    return job_dict(job, full=False) | {"duration": duration(job)}
+    return JobSummary.of(job).model_dump(mode="json") | {"duration": duration(job)}
+
+
+def job_full(job: Job) -> dict[str, Any]:
+    return JobOut.of(job).model_dump(mode="json") | {"duration": duration(job)}
+
+
+def metrics(session: Session, job_id: int) -> dict[str, Any]:
+    return Metrics.of(*jobs.metrics(session, job_id)).model_dump(mode="json")
 
 
 def active_count(session: Session) -> int:
@@ -51,7 +60,7 @@ def per_class(confusion: list[list[int]], classes: list[str]) -> list[dict[str, 
 def job_view(session: Session, job_id: int) -> dict[str, Any]:
     """Everything the results page of one job shows."""
     job = get_job(session, job_id)
-    view = {"job": job_dict(job) | {"duration": duration(job)}, "metrics": metrics(session, job_id),
+    view = {"job": job_full(job), "metrics": metrics(session, job_id),
             "checkpoints": [{"epoch": c.epoch, "sha256": c.sha256, "size_bytes": c.size_bytes}
                             for c in job.checkpoints],
             "details": {}, "artifacts": None, "per_class": None, "classes": None}
@@ -98,7 +107,7 @@ def compare(session: Session, ids: list[int]) -> dict[str, Any]:
                           "differs": len({_show(v) for v in values}) > 1})
     series = [{"id": j.id, "label": f"#{j.id} {j.name or j.preset or j.model}", **metrics(session, j.id)}
               for j in picked]
-    return {"jobs": [job_dict(j) | {"duration": duration(j)} for j in picked], "spec_rows": spec_rows,
+    return {"jobs": [job_full(j) for j in picked], "spec_rows": spec_rows,
             "series": series}
 
 
@@ -111,7 +120,7 @@ def overrides(job: Job) -> dict[str, Any]:
 
 
 def latest_succeeded(session: Session, preset: str) -> Job | None:
-    query = (select(Job).where(Job.preset == preset, Job.status == "succeeded")
+    query = (select(Job).where(Job.preset == preset, Job.status == JobStatus.SUCCEEDED)
              .order_by(Job.finished_at.desc(), Job.id.desc()).limit(1).options(selectinload(Job.result)))
     job = session.scalars(query).first()
     return job if job is not None and job.result is not None else None

@@ -9,8 +9,8 @@ import torch
 from torchvision.io import write_png
 
 import torchvision.datasets.mnist as tv_mnist
-from shared import data as data_mod
-from shared.data import DataError, channel_stats, describe, load_split
+from shared.train import data as data_mod
+from shared.train.data import DataError, channel_stats, describe, load_split
 
 # torchvision 0.29 deprecates its image codecs (shared/data.py and write_png here still use them).
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torchvision.io import write_png
 
-from shared import checkpoint
-from shared.checkpoint import CheckpointError
-from shared.engine import fit
+from shared.train import checkpoint
+from shared.train.checkpoint import CheckpointError
+from shared.train.engine import fit
 from shared.specs import resolve
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
@@ -88,8 +88,8 @@ def assert_same_weights(a: dict, b: dict):
         assert torch.equal(a[k], b[k]), k
 
 
-def assert_same_metrics(h1: list[dict], h2: list[dict]):
-    assert [{k: m[k] for k in METRICS} for m in h1] == [{k: m[k] for k in METRICS} for m in h2]
+def assert_same_metrics(h1, h2):
+    assert [m.model_dump(include=set(METRICS)) for m in h1] == [m.model_dump(include=set(METRICS)) for m in h2]
 
 
 def test_resume_equals_straight_through(data_dir, tmp_path):
@@ -99,18 +99,18 @@ def test_resume_equals_straight_through(data_dir, tmp_path):
     first = fit(spec1, data_root=data_dir, out_dir=tmp_path / "split")
     resumed = fit(spec2, data_root=data_dir, out_dir=tmp_path / "split",
                   resume=checkpoint.path_for(tmp_path / "split", 1))
-    assert first["epochs"] == 1 and resumed["epochs"] == straight["epochs"] == 2
+    assert first.epochs == 1 and resumed.epochs == straight.epochs == 2
     a = checkpoint.load(checkpoint.path_for(tmp_path / "straight", 2))
     b = checkpoint.load(checkpoint.path_for(tmp_path / "split", 2))
     assert_same_weights(a["model"], b["model"])
     assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
     for k in a["optimizer"]["state"]:
         assert torch.equal(a["optimizer"]["state"][k]["momentum_buffer"], b["optimizer"]["state"][k]["momentum_buffer"])
-    assert_same_metrics(straight["history"], resumed["history"])
-    assert resumed["test_accuracy"] == straight["test_accuracy"]
+    assert_same_metrics(straight.history, resumed.history)
+    assert resumed.test_accuracy == straight.test_accuracy
     # and it did learn something: epoch 2 differs from epoch 1
     e1 = checkpoint.load(checkpoint.path_for(tmp_path / "split", 1))["model"]
-    assert not torch.equal(e1["conv1.weight"], b["model"]["conv1.weight"])
+    assert not torch.equal(e1["features.0.weight"], b["model"]["features.0.weight"])
 
 
 def test_resume_with_augmentation_and_adam(tmp_path):
@@ -131,8 +131,8 @@ def test_resume_with_augmentation_and_adam(tmp_path):
     a = checkpoint.load(checkpoint.path_for(tmp_path / "s", 3))
     b = checkpoint.load(checkpoint.path_for(tmp_path / "r", 3))
     assert_same_weights(a["model"], b["model"])
-    assert_same_metrics(straight["history"], resumed["history"])
-    assert straight["data"]["train_samples"] == 48 and straight["params"] == 62006 - 84 * 8 - 8
+    assert_same_metrics(straight.history, resumed.history)
+    assert straight.data.train_samples == 48 and straight.params == 62006 - 84 * 8 - 8
 
 
 def test_resume_refuses_a_different_spec(data_dir, tmp_path):
@@ -147,10 +147,10 @@ def test_same_spec_and_seed_give_identical_metrics(data_dir, tmp_path):
     spec = resolve("mnist-cnn", {"epochs": 2, "train_limit": 1000, "test_limit": 200})
     r1 = fit(spec, data_root=data_dir, out_dir=tmp_path / "a")
     r2 = fit(spec, data_root=data_dir, out_dir=tmp_path / "b")
-    assert_same_metrics(r1["history"], r2["history"])
-    assert r1["confusion"] == r2["confusion"]
+    assert_same_metrics(r1.history, r2.history)
+    assert r1.confusion == r2.confusion
     assert_same_weights(checkpoint.load(checkpoint.path_for(tmp_path / "a", 2))["model"],
                         checkpoint.load(checkpoint.path_for(tmp_path / "b", 2))["model"])
     r3 = fit(resolve("mnist-cnn", {"epochs": 2, "train_limit": 1000, "test_limit": 200, "seed": 1}),
              data_root=data_dir)
-    assert [m["train_loss"] for m in r3["history"]] != [m["train_loss"] for m in r1["history"]]
+    assert [m.train_loss for m in r3.history] != [m.train_loss for m in r1.history]

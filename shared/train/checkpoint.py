@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-FORMAT = 1
+FORMAT = 2  # 2: every net keeps its trunk in `features` and its head in `classifier`
 
 
 class CheckpointError(Exception):

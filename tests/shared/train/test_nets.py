@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from shared.nets import build_model, count_params, model_names
+from shared.train.nets import build_model, count_params, model_info, model_names
 
 MNIST, CIFAR = (1, 28, 28), (3, 32, 32)
 
@@ -44,12 +45,26 @@ def test_output_shape(name, in_shape, classes):
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", ["fc2", "cnn"])
-def test_mnist_models_output_log_probabilities(name):
-    model = build_model(name, MNIST, 10).eval()
+@pytest.mark.parametrize("name, in_shape", [("fc2", MNIST), ("cnn", MNIST), ("lenet", CIFAR), ("vgg", CIFAR)])
+def test_every_net_returns_logits_and_cross_entropy_is_the_seeds_loss(name, in_shape):
+    """Logits, not log-probabilities; cross_entropy on them is the seed's log_softmax + nll_loss."""
+    torch.manual_seed(0)
+    model = build_model(name, in_shape, 10).eval()
     with torch.no_grad():
-        out = model(torch.randn(4, *MNIST))
-    assert torch.allclose(out.exp().sum(1), torch.ones(4), atol=1e-5)
+        out = model(torch.randn(4, *in_shape))
+    assert not torch.allclose(out.exp().sum(1), torch.ones(4), atol=1e-3)
+    y = torch.tensor([0, 3, 5, 9])
+    assert torch.allclose(F.cross_entropy(out, y), F.nll_loss(F.log_softmax(out, dim=1), y), atol=1e-6)
+
+
+def test_the_registry_carries_each_models_facts():
+    assert [model_info(n).convolutional for n in ("fc2", "cnn", "lenet", "vgg")] == [False, True, True, True]
+    assert (model_info("cnn").min_size, model_info("vgg").min_size) == (16, 32)
+    assert model_info("fc2").first_conv is None
+    for name, in_shape in (("cnn", MNIST), ("lenet", CIFAR), ("vgg", CIFAR)):
+        model = build_model(name, in_shape, 10)
+        assert isinstance(model.features, torch.nn.Sequential)  # the convolutional trunk, on every conv net
+        assert isinstance(model.get_submodule(model_info(name).first_conv), torch.nn.Conv2d)
 
 
 def test_vgg_backward_in_train_mode():

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from datetime import timedelta
 from typing import Any
 
-import torch
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from shared import config
-from shared.data import DataError, describe
-from shared.db import EPOCH_FIELDS, FINISHED, Checkpoint, EpochMetric, Job, Result, StepLoss, utcnow
-from shared.nets import build_model
+from shared.settings import settings
+from shared.settings import settings
 from shared.specs import Spec, SpecError, resolve
-
+from shared.store.models import FINISHED, Checkpoint, EpochMetric, Job, JobStatus, StepLoss, utcnow
 
 
 def lease_seconds() -> float:
     """A running job whose heartbeat is older than this is presumed orphaned (its worker died)."""
-    return float(os.environ.get("CNNLAB_LEASE_SECONDS", 60))
+    return settings().lease_seconds
 
 
 MAX_PARAMS = 500_000_000  # far beyond the lab's nets (VGG: 9.2M); guards workers against absurd model_args
@@ -37,8 +33,13 @@ class Conflict(ValueError):
 
 def check_runnable(spec: Spec, data_root=None) -> None:
     """Refuse specs the model cannot run on the dataset (shape, class count, model_args), before queueing."""
+    import torch  # here, not at module level: the store layer loads without torch
+
+    from shared.train.data import DataError, describe
+    from shared.train.nets import build_model
+
     try:
-        shape, classes = describe(spec.dataset, data_root or config.data_dir())
+        shape, classes = describe(spec.dataset, data_root or settings().data_dir)
     except DataError as exc:
         raise SpecError([{"field": "dataset", "message": str(exc)}]) from None
     if spec.mean is not None and len(spec.mean) not in (1, shape[0]):
@@ -62,7 +63,7 @@ def create_job(session: Session, *, preset: str | None = None, overrides: dict |
     resolved = resolve(preset, overrides, spec)
     check_runnable(resolved, data_root)
     job = Job(name=name, preset=preset, model=resolved.model, dataset=resolved.dataset, spec=resolved.model_dump(),
-              status="queued", queue="gpu" if resolved.needs_gpu else "cpu", priority=priority)
+              status=JobStatus.QUEUED, queue="gpu" if resolved.needs_gpu else "cpu", priority=priority)
     session.add(job)
     session.flush()
     return job
@@ -91,10 +92,10 @@ def request_cancel(session: Session, job_id: int) -> Job:
     """A queued job is cancelled at once; a running one is flagged and stops at its next step boundary."""
     job = get_job(session, job_id)
     now = utcnow()
-    done = session.execute(update(Job).where(Job.id == job_id, Job.status == "queued")
-                           .values(status="cancelled", finished_at=now, cancel_requested=True)).rowcount
+    done = session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+                           .values(status=JobStatus.CANCELLED, finished_at=now, cancel_requested=True)).rowcount
     if not done:
-        done = session.execute(update(Job).where(Job.id == job_id, Job.status == "running")
+        done = session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING)
                                .values(cancel_requested=True)).rowcount
     if not done:
         session.refresh(job)  # report the state it has now, not the one read before the updates
@@ -105,7 +106,7 @@ def request_cancel(session: Session, job_id: int) -> Job:
 
 def _orphaned(now, lease: float | None):
     """SQL condition: running, but the worker has not renewed its lease in time."""
-    return (Job.status == "running") & (Job.heartbeat_at < now - timedelta(seconds=lease or lease_seconds()))
+    return (Job.status == JobStatus.RUNNING) & (Job.heartbeat_at < now - timedelta(seconds=lease or lease_seconds()))
 
 
 def claim(session: Session, job_id: int, worker: str, lease: float | None = None) -> Job | None:
@@ -114,11 +115,11 @@ def claim(session: Session, job_id: int, worker: str, lease: float | None = None
     stale = _orphaned(now, lease)
     # An orphaned job that was asked to cancel is simply ended: nobody is left to stop it.
     session.execute(update(Job).where(Job.id == job_id, stale, Job.cancel_requested.is_(True))
-                    .values(status="cancelled", finished_at=now))
+                    .values(status=JobStatus.CANCELLED, finished_at=now))
     taken = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.cancel_requested.is_(False), or_(Job.status == "queued", stale))
-        .values(status="running", worker=worker, heartbeat_at=now, attempts=Job.attempts + 1,
+        .where(Job.id == job_id, Job.cancel_requested.is_(False), or_(Job.status == JobStatus.QUEUED, stale))
+        .values(status=JobStatus.RUNNING, worker=worker, heartbeat_at=now, attempts=Job.attempts + 1,
                 started_at=func.coalesce(Job.started_at, now), error=None)
     ).rowcount
     session.commit()
@@ -131,17 +132,18 @@ def claim(session: Session, job_id: int, worker: str, lease: float | None = None
 
 def heartbeat(session: Session, job_id: int, worker: str) -> tuple[bool, bool]:
     """Renew the lease; returns (still ours, cancel requested)."""
-    owned = session.execute(update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == "running")
+    owned = session.execute(update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == JobStatus.RUNNING)
                             .values(heartbeat_at=utcnow())).rowcount
     session.commit()
     cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
     return bool(owned), bool(cancel)
 
 
-def finish(session: Session, job_id: int, worker: str, status: str, error: str | None = None) -> bool:
+def finish(session: Session, job_id: int, worker: str, status: JobStatus, error: str | None = None) -> bool:
     """End a running job we own; a no-op if another worker took it over meanwhile."""
-    assert status in FINISHED
-    done = session.execute(update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == "running")
+    if status not in FINISHED:
+        raise ValueError(f"{status} is not a finished status")
+    done = session.execute(update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == JobStatus.RUNNING)
                            .values(status=status, error=error, finished_at=utcnow())).rowcount
     session.commit()
     return bool(done)
@@ -150,7 +152,7 @@ def finish(session: Session, job_id: int, worker: str, status: str, error: str |
 def orphaned_jobs(session: Session, *, queued: bool = True, lease: float | None = None) -> list[Job]:
     """Running jobs with a dead lease (and, if `queued`, queued ones): to send again to the workers."""
     stale = _orphaned(utcnow(), lease)
-    return list(session.scalars(select(Job).where(or_(stale, Job.status == "queued") if queued else stale)))
+    return list(session.scalars(select(Job).where(or_(stale, Job.status == JobStatus.QUEUED) if queued else stale)))
 
 
 def latest_checkpoint(session: Session, job_id: int) -> Checkpoint | None:
@@ -173,35 +175,9 @@ def get_checkpoint(session: Session, job_id: int, epoch: int) -> Checkpoint:
     return ckpt
 
 
-def metrics(session: Session, job_id: int) -> dict[str, Any]:
+def metrics(session: Session, job_id: int) -> tuple[list[EpochMetric], list[StepLoss]]:
+    """A job's per-epoch metrics and its step losses, in order."""
     get_job(session, job_id)
     epochs = session.scalars(select(EpochMetric).where(EpochMetric.job_id == job_id).order_by(EpochMetric.epoch))
     steps = session.scalars(select(StepLoss).where(StepLoss.job_id == job_id).order_by(StepLoss.global_step))
-    return {
-        "epochs": [{c: getattr(m, c) for c in EPOCH_FIELDS} for m in epochs],
-        "steps": [{"epoch": s.epoch, "step": s.step, "global_step": s.global_step, "loss": s.loss} for s in steps],
-    }
-
-
-def _iso(dt) -> str | None:
-    return dt.isoformat() if dt is not None else None
-
-
-def job_dict(job: Job, *, full: bool = True) -> dict[str, Any]:
-    """The API's view of a job."""
-    out = {"id": job.id, "name": job.name, "status": job.status, "preset": job.preset, "model": job.model,
-           "dataset": job.dataset, "queue": job.queue, "priority": job.priority, "progress": job.progress,
-           "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
-           "finished_at": _iso(job.finished_at), "error": job.error,
-           "test_accuracy": job.result.test_accuracy if job.result else None}
-    if full:
-        out |= {"spec": job.spec, "worker": job.worker, "attempts": job.attempts,
-                "heartbeat_at": _iso(job.heartbeat_at), "cancel_requested": job.cancel_requested,
-                "result": result_dict(job.result) if job.result else None}
-    return out
-
-
-def result_dict(r: Result) -> dict[str, Any]:
-    return {"test_accuracy": r.test_accuracy, "test_loss": r.test_loss, "params": r.params, "epochs": r.epochs,
-            "train_seconds": r.train_seconds, "samples_per_second": r.samples_per_second, "data": r.data,
-            "environment": r.environment}
+    return list(epochs), list(steps)

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from shared import config
+from shared.settings import settings
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 MNIST_FILES = {
@@ -56,7 +56,7 @@ def describe(name: str, root: Path | None = None) -> tuple[tuple[int, int, int],
     """Input shape (C, H, W) and class names of a dataset, without decoding it."""
     if name in BUILTIN:
         return BUILTIN[name]
-    train_dir = _folder(name, root or config.data_dir(), train=True)
+    train_dir = _folder(name, root or settings().data_dir, train=True)
     classes = _classes(train_dir)
     first = next(p for p in sorted((train_dir / classes[0]).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES)
     img = _decode(first.read_bytes())
@@ -65,8 +65,8 @@ def describe(name: str, root: Path | None = None) -> tuple[tuple[int, int, int],
 
 def load_split(name: str, train: bool, root: Path | None = None, download: bool | None = None) -> Split:
     """Load a split, decoding it only when the cache has no copy for these exact source files."""
-    root = Path(root or config.data_dir())
-    download = config.allow_download() if download is None else download
+    root = Path(root or settings().data_dir)
+    download = settings().download if download is None else download
     if name == "mnist":
         files, decode, source = _mnist_source(root, train, download)
     elif name == "cifar10":
@@ -84,7 +84,7 @@ def _cached(key: str, files: list[Path], decode: Callable[[], tuple]) -> Split:
     for f in map(str, files):
         st = os.stat(f)
         h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    path = config.cache_dir() / f"{key}-{h.hexdigest()[:16]}.pt"
+    path = settings().cache_dir / f"{key}-{h.hexdigest()[:16]}.pt"
     if path.exists():
         try:
             blob = torch.load(path, weights_only=True, mmap=True)  # pages read on use, shared by ranks

@@ -9,6 +9,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from shared.specs import SYNC_BN_NEEDS_CUDA
+
 
 @dataclass(frozen=True)
 class World:
@@ -33,6 +35,12 @@ def pick_device(requested: str, local_rank: int = 0) -> torch.device:
     if requested == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda", local_rank)
+
+
+def require_cuda_for_sync_bn(device: torch.device) -> None:
+    """SyncBatchNorm has no CPU kernel in PyTorch: refuse before any rank starts, with a clear message."""
+    if device.type != "cuda":
+        raise ValueError(SYNC_BN_NEEDS_CUDA)
 
 
 def init(device_request: str) -> tuple[World, torch.device]:

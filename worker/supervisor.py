@@ -1,4 +1,4 @@
-"""What a worker does with a job id: claim it, train it in a fresh child process, keep the lease, end it."""
+"""The supervisor: what a worker does with a job id. Claim it, train it in a trainer process, keep the lease, end it."""
 
 from __future__ import annotations
 
@@ -13,25 +13,23 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from shared import jobs
-from shared.db import session_scope
-from shared.runner import EXIT_STOPPED, job_dir
 from shared.specs import Spec
+from shared.store import jobs
+from shared.store.db import session_scope
+from shared.store.models import JobStatus
+from shared.train.launch import torchrun_command
+from worker.jobfiles import EXIT_STOPPED, START_MARK, job_dir
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # prctl option from <linux/prctl.h>
 HEARTBEAT_SECONDS = 2.0
 STOP_GRACE_SECONDS = 120.0  # a cancelled run gets this long to reach a step boundary before it is killed
-START_MARK = "==== cnnlab: training process started ===="  # separates attempts in a job's log.txt
 
 
-def child_command(job_id: int, world_size: int) -> list[str]:
+def trainer_command(job_id: int, world_size: int, resume: list[str]) -> list[str]:
     """A fresh interpreter (never CUDA in the Celery process); torchrun when the job wants several ranks."""
-    runner = ["-m", "shared.runner", str(job_id)]
-    if world_size == 1:
-        return [sys.executable, *runner]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world_size}",
-            *runner]
+    args = ["-m", "worker.trainer", str(job_id), *(["--resume", *resume] if resume else [])]
+    return [sys.executable, *args] if world_size == 1 else torchrun_command(world_size, *args)
 
 
 def run_job(job_id: int, worker: str) -> str:
@@ -46,7 +44,7 @@ def run_job(job_id: int, worker: str) -> str:
             ckpt = None  # another machine's disk (no shared CNNLAB_CHECKPOINT_DIR): start over rather than fail
         # A retry resumes from the last checkpoint of the lost attempt, so finished epochs are not redone.
         jobs.discard_after(s, job_id, ckpt.epoch if ckpt else 0)
-        resume = {"CNNLAB_RESUME": ckpt.path, "CNNLAB_RESUME_SHA256": ckpt.sha256} if ckpt else {}
+        resume = [ckpt.path, ckpt.sha256] if ckpt else []
 
     out = job_dir(job_id)
     out.mkdir(parents=True, exist_ok=True)
@@ -55,8 +53,8 @@ def run_job(job_id: int, worker: str) -> str:
     with open(out / "log.txt", "ab") as logfile:
         logfile.write(f"{START_MARK}\n".encode())
         logfile.flush()
-        proc = subprocess.Popen(child_command(job_id, spec.world_size), stdout=logfile, stderr=subprocess.STDOUT,
-                                env=os.environ | resume, start_new_session=True, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(trainer_command(job_id, spec.world_size, resume), stdout=logfile,
+                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
         try:
             rc, owned, cancelled = _watch(proc, job_id, worker, out)
         finally:
@@ -64,11 +62,11 @@ def run_job(job_id: int, worker: str) -> str:
     if not owned:
         return "lost"
     if rc == 0:
-        status, error = "succeeded", None
+        status, error = JobStatus.SUCCEEDED, None
     elif cancelled or rc == EXIT_STOPPED:
-        status, error = "cancelled", None
+        status, error = JobStatus.CANCELLED, None
     else:
-        status, error = "failed", _error_text(out, rc)
+        status, error = JobStatus.FAILED, _error_text(out, rc)
     with session_scope() as s:
         jobs.finish(s, job_id, worker, status, error)
     return status

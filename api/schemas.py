@@ -1,0 +1,166 @@
+"""The API's request and response models; `/openapi.json` is generated from them (api/openapi.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+
+from shared.specs import Spec
+from shared.store.models import Checkpoint, Job, JobStatus, StepLoss
+from shared.train.results import EpochMetrics, RunSummary
+
+MAX_ID = 2**31 - 1  # the id columns are 32-bit integers: larger ids match no route (404)
+Name = Annotated[str, StringConstraints(max_length=64, pattern=r"^[^\x00]*$")]
+# ISO 8601 with an explicit +00:00 offset, as the API has always written times.
+Time = Annotated[datetime, PlainSerializer(lambda t: t.isoformat(), return_type=str, when_used="json")]
+
+
+class JobCreate(BaseModel):
+    """POST /jobs body: a preset with overrides, or a full spec."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str | None = Field(None, description="a preset name, see GET /presets")
+    overrides: dict[str, Any] | None = Field(None, description="spec fields to change; dotted keys reach model_args")
+    spec: dict[str, Any] | None = Field(None, description="a full spec instead of a preset")
+    name: str | None = Field(None, max_length=200, pattern=r"^[^\x00]*$")
+    priority: int = Field(0, ge=0, le=9, description="9 runs first")
+
+
+class JobQuery(BaseModel):
+    """GET /jobs (and the jobs page) filters and page."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: JobStatus | None = None
+    preset: Name | None = None
+    model: Name | None = None
+    dataset: Name | None = None
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0, le=MAX_ID)
+
+
+class Progress(BaseModel):
+    """How far a job is: the phase, the epoch and step within it, and the fraction done (0-1)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    phase: Literal["training", "evaluating", "done"] | None = None
+    epoch: int | None = None
+    epochs: int | None = None
+    step: int | None = None
+    steps: int | None = None
+    fraction: float | None = Field(None, ge=0, le=1)
+
+
+class JobSummary(BaseModel):
+    """A job as listed: what it is, where it stands, and its accuracy once done."""
+
+    id: int
+    name: str | None
+    status: JobStatus
+    preset: str | None
+    model: str
+    dataset: str
+    queue: str = Field(description="cpu or gpu")
+    priority: int = Field(ge=0, le=9)
+    progress: Progress | None
+    created_at: Time
+    started_at: Time | None
+    finished_at: Time | None
+    error: str | None
+    test_accuracy: float | None = Field(None, description="a fraction, once the job succeeded")
+
+    @classmethod
+    def of(cls, job: Job):
+        """From the job's row (its result row loaded)."""
+        out = cls.model_validate(job, from_attributes=True)
+        return out.model_copy(update={"test_accuracy": job.result.test_accuracy if job.result else None})
+
+
+class JobOut(JobSummary):
+    """One job in full: its spec, the worker running it, and its result."""
+
+    spec: Spec
+    worker: str | None = Field(description="host:pid of the worker process that runs (or ran) it")
+    attempts: int
+    heartbeat_at: Time | None
+    cancel_requested: bool
+    result: RunSummary | None
+
+
+class JobList(BaseModel):
+    items: list[JobSummary]
+    total: int
+    limit: int
+    offset: int
+    next: str | None = Field(description="the next page's URL, null on the last page")
+
+
+class StepLossOut(BaseModel):
+    """The mean training loss of the last `log_every` steps."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    epoch: int
+    step: int = Field(description="1-based step within the epoch")
+    global_step: int
+    loss: float
+
+
+class Metrics(BaseModel):
+    epochs: list[EpochMetrics]
+    steps: list[StepLossOut]
+
+    @classmethod
+    def of(cls, epochs: list, steps: list[StepLoss]) -> "Metrics":
+        return cls(epochs=[EpochMetrics.model_validate(m, from_attributes=True) for m in epochs],
+                   steps=[StepLossOut.model_validate(s) for s in steps])
+
+
+class CheckpointOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    epoch: int
+    sha256: str
+    size_bytes: int
+    created_at: Time
+    url: str
+
+    @classmethod
+    def of(cls, ckpt: Checkpoint, url: str) -> "CheckpointOut":
+        return cls.model_validate({**{k: getattr(ckpt, k) for k in ("epoch", "sha256", "size_bytes",
+                                                                     "created_at")}, "url": url})
+
+
+class CheckpointList(BaseModel):
+    items: list[CheckpointOut]
+
+
+class Preset(BaseModel):
+    name: str
+    spec: Spec
+
+
+class PresetList(BaseModel):
+    items: list[Preset]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: str = Field(description="'ok' or the error")
+    broker: str = Field(description="'ok' or the error")
+
+
+class ErrorBody(BaseModel):
+    status: int
+    message: str
+    details: list[dict[str, Any]] | dict[str, Any] | None = None
+
+
+class Error(BaseModel):
+    """Every 4xx and 5xx answer has this shape."""
+
+    error: ErrorBody

@@ -1,0 +1,45 @@
+"""Every CNNLAB_* setting, read from the environment in this one place (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """The service's settings; each field is the environment variable CNNLAB_<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix="CNNLAB_", extra="ignore")
+
+    var_dir: Path = Field(Path("var"), description="root of the embedded database, checkpoints and caches")
+    data_dir: Path = Field(Path("data"), description="where datasets are looked up (and downloaded to)")
+    cache_dir: Path | None = Field(None, description="decoded-split cache (default VAR_DIR/cache)")
+    checkpoint_dir: Path | None = Field(None, description="a worker's job files (default VAR_DIR/checkpoints)")
+    database_url: str | None = Field(None, description="SQLAlchemy URL (default sqlite:///VAR_DIR/cnnlab.db)")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis, the Celery broker")
+    broker_url: str | None = Field(None, description="another Celery broker (e.g. filesystem://); default REDIS_URL")
+    download: bool = Field(False, description="download a missing built-in dataset (MNIST, CIFAR-10)")
+    lease_seconds: float = Field(60.0, gt=0, description="a running job whose heartbeat is older is taken over")
+    visibility_timeout: int = Field(6 * 3600, gt=0, description="seconds before Redis redelivers an unacked task")
+    max_body_bytes: int = Field(64 * 1024, gt=0, description="larger request bodies are answered 413")
+    cuda_graphs: bool = Field(True, description="replay single-GPU training steps as CUDA graphs")
+    commit: str | None = Field(None, description="code commit recorded with results (default: git rev-parse)")
+    port: int = Field(5000, description="the API's port under `make run`")
+
+    @model_validator(mode="after")
+    def _derived(self) -> "Settings":
+        """Absolute paths, and the defaults that hang off var_dir and redis_url."""
+        self.var_dir = self.var_dir.resolve()
+        self.data_dir = self.data_dir.resolve()
+        self.cache_dir = (self.cache_dir or self.var_dir / "cache").resolve()
+        self.checkpoint_dir = (self.checkpoint_dir or self.var_dir / "checkpoints").resolve()
+        self.database_url = self.database_url or f"sqlite:///{self.var_dir / 'cnnlab.db'}"
+        self.broker_url = self.broker_url or self.redis_url
+        return self
+
+
+def settings() -> Settings:
+    """The settings as the environment has them now (cheap: read afresh on each call, so tests may change them)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Storage and queueing: database models and sessions, job services, publishing to the broker."""

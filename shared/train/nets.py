@@ -1,0 +1,165 @@
+"""The lab's networks and a registry with each model's facts: `build_model(name, in_shape, num_classes, **args)`.
+
+Every net returns logits (the loss is `cross_entropy`, which is the seed's log_softmax + nll_loss in one).
+Every convolutional net keeps its convolutional trunk in `features` (an nn.Sequential whose first layer is a
+conv) and its head in `classifier`, as in timm's and torchvision's VGG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+Shape = tuple[int, int, int]  # (channels, height, width) of one input image
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registered model and the facts other code needs about it without building one."""
+
+    name: str
+    build: Callable[..., nn.Module]
+    convolutional: bool  # has a `features` trunk: NHWC pays off, the pages draw its filters and maps
+    min_size: int  # smallest input height/width in pixels
+    summary: str
+
+    @property
+    def first_conv(self) -> str | None:
+        """The submodule path of the first convolution (the learned filters the pages show)."""
+        return "features.0" if self.convolutional else None
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register(name: str, *, convolutional: bool, min_size: int = 1):
+    """Class decorator adding a model to the registry with its facts."""
+
+    def wrap(cls):
+        summary = (cls.__doc__ or name).strip().splitlines()[0]
+        _REGISTRY[name] = ModelInfo(name, cls, convolutional, min_size, summary)
+        return cls
+
+    return wrap
+
+
+def model_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def model_info(name: str) -> ModelInfo:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(model_names())}")
+    return _REGISTRY[name]
+
+
+def build_model(name: str, in_shape: Shape = (1, 28, 28), num_classes: int = 10, **args) -> nn.Module:
+    """Build a registered model for inputs of `in_shape` (C, H, W) and `num_classes` outputs."""
+    info = model_info(name)
+    _, h, w = in_shape
+    if min(h, w) < info.min_size:
+        raise ValueError(f"{name} needs images of at least {info.min_size}x{info.min_size}, got {h}x{w}")
+    try:
+        return info.build(tuple(in_shape), num_classes, **args)
+    except TypeError as exc:  # a model_args key the constructor does not take
+        raise ValueError(f"bad model_args for {name!r}: {exc}") from None
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _after_two_conv5_pools(size: int) -> int:
+    """Each 5x5 conv trims 4 pixels and each 2x2 pool halves: 28 -> 24 -> 12 -> 8 -> 4; 32 -> 5."""
+    return ((size - 4) // 2 - 4) // 2
+
+
+@register("fc2", convolutional=False)
+class FC2Layer(nn.Module):
+    """The seed's FC2Layer: Linear-ReLU-Linear-ReLU-Linear (784-8-8-10: 6,442 params)."""
+
+    def __init__(self, in_shape: Shape, num_classes: int, n_hidden: int = 8):
+        super().__init__()
+        c, h, w = in_shape
+        self.classifier = nn.Sequential(
+            nn.Flatten(),  # (B, C, H, W) -> (B, C*H*W), the seed's x.view(-1, input_size)
+            nn.Linear(c * h * w, n_hidden),
+            nn.ReLU(),
+            nn.Linear(n_hidden, n_hidden),
+            nn.ReLU(),
+            nn.Linear(n_hidden, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x)
+
+
+@register("cnn", convolutional=True, min_size=16)
+class CNN(nn.Module):
+    """The seed's CNN: (conv5x5-ReLU-maxpool2) x2, fc 50, fc (6 maps on MNIST: 6,422 params)."""
+
+    def __init__(self, in_shape: Shape, num_classes: int, n_feature: int = 6, n_hidden: int = 50):
+        super().__init__()
+        c, h, w = in_shape
+        self.features = nn.Sequential(
+            nn.Conv2d(c, n_feature, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(n_feature, n_feature, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        fh, fw = _after_two_conv5_pools(h), _after_two_conv5_pools(w)
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(n_feature * fh * fw, n_hidden), nn.ReLU(), nn.Linear(n_hidden, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))  # (B, n, 4, 4) on MNIST -> logits (B, classes)
+
+
+@register("lenet", convolutional=True, min_size=16)
+class LeNet(nn.Module):
+    """The seed's CIFAR-10 `Net`: conv 6, conv 16 (5x5, ReLU, maxpool), fc 120-84-classes (62,006 params)."""
+
+    def __init__(self, in_shape: Shape, num_classes: int):
+        super().__init__()
+        c, h, w = in_shape
+        self.features = nn.Sequential(
+            nn.Conv2d(c, 6, 5), nn.ReLU(), nn.MaxPool2d(2, 2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2, 2),
+        )
+        fh, fw = _after_two_conv5_pools(h), _after_two_conv5_pools(w)  # 32x32 -> 5x5
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(16 * fh * fw, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+            nn.Linear(84, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+# The seed's simplified VGG: output channels of each 3x3 conv (+BN+ReLU), "M" a 2x2 max-pool.
+VGG_CFG: list[int | str] = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
+
+
+@register("vgg", convolutional=True, min_size=32)
+class VGG(nn.Module):
+    """The seed's VGG: the layer table above, then Linear(512, classes) on 32x32 (9,231,114 params)."""
+
+    def __init__(self, in_shape: Shape, num_classes: int, cfg: list[int | str] | None = None):
+        super().__init__()
+        c, h, w = in_shape
+        layers: list[nn.Module] = []
+        for x in cfg or VGG_CFG:
+            if x == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+                h, w = h // 2, w // 2
+            else:
+                layers += [nn.Conv2d(c, int(x), kernel_size=3, padding=1), nn.BatchNorm2d(int(x)), nn.ReLU(inplace=True)]
+                c = int(x)
+        if h < 1 or w < 1:
+            raise ValueError(f"vgg's layer table pools its input to nothing: {in_shape[1]}x{in_shape[2]} is too small")
+        # The seed ends with AvgPool2d(1, 1), an identity, so it is left out.
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(c * h * w, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))  # (B, 512, 1, 1) -> (B, 512) -> logits

@@ -1,0 +1,94 @@
+"""What a run reports, as typed values: the run's facts, per-epoch metrics, and the fit's result.
+
+One definition each: the engine fills them, the worker stores them, the API answers with them (its
+OpenAPI document is generated from these models), and the CLI prints them.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.specs import Spec
+
+
+class DataInfo(BaseModel):
+    """Which data a run saw: provenance, sizes and the normalization it used."""
+
+    model_config = ConfigDict(extra="allow")  # older results carry a few more keys
+
+    name: str | None = None
+    source: str | None = None
+    fingerprint: str | None = Field(None, description="sha256 over the dataset's files")
+    train_samples: int | None = None
+    test_samples: int | None = None
+    classes: list[str] = Field(default_factory=list)
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    permutation: dict | None = Field(None, description="the pixel permutation's seed and first indices")
+
+
+class Environment(BaseModel):
+    """Where a run trained: library versions, device, ranks and the code's commit."""
+
+    model_config = ConfigDict(extra="allow")
+
+    torch: str | None = None
+    device: str | None = Field(None, description="'cpu: x86_64' or 'cuda: <GPU name>'")
+    world_size: int = 1
+    devices: list[str] = Field(default_factory=list, description="each rank's device@host")
+    backend: str | None = None
+    threads: int | None = None
+    python: str | None = None
+    host: str | None = None
+    commit: str | None = None
+
+
+class EpochMetrics(BaseModel):
+    """One epoch: losses are means over samples; accuracy is a fraction; times in seconds."""
+
+    epoch: int
+    train_loss: float
+    test_loss: float
+    test_accuracy: float
+    seconds: float = Field(description="wall time of the epoch, evaluation included")
+    train_seconds: float
+    samples_per_second: float
+
+
+class RunInfo(BaseModel):
+    """Told to the reporter when training starts."""
+
+    spec: Spec
+    params: int
+    data: DataInfo
+    environment: Environment
+    steps_per_epoch: int
+    start_epoch: int = Field(description="epochs already done (a resumed run), 0 for a fresh one")
+
+
+class Misclassified(BaseModel):
+    index: int = Field(description="position in the test split")
+    label: int
+    predicted: int
+
+
+class RunSummary(BaseModel):
+    """The headline of a finished run, as stored with its job."""
+
+    test_accuracy: float = Field(description="fraction of the test split classified right")
+    test_loss: float
+    params: int
+    epochs: int
+    train_seconds: float
+    samples_per_second: float
+    data: DataInfo
+    environment: Environment
+
+
+class FitResult(RunSummary):
+    """Everything `fit` returns on rank 0."""
+
+    spec: Spec
+    history: list[EpochMetrics]
+    confusion: list[list[int]] = Field(description="K x K counts, [true class][predicted class]")
+    misclassified: list[Misclassified]

@@ -1,0 +1,164 @@
+"""The trainer: the child process that trains one job, `python -m worker.trainer JOB_ID [--resume CKPT SHA256]`.
+
+Under torchrun there is one per rank. It trains the job's stored spec and, on rank 0 only, streams progress,
+metrics, checkpoints and the result into the database. The job's status is left to the supervisor
+(worker/supervisor.py), which owns the lease.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from sqlalchemy import update
+
+from shared.settings import settings
+from shared.specs import Spec
+from shared.store.db import session_scope
+from shared.store.jobs import latest_checkpoint
+from shared.store.models import Base, Checkpoint, EpochMetric, Job, Result, StepLoss
+from shared.train.checkpoint import CheckpointError
+from shared.train.engine import Reporter, Stopped, fit
+from shared.train.results import EpochMetrics, FitResult, RunInfo
+from worker.jobfiles import EXIT_STOPPED, job_dir
+
+
+
+class DbReporter(Reporter):
+    """Writes what the engine reports from a background thread, so the training loop never waits on the database.
+
+    Writes keep their order; progress goes out at most once a second. `close()` flushes and re-raises a failed write.
+    """
+
+    def __init__(self, job_id: int, min_interval: float = 1.0):
+        self.job_id = job_id
+        self.min_interval = min_interval
+        self.last = 0.0
+        self.epochs = 1
+        self.error: Exception | None = None
+        self.pending: queue.SimpleQueue = queue.SimpleQueue()
+        self.writer = threading.Thread(target=self._write, name="db-reporter", daemon=True)
+        self.writer.start()
+
+    def _write(self) -> None:
+        while (rows := self.pending.get()) is not None:
+            if self.error is None:
+                try:
+                    with session_scope() as s:
+                        for row in rows:
+                            if isinstance(row, Base):
+                                s.add(row)
+                            else:  # an UPDATE statement
+                                s.execute(row)
+                except Exception as exc:  # noqa: BLE001 - surfaced by close()
+                    self.error = exc
+
+    def close(self) -> None:
+        self.pending.put(None)
+        self.writer.join()
+        if self.error is not None:
+            raise self.error
+
+    def _progress(self, **progress) -> None:
+        self.pending.put([update(Job).where(Job.id == self.job_id).values(progress=progress)])
+
+    def on_start(self, info: RunInfo) -> None:
+        self.epochs = info.spec.epochs
+        done = info.start_epoch
+        self._progress(phase="training", epoch=done, epochs=self.epochs, step=0, steps=info.steps_per_epoch,
+                       fraction=done / self.epochs)
+
+    def on_step(self, epoch, step, steps, loss):
+        global_step = (epoch - 1) * steps + step
+        if loss is not None:
+            self.pending.put([StepLoss(job_id=self.job_id, epoch=epoch, step=step, global_step=global_step, loss=loss)])
+        now = time.monotonic()
+        if now - self.last >= self.min_interval or step == steps:
+            self.last = now
+            self._progress(phase="training" if step < steps else "evaluating", epoch=epoch, epochs=self.epochs,
+                           step=step, steps=steps, fraction=global_step / (self.epochs * steps))
+
+    def on_epoch(self, metrics: EpochMetrics) -> None:
+        self.pending.put([EpochMetric(job_id=self.job_id, **metrics.model_dump())])
+
+    def on_checkpoint(self, epoch, path, sha256):
+        self.pending.put([Checkpoint(job_id=self.job_id, epoch=epoch, path=str(path), sha256=sha256,
+                                     size_bytes=Path(path).stat().st_size)])
+
+
+def job_figures(job_id: int, result: FitResult) -> dict:
+    """The pages' images for a job whose `fit` just returned `result`, from its final recorded checkpoint."""
+    from shared.train.figures import compute
+
+    with session_scope() as s:
+        ckpt = latest_checkpoint(s, job_id)
+        if ckpt is None:
+            raise CheckpointError(f"job {job_id} has no checkpoint to draw filters and feature maps from")
+        path, sha = Path(ckpt.path), ckpt.sha256
+    return compute(result.spec, path, sha, settings().data_dir, result.misclassified)
+
+
+def save_result(job_id: int, result: FitResult) -> None:
+    details = result.model_dump(include={"confusion", "misclassified", "history"})
+    try:  # the pages' images are extras: failing to draw them must never fail the job
+        details["artifacts"] = job_figures(job_id, result)
+    except Exception as exc:  # noqa: BLE001
+        details["artifacts_error"] = f"{type(exc).__name__}: {exc}"
+    summary = result.model_dump(include={"test_accuracy", "test_loss", "params", "epochs", "train_seconds",
+                                         "samples_per_second", "data", "environment"})
+    with session_scope() as s:
+        s.merge(Result(job_id=job_id, details=details, **summary))
+        s.execute(update(Job).where(Job.id == job_id).values(progress={
+            "phase": "done", "epoch": result.epochs, "epochs": result.epochs, "fraction": 1.0}))
+
+
+def train_job(job_id: int, resume: Path | None, resume_sha256: str | None, rank: int) -> None:
+    """Train the job's spec; rank 0 reports to the database and stores the result."""
+    with session_scope() as s:
+        spec = Spec.model_validate(s.get(Job, job_id).spec)
+    out = job_dir(job_id)
+    reporter = DbReporter(job_id) if rank == 0 else None
+    try:
+        result = fit(spec, data_root=settings().data_dir, out_dir=out, resume=resume, resume_sha256=resume_sha256,
+                     reporter=reporter, should_stop=(out / "stop").exists)
+    finally:  # what was reported is stored, also when the run stops or fails
+        if reporter is not None:
+            reporter.close()
+    if result is not None:
+        save_result(job_id, result)
+
+
+def run(job_id: int, resume: Path | None = None, resume_sha256: str | None = None) -> int:
+    """Train job `job_id`; returns the process exit code (0 done, EXIT_STOPPED cancelled, 1 failed)."""
+    rank = int(os.environ.get("RANK", "0"))  # set by torchrun
+    out = job_dir(job_id)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"rank{rank}.pid").write_text(str(os.getpid()))  # lets operators (and tests) find each rank
+    try:
+        train_job(job_id, resume, resume_sha256, rank)
+        return 0
+    except Stopped:
+        return EXIT_STOPPED
+    except Exception as exc:  # noqa: BLE001 - every failure becomes the job's error text
+        traceback.print_exc()  # the full story goes to the job's log
+        who = f"rank {rank}: " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+        (out / f"error-rank{rank}.txt").write_text(f"{who}{type(exc).__name__}: {exc}")
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m worker.trainer", description=__doc__.splitlines()[0])
+    parser.add_argument("job_id", type=int)
+    parser.add_argument("--resume", nargs=2, metavar=("CKPT", "SHA256"), help="continue from this checkpoint")
+    args = parser.parse_args(argv)
+    resume, sha = (Path(args.resume[0]), args.resume[1]) if args.resume else (None, None)
+    return run(args.job_id, resume, sha)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
