@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export CNNLAB_PORT ?= 5000
 
-.PHONY: run test venv services migrate bench lint clean
+.PHONY: run test test-fast venv services migrate bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,13 +24,20 @@ migrate: venv
 run: venv migrate
 	scripts/run.sh
 
-test: venv services
+lint: venv  ## ruff, and the layer rules (import-linter contracts in pyproject.toml)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
+
+test: lint services
 	scripts/test-deps.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+test-fast: venv  ## no Redis, PostgreSQL, worker processes or Chromium
+	$(PY) -m pytest -m "not services" $(PYTEST_ARGS)
+
 bench: venv services
-	$(PY) bench/throughput.py
-	$(PY) bench/service.py
+	$(PY) -m bench.throughput
+	$(PY) -m bench.service
 
 clean:
 	rm -rf var .pytest_cache

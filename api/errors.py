@@ -9,8 +9,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
-from shared.store.jobs import Conflict, NotFound
 from shared.specs import SpecError
+from shared.store.jobs import Conflict, NotFound
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, request, send_file, url_for
 
+from api import session
 from api.errors import APIError
 from api.schemas import MAX_ID, CheckpointList, CheckpointOut, JobCreate, JobList, JobOut, JobQuery, JobSummary, Metrics
-from api import session
 from shared.store import jobs, publish
 
 bp = Blueprint("jobs", __name__)

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from pydantic.json_schema import models_json_schema
 
-from api.schemas import (CheckpointList, Error, Health, JobCreate, JobList, JobOut, JobQuery, Metrics, PresetList)
+from api.schemas import CheckpointList, Error, Health, JobCreate, JobList, JobOut, JobQuery, Metrics, PresetList
 from shared.specs import PRESETS
 from shared.store.models import JobStatus
 

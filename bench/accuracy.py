@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from bench.seed_loop import DEFAULT_DATA
-from shared.train.engine import Reporter, fit
 from shared.specs import PRESETS, resolve
+from shared.train.engine import Reporter, fit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CIFAR_DATASET = "cifar10-jpeg"

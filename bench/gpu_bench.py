@@ -18,9 +18,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.seed_loop import seed_throughput  # noqa: E402
+from shared.specs import resolve  # noqa: E402
 from shared.train.data import load_split  # noqa: E402
 from shared.train.engine import Reporter, fit  # noqa: E402
-from shared.specs import resolve  # noqa: E402
 
 
 class Epochs(Reporter):

@@ -31,7 +31,7 @@ def unpack(src: Path, root: Path) -> None:
     data = z["data"].tobytes()
     offset = 0
     paths = z["paths"].tobytes().decode().split("\n")
-    for rel, size in zip(paths, z["sizes"]):
+    for rel, size in zip(paths, z["sizes"], strict=False):
         path = base / str(rel)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data[offset:offset + size])

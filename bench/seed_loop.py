@@ -27,8 +27,8 @@ import torch.nn.functional as F
 import torch.optim as optim
 from torchvision import datasets, transforms
 
-from shared.train.nets import build_model
 from shared.specs import preset_spec
+from shared.train.nets import build_model
 
 DEFAULT_DATA = Path(os.environ.get("CNNLAB_DATA_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 
@@ -125,7 +125,7 @@ def seed_loader_throughput(preset: str, data_dir: Path = DEFAULT_DATA, steps: in
     """The seed's DataLoader alone (decode, transforms, collate; no training): the data side's ceiling."""
     loader = seed_loader(preset, data_dir, True, num_workers)
     samples, start = 0, None
-    for batch_idx, (data, target) in enumerate(loader):
+    for batch_idx, (_data, target) in enumerate(loader):
         if batch_idx == warmup:
             start = time.perf_counter()
         if batch_idx >= warmup + steps:

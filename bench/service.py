@@ -25,8 +25,14 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from support import (WorkerProcess, data_dir_for_tests, drop_postgres_database, migrate,  # noqa: E402
-                     new_postgres_database, service_env)
+from support import (  # noqa: E402
+    WorkerProcess,
+    data_dir_for_tests,
+    drop_postgres_database,
+    migrate,
+    new_postgres_database,
+    service_env,
+)
 
 REDIS = "redis://127.0.0.1:6379/13"
 PORT = 5099

@@ -24,14 +24,13 @@ import time
 from pathlib import Path
 
 import torch
-
 import torch.nn.functional as F
 
 from bench.seed_loop import DEFAULT_DATA, seed_loader_throughput, seed_throughput
+from shared.specs import resolve
 from shared.train.distributed import World
 from shared.train.engine import environment, fit, make_optimizer
 from shared.train.nets import build_model
-from shared.specs import resolve
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Engine/seed ratios the engine is held to on a 2-core CPU.
@@ -126,7 +125,7 @@ def wait_quiet(limit: float = 90.0, idle: float = 0.85) -> bool:
         b = snapshot()
         if a is None or b is None:
             return True
-        d = [y - x for x, y in zip(a, b)]
+        d = [y - x for x, y in zip(a, b, strict=False)]
         if d[3] / max(sum(d), 1) >= idle:
             return True
     return False

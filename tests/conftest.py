@@ -5,9 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import (
+    REDIS_URL,
+    LiveAPI,
+    WorkerProcess,
+    data_dir_for_tests,
+    drop_postgres_database,
+    linked_data_dir,
+    migrate,
+    new_postgres_database,
+    service_env,
+)
 
-from support import (REDIS_URL, LiveAPI, WorkerProcess, data_dir_for_tests, drop_postgres_database, linked_data_dir,
-                     migrate, new_postgres_database, service_env)
+SERVICE_FIXTURES = {"pg_url", "redis_url", "service"}  # need PostgreSQL, Redis or worker processes
+SERVICE_DIRS = ("worker", "browser")  # real workers, Chromium
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark what needs real services `services`; `make test-fast` runs the rest (`-m "not services"`)."""
+    for item in items:
+        on_pg = getattr(item, "callspec", None) is not None and item.callspec.params.get("db_url") == "pg"
+        path = Path(str(item.fspath)).relative_to(Path(__file__).parent)
+        if on_pg or SERVICE_FIXTURES & set(item.fixturenames) or path.parts[0] in SERVICE_DIRS \
+                or path.name == "test_run.py":
+            item.add_marker(pytest.mark.services)
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from worker import supervisor
 from shared.store.publish import TASK_RUN_JOB
+from worker import supervisor
 from worker.app import app
 
 

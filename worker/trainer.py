@@ -28,7 +28,6 @@ from shared.train.results import EpochMetrics, FitResult, RunInfo
 from worker.jobfiles import EXIT_STOPPED, job_dir
 
 
-
 class DbReporter(Reporter):
     """Writes what the engine reports from a background thread, so the training loop never waits on the database.
 

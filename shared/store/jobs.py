@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import warnings
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from shared.settings import settings
 from shared.settings import settings
 from shared.specs import Spec, SpecError, resolve
 from shared.store.models import FINISHED, Checkpoint, EpochMetric, Job, JobStatus, StepLoss, utcnow
@@ -84,7 +82,8 @@ def list_jobs(session: Session, *, status: str | None = None, preset: str | None
         if value is not None:
             query = query.where(column == value)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
-    jobs = session.scalars(query.options(selectinload(Job.result)).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)).all()
+    page = query.options(selectinload(Job.result)).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)
+    jobs = session.scalars(page).all()
     return list(jobs), total
 
 

@@ -6,9 +6,9 @@ import hashlib
 import io
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -89,7 +89,7 @@ def _cached(key: str, files: list[Path], decode: Callable[[], tuple]) -> Split:
         try:
             blob = torch.load(path, weights_only=True, mmap=True)  # pages read on use, shared by ranks
             return Split(blob["images"], blob["labels"], blob["classes"], {"fingerprint": blob["fingerprint"]})
-        except Exception:  # a cache file cut short by a crash: rebuild it
+        except Exception:  # noqa: BLE001 - a cache file cut short by a crash, whatever torch.load raises: rebuild it
             path.unlink(missing_ok=True)
     images, labels, classes = decode()
     blob = {"images": images, "labels": labels, "classes": classes, "fingerprint": _fingerprint(files)}
@@ -125,7 +125,8 @@ def _mnist_source(root: Path, train: bool, download: bool):
     def decode():
         from torchvision.datasets.mnist import read_image_file, read_label_file
 
-        return read_image_file(str(files[0])).unsqueeze(1).contiguous(), read_label_file(str(files[1])).long(), BUILTIN["mnist"][1]
+        images = read_image_file(str(files[0])).unsqueeze(1).contiguous()  # (N, 28, 28) -> (N, 1, 28, 28)
+        return images, read_label_file(str(files[1])).long(), BUILTIN["mnist"][1]
 
     return files, decode, "torchvision MNIST (original IDX files)"
 
@@ -162,7 +163,7 @@ def _torchvision_download(kind: str, root: Path, train: bool) -> None:
 
     try:
         getattr(datasets, kind)(str(root), train=train, download=True)
-    except Exception as exc:  # offline, or a mirror down
+    except Exception as exc:  # noqa: BLE001 - offline, a mirror down, a bad archive: one message
         raise DataError(f"could not download {kind} into {root}: {exc}") from None
 
 

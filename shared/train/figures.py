@@ -12,16 +12,15 @@ import zlib
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.utils import make_grid
 
+from shared.specs import Spec
 from shared.train import checkpoint
 from shared.train.batches import DevicePipeline, pixel_permutation
 from shared.train.engine import load_data
 from shared.train.nets import build_model, model_info
 from shared.train.results import Misclassified
-from shared.specs import Spec
 
 GRID_ROWS, GRID_COLS = 8, 5  # the seed's 8x5 figure of training samples
 MAX_MAPS = 16  # feature maps kept per stage: enough to see what a layer does, small enough to store

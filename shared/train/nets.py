@@ -7,8 +7,8 @@ conv) and its head in `classifier`, as in timm's and torchvision's VGG.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn as nn

@@ -56,7 +56,7 @@ class GraphedStep(EagerStep):
         if self.static is None:
             self.static = tuple(None if t is None else t.clone() for t in inputs)
         else:
-            for dst, src in zip(self.static, inputs):
+            for dst, src in zip(self.static, inputs, strict=False):
                 if dst is not None:
                     dst.copy_(src)
         if self.graph is not None:

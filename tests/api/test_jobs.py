@@ -10,8 +10,8 @@ from sqlalchemy import update
 from api import create_app
 from shared.store import publish
 from shared.store.db import session_scope
-from shared.store.models import Job, utcnow
 from shared.store.jobs import claim, finish
+from shared.store.models import Job, utcnow
 
 
 @pytest.fixture

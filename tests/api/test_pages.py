@@ -18,13 +18,13 @@ from alembic.config import Config
 from PIL import Image
 
 from api import create_app
-from shared.train import checkpoint, figures
-from worker import trainer
-from shared.store.db import session_scope
-from shared.store.models import Checkpoint, EpochMetric, Job, Result, StepLoss, utcnow
-from shared.train.engine import fit
-from shared.store.jobs import create_job
 from shared.specs import resolve
+from shared.store.db import session_scope
+from shared.store.jobs import create_job
+from shared.store.models import Checkpoint, EpochMetric, Job, Result, StepLoss, utcnow
+from shared.train import checkpoint, figures
+from shared.train.engine import fit
+from worker import trainer
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,11 +17,11 @@ from alembic import command
 from alembic.config import Config
 
 from api import create_app
-from shared.train import checkpoint, figures
+from shared.specs import resolve
 from shared.store.db import session_scope
 from shared.store.models import EpochMetric, Job, Result, StepLoss, utcnow
+from shared.train import checkpoint, figures
 from shared.train.engine import fit
-from shared.specs import resolve
 
 CHROMIUM = os.environ.get("CNNLAB_CHROMIUM", "/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]

@@ -6,9 +6,9 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
+from support import alembic_config
 
 from shared.store.models import Base
-from support import alembic_config
 
 
 def _roundtrip(url: str) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 
-
 @pytest.fixture(scope="session")
 def data_dir(data_root) -> Path:
     """The provided data (MNIST raw IDX files, cifar10-jpeg): the root conftest's `data_root`."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from shared.specs import PRESETS, Spec, SpecError, parse_assignments, preset_spec, resolve
 
@@ -133,7 +134,7 @@ def test_dotted_model_args_override():
 
 def test_spec_is_frozen():
     s = preset_spec("mnist-fc")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         s.epochs = 3
 
 

@@ -7,8 +7,15 @@ import signal
 import time
 
 import pytest
-from support import (REDIS_URL, LiveAPI, WorkerProcess, drop_postgres_database, migrate, new_postgres_database,
-                     service_env)
+from support import (
+    REDIS_URL,
+    LiveAPI,
+    WorkerProcess,
+    drop_postgres_database,
+    migrate,
+    new_postgres_database,
+    service_env,
+)
 
 LEASE = 6  # seconds; short so the test sees a takeover quickly (production: 60)
 

@@ -87,7 +87,7 @@ def test_augmented_batch_uses_the_plans_draws():
     split = make_split(6, c=3, h=32, w=32)
     plan = EpochPlan.make(6, seed=1, epoch=1, augment=True, device=CPU)
     assert plan.offsets.shape == (6, 2) and plan.flips.shape == (6,)
-    assert 0 <= int(plan.offsets.min()) and int(plan.offsets.max()) <= 2 * PAD
+    assert int(plan.offsets.min()) >= 0 and int(plan.offsets.max()) <= 2 * PAD
     pipe = DevicePipeline(split, CPU, [0.0], [1.0])
     x, _ = pipe.batch(plan.order, plan.offsets, plan.flips)
     expected = crop_flip(split.images[plan.order], plan.offsets, plan.flips).float() / 255

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torchvision.io import write_png
 
+from shared.specs import resolve
 from shared.train import checkpoint
 from shared.train.checkpoint import CheckpointError
 from shared.train.engine import fit
-from shared.specs import resolve
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
 

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 import torch
+import torchvision.datasets.mnist as tv_mnist
 from torchvision.io import write_png
 
-import torchvision.datasets.mnist as tv_mnist
 from shared.train import data as data_mod
 from shared.train.data import DataError, channel_stats, describe, load_split
 

@@ -8,11 +8,10 @@ import sys
 
 import pytest
 import torch
+from support import REPO
 
 from shared.train import checkpoint
 from shared.train.batches import EpochPlan, rank_slice
-
-from support import REPO
 
 
 @pytest.mark.parametrize("world_size", [1, 2, 3])
