@@ -68,11 +68,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+SUMMARY_FIELDS = {"spec", "params", "test_accuracy", "test_loss", "epochs", "train_seconds", "eval_seconds",
+                  "samples_per_second", "data", "environment"}
+
+
 def summary(preset: str, result: FitResult, checkpoint: Path | None) -> dict:
     """The one JSON line `cnnlab train` prints."""
     return {"preset": preset, "checkpoint": str(checkpoint) if checkpoint else None,
-            **result.model_dump(mode="json", include={"spec", "params", "test_accuracy", "test_loss", "epochs",
-                                                      "train_seconds", "samples_per_second", "data", "environment"})}
+            **result.model_dump(mode="json", include=SUMMARY_FIELDS)}
 
 
 def launch_ranks(spec: Spec) -> int:

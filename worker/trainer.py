@@ -109,7 +109,7 @@ def save_result(job_id: int, result: FitResult) -> None:
     except Exception as exc:  # noqa: BLE001
         details["artifacts_error"] = f"{type(exc).__name__}: {exc}"
     summary = result.model_dump(include={"test_accuracy", "test_loss", "params", "epochs", "train_seconds",
-                                         "samples_per_second", "data", "environment"})
+                                         "eval_seconds", "samples_per_second", "data", "environment"})
     with session_scope() as s:
         s.merge(Result(job_id=job_id, details=details, **summary))
         s.execute(update(Job).where(Job.id == job_id).values(progress={

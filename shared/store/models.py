@@ -95,12 +95,35 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     error: Mapped[str | None] = mapped_column(Text)
     progress: Mapped[dict[str, Any] | None]  # phase, epoch, epochs, step, steps, fraction (0-1)
+    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
+    cell_index: Mapped[int | None]  # the sweep cell (0-based): jobs of one cell differ only in their seed
+    cell: Mapped[dict[str, Any] | None]  # the cell's swept values, keyed as in the grid ("model_args.n_feature")
 
     epochs: Mapped[list["EpochMetric"]] = relationship(order_by="EpochMetric.epoch", cascade="all, delete-orphan",
                                                        passive_deletes=True)
     checkpoints: Mapped[list["Checkpoint"]] = relationship(order_by="Checkpoint.epoch", cascade="all, delete-orphan",
                                                            passive_deletes=True)
     result: Mapped["Result | None"] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+
+class Sweep(Base):
+    """A grid of specs times seeds, one job per cell and seed; a study's run is a sweep too."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    preset: Mapped[str | None] = mapped_column(String(64))
+    base: Mapped[dict[str, Any]]  # the resolved base spec every cell starts from
+    grid: Mapped[dict[str, Any]]  # swept field -> list of values, in the order given
+    seeds: Mapped[list[int]] = mapped_column(JSON)  # the seeds every cell runs
+    study: Mapped[str | None] = mapped_column(String(64), index=True)  # the study this sweep ran, if any
+    study_version: Mapped[int | None]
+    size: Mapped[str | None] = mapped_column(String(16))  # a study's size: quick | full
+    priority: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    jobs: Mapped[list["Job"]] = relationship(order_by="Job.id", passive_deletes=True)
 
 
 class EpochMetric(Base):
@@ -156,6 +179,7 @@ class Result(Base):
     params: Mapped[int]
     epochs: Mapped[int]
     train_seconds: Mapped[float] = mapped_column(Float)
+    eval_seconds: Mapped[float | None] = mapped_column(Float)  # time spent evaluating, all epochs together
     samples_per_second: Mapped[float] = mapped_column(Float)
     data: Mapped[dict[str, Any]]  # name, source, fingerprint, sizes, normalization
     environment: Mapped[dict[str, Any]]  # torch, device, world size, backend, code commit

@@ -73,6 +73,7 @@ class Run:
     test_data: DevicePipeline
     info: RunInfo
     history: list[EpochMetrics] = field(default_factory=list)
+    eval_seconds: float = 0.0  # evaluating on rank 0, this attempt's epochs together
 
 
 def train_one_epoch(step: EagerStep, plan: EpochPlan, *, batch_size: int, epoch: int,
@@ -265,7 +266,9 @@ def train_epochs(run: Run, reporter: Reporter, should_stop: Callable[[], bool] |
         stats = train_one_epoch(run.step, plan, batch_size=spec.batch_size, epoch=epoch, world=world,
                                 log_every=spec.log_every, reporter=reporter, should_stop=should_stop)
         if world.is_main:
+            t1 = time.perf_counter()
             last = evaluate(run.model, run.test_data, spec.test_batch_size, run.step.autocast)
+            run.eval_seconds += time.perf_counter() - t1
             metrics = EpochMetrics(epoch=epoch, train_loss=stats.train_loss, test_loss=last.loss,
                                    test_accuracy=last.accuracy, train_seconds=stats.seconds,
                                    seconds=time.perf_counter() - t0,
@@ -290,13 +293,15 @@ def save_checkpoint(run: Run, epoch: int, out_dir: Path, reporter: Reporter) -> 
 def summarize(run: Run, last: Evaluation | None) -> FitResult:
     """The result on rank 0, from the last evaluation (made now if a resumed run had no epoch left)."""
     if last is None:
+        t1 = time.perf_counter()
         last = evaluate(run.model, run.test_data, run.spec.test_batch_size, run.step.autocast)
+        run.eval_seconds += time.perf_counter() - t1
     train_seconds = sum(m.train_seconds for m in run.history)
     samples = sum(m.samples_per_second * m.train_seconds for m in run.history)
     labels = run.test_data.labels.cpu()
     return FitResult(
         spec=run.spec, params=run.info.params, epochs=len(run.history), test_accuracy=last.accuracy,
-        test_loss=last.loss, train_seconds=train_seconds,
+        test_loss=last.loss, train_seconds=train_seconds, eval_seconds=run.eval_seconds,
         samples_per_second=samples / train_seconds if train_seconds else 0.0, history=run.history,
         data=run.info.data, environment=run.info.environment,
         confusion=confusion_matrix(last.predictions, labels, len(run.info.data.classes)),

@@ -80,6 +80,7 @@ class RunSummary(BaseModel):
     params: int
     epochs: int
     train_seconds: float
+    eval_seconds: float | None = Field(None, description="time spent evaluating (absent on older results)")
     samples_per_second: float
     data: DataInfo
     environment: Environment

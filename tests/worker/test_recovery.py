@@ -25,7 +25,8 @@ def fleet(data_root, cache_root, tmp_path):
     """Workers of their own: a database and a Redis database apart from the session's `service` worker."""
     import redis
 
-    broker = REDIS_URL.rsplit("/", 1)[0] + "/14"
+    base, db = REDIS_URL.rsplit("/", 1)
+    broker = f"{base}/{int(db) - 1}"  # the database below the session's (15 -> 14)
     redis.Redis.from_url(broker).flushdb()
     url = new_postgres_database()
     migrate(url)
