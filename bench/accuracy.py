@@ -47,6 +47,7 @@ class EpochLog(Reporter):
         self.preset = preset
 
     def on_epoch(self, m):
+        m = m.model_dump()
         print(f"{self.preset} epoch {m['epoch']}: train loss {m['train_loss']:.4f}, test acc {m['test_accuracy']:.4f},"
               f" {m['samples_per_second']:,.0f} samples/s", file=sys.stderr, flush=True)
 
@@ -62,13 +63,13 @@ def run_preset(preset: str, data_dir: Path, device: str) -> dict:
     return {
         "test_accuracy": result.test_accuracy, "test_loss": round(result.test_loss, 5),
         "seed": SEED[preset]["seed"], "expected": SEED[preset]["expected"],
-        "epochs": result.epochs, "overrides": overrides, "spec": result.spec, "params": result.params,
+        "epochs": result.epochs, "overrides": overrides, "spec": result.spec.model_dump(), "params": result.params,
         "seconds": round(seconds, 1), "train_seconds": round(result.train_seconds, 1),
         "samples_per_second": round(result.samples_per_second, 1),
-        "history": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in m.items()
+        "history": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in m.model_dump().items()
                      if k in ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds")} for m in result.history],
-        "data": {k: result.data[k] for k in ("name", "source", "fingerprint", "train_samples", "test_samples")},
-        "environment": result.environment,
+        "data": result.data.model_dump(include={"name", "source", "fingerprint", "train_samples", "test_samples"}),
+        "environment": result.environment.model_dump(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 

@@ -28,6 +28,7 @@ class Epochs(Reporter):
         self.rows = []
 
     def on_epoch(self, m):
+        m = m.model_dump()
         self.rows.append(m)
         print(f"epoch {m['epoch']}: acc {m['test_accuracy']:.4f} train {m['train_seconds']:.2f}s "
               f"({m['samples_per_second']:,.0f}/s) epoch {m['seconds']:.2f}s", flush=True)
@@ -46,19 +47,20 @@ def vgg_run(data_dir: Path, dataset: str, epochs: int, seed: int = 0) -> dict:
             "epoch_seconds": sum(m["seconds"] for m in rep.rows), "decode_seconds_first_time": decode,
             "test_accuracy": result.test_accuracy, "samples_per_second": result.samples_per_second,
             "seed_reported_accuracy": 0.8287, "target_seconds_10_epochs_h100": 20, "epochs": rep.rows,
-            "data": {k: result.data[k] for k in ("name", "source", "fingerprint")},
-            "environment": result.environment}
+            "data": result.data.model_dump(include={"name", "source", "fingerprint"}),
+            "environment": result.environment.model_dump()}
 
 
 VARIANT = """
-import json, sys, torch
+import json, os, sys, torch
 sys.path.insert(0, '.')
+os.environ['CNNLAB_CUDA_GRAPHS'] = '{graphs}'
 from shared.train import engine
 from shared.specs import resolve
-engine.CUDA_GRAPHS, engine.CUDNN_BENCHMARK = {graphs}, {benchmark}
+engine.CUDNN_BENCHMARK = {benchmark}
 spec = resolve('cifar10-vgg', {{'dataset': '{dataset}', 'epochs': {epochs}, 'device': 'cuda'}})
 r = engine.fit(spec, data_root='{data_dir}')
-print(json.dumps([round(m['train_seconds'], 3) for m in r['history']] + [r['test_accuracy']]))
+print(json.dumps([round(m.train_seconds, 3) for m in r.history] + [r.test_accuracy]))
 """
 
 
@@ -91,7 +93,7 @@ def ddp_smoke(data_dir: Path, dataset: str) -> dict:
     out = {"command": " ".join(cmd[2:]), "returncode": proc.returncode, "seconds": time.perf_counter() - t}
     if proc.returncode == 0:
         r = json.loads(proc.stdout.strip().splitlines()[-1])
-        out |= {"test_accuracy": r.test_accuracy, "environment": r.environment}
+        out |= {"test_accuracy": r["test_accuracy"], "environment": r["environment"]}
     else:
         out["stderr_tail"] = proc.stderr[-2000:]
     return out

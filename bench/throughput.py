@@ -30,7 +30,7 @@ from bench.seed_loop import DEFAULT_DATA, seed_loader_throughput, seed_throughpu
 from shared.specs import resolve
 from shared.train.distributed import World
 from shared.train.engine import environment, fit, make_optimizer
-from shared.train.nets import build_model
+from shared.train.nets import build_model, model_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Engine/seed ratios the engine is held to on a 2-core CPU.
@@ -59,9 +59,9 @@ def engine_throughput(preset: str, data_dir: Path, steps: int, device: str = "cp
     Decoding (cached) and the move to the device are paid once per run, outside the timed epoch, as in a real run."""
     result = fit(engine_spec(preset, steps, device), data_root=data_dir)
     timed = result.history[-1]
-    return {"samples": round(timed["samples_per_second"] * timed["train_seconds"]), "steps": steps,
-            "seconds": timed["train_seconds"], "samples_per_second": timed["samples_per_second"],
-            "train_loss": timed["train_loss"]}
+    return {"samples": round(timed.samples_per_second * timed.train_seconds), "steps": steps,
+            "seconds": timed.train_seconds, "samples_per_second": timed.samples_per_second,
+            "train_loss": timed.train_loss}
 
 
 def model_throughput(preset: str, steps: int, device: str = "cpu", warmup: int = 3) -> dict:
@@ -70,7 +70,7 @@ def model_throughput(preset: str, steps: int, device: str = "cpu", warmup: int =
     spec = engine_spec(preset, steps, device)
     dev = torch.device(device)
     shape = (1, 28, 28) if spec.dataset == "mnist" else (3, 32, 32)
-    fmt = torch.channels_last if spec.model != "fc2" else torch.contiguous_format  # as shared.train.engine._fit
+    fmt = torch.channels_last if model_info(spec.model).convolutional else torch.contiguous_format  # as engine.setup
     torch.manual_seed(0)
     model = build_model(spec.model, shape, 10, **spec.model_args).to(dev, memory_format=fmt).train()
     opt = make_optimizer(spec, model.parameters())
@@ -100,14 +100,14 @@ def machine() -> dict:
     env = environment(torch.device("cpu"), World())
     try:  # engine code measured = the commit plus these uncommitted changes
         import subprocess
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "shared"], capture_output=True, text=True,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "shared", "worker", "api"], capture_output=True, text=True,
                                cwd=Path(__file__).resolve().parents[1], timeout=10).stdout.split("\n")
         dirty = [line[3:] for line in dirty if line.strip()]
     except (OSError, subprocess.SubprocessError):
         dirty = None
     return {"shared_uncommitted": dirty, "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "commit": env["commit"]}
+            "commit": env.commit}
 
 
 def wait_quiet(limit: float = 90.0, idle: float = 0.85) -> bool:
@@ -206,7 +206,7 @@ def main() -> None:
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(args.out)
     print(json.dumps({p: {k: r[k] for k in ("seed_samples_per_second", "engine_samples_per_second", "ratio",
-                                            "target_ratio", "meets_target")} for p, r in result.presets.items()},
+                                            "target_ratio", "meets_target")} for p, r in result["presets"].items()},
                      indent=1))
 
 
