@@ -27,3 +27,11 @@ def test_cnnlab_settings_are_read_in_one_place():
                  for p in (REPO / root).rglob("*.py") if p.name != "settings.py"
                  for i, line in enumerate(p.read_text().splitlines(), 1) if reads.search(line)]
     assert offenders == []
+
+
+def test_every_setting_is_in_the_readme_table():
+    from shared.settings import Settings
+
+    readme = (REPO / "README.md").read_text()
+    missing = [f"CNNLAB_{name.upper()}" for name in Settings.model_fields if f"`CNNLAB_{name.upper()}`" not in readme]
+    assert missing == []
