@@ -6,7 +6,8 @@ import logging
 
 from flask import Flask, jsonify
 from pydantic import ValidationError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from shared.specs import SpecError
@@ -32,6 +33,16 @@ def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
     return [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()]
 
 
+RETRY_AFTER_SECONDS = 5
+
+
+def _database_unavailable(exc):
+    """The database is down or locked: a 503 the client can retry, not a 500."""
+    log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    body, status = json_error(503, "the database is unavailable; try again shortly")
+    return body, status, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
 def register(app: Flask) -> None:
     app.register_error_handler(APIError, lambda e: json_error(e.status, e.message, e.details))
     app.register_error_handler(SpecError, lambda e: json_error(422, f"invalid spec: {e}", e.errors))
@@ -42,6 +53,9 @@ def register(app: Flask) -> None:
     app.register_error_handler(Conflict, lambda e: json_error(409, str(e)))
     # Values the database refuses (a NUL byte in a filter, say) are the client's to fix.
     app.register_error_handler(DataError, lambda e: json_error(400, "a value in the request is not storable"))
+    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(InterfaceError, _database_unavailable)
+    app.register_error_handler(PoolTimeout, _database_unavailable)
     app.register_error_handler(HTTPException, lambda e: json_error(e.code or 500, e.description or e.name))
 
     @app.errorhandler(Exception)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 from pydantic import ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api import session, views
-from api.errors import json_error
+from api.errors import RETRY_AFTER_SECONDS, json_error
 from api.schemas import MAX_ID, JobQuery
 from shared.specs import PRESETS
 from shared.store import jobs
@@ -65,6 +67,9 @@ bp.register_error_handler(views.BadRequest, lambda e: _error(400, str(e)))
 bp.register_error_handler(ValidationError, lambda e: _error(400, "; ".join(
     f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in e.errors())))
 bp.register_error_handler(jobs.NotFound, lambda e: _error(404, str(e)))
+for unavailable in (OperationalError, InterfaceError, PoolTimeout):
+    bp.register_error_handler(unavailable, lambda e: (*_error(503, "the database is unavailable; try again shortly"),
+                                                      {"Retry-After": str(RETRY_AFTER_SECONDS)}))
 
 
 @bp.app_template_filter("pct")

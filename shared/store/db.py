@@ -54,7 +54,10 @@ def _create_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # A database that is down must fail fast (the API answers 503 and the caller retries), never hang:
+    # 3 s to connect, 5 s to wait for a pooled connection.
+    connect = {"connect_timeout": 3} if u.get_backend_name() == "postgresql" else {}
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=5, connect_args=connect)
 
 
 @lru_cache(maxsize=8)

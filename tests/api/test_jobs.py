@@ -184,3 +184,19 @@ def test_an_orphaned_job_is_claimed_again(client, db_url):
         s.commit()
         again = claim(s, job_id, "w2", lease=60)
         assert again is not None and again.worker == "w2" and again.attempts == 2
+
+
+def test_a_database_that_refuses_connections_is_a_fast_503_with_retry_after(data_root):
+    """A PostgreSQL URL where nothing listens: every endpoint that needs the database answers 503, quickly."""
+    import time
+
+    app = create_app({"DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/nothing",
+                      "BROKER_URL": "redis://127.0.0.1:1/0", "DATA_DIR": data_root})
+    client = app.test_client()
+    for method, path, body in (("get", "/jobs", None), ("get", "/jobs/1", None),
+                               ("post", "/jobs", {"preset": "mnist-fc"}), ("get", "/", None)):
+        t = time.monotonic()
+        r = getattr(client, method)(path, json=body)
+        assert r.status_code == 503, (path, r.status_code, r.data[:200])
+        assert r.headers["Retry-After"] == "5" and time.monotonic() - t < 10
+        assert b"database is unavailable" in r.data  # JSON for the API, a page for people
