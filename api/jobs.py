@@ -11,6 +11,7 @@ from api import session
 from api.errors import APIError
 from api.schemas import MAX_ID, CheckpointList, CheckpointOut, JobCreate, JobList, JobOut, JobQuery, JobSummary, Metrics
 from shared.store import jobs, publish
+from shared.store.models import JobStatus
 
 bp = Blueprint("jobs", __name__)
 JOB = f"/jobs/<int(max={MAX_ID}):job_id>"
@@ -27,20 +28,32 @@ def _json_body() -> dict:
     return body
 
 
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (1 <= len(key) <= 200 and key.isprintable()):
+        raise APIError(400, "Idempotency-Key must be 1-200 printable characters")
+    return key
+
+
 @bp.post("/jobs")
 def create_job():
     body = JobCreate.model_validate(_json_body())
+    key = _idempotency_key()
     with session() as s:
-        job = jobs.create_job(s, **body.model_dump(), data_root=current_app.config["DATA_DIR"])
+        job, created = jobs.create_job(s, **body.model_dump(), data_root=current_app.config["DATA_DIR"],
+                                       idempotency_key=key)
         s.commit()  # stored before it is enqueued: a worker never sees an id the database lacks
         out = JobOut.of(job).model_dump(mode="json")
+    if not created and out["status"] != JobStatus.QUEUED:
+        return out, 200, {"Location": url_for("jobs.get_job", job_id=out["id"])}
+    # A retry of a POST answered 503 sends its still-queued job again: the claim keeps runs exactly-once.
     try:
         publish.enqueue(out["id"], out["queue"], out["priority"], current_app.config["BROKER_URL"])
     except Exception as exc:  # noqa: BLE001 - broker down: the job stays queued and a starting worker sends it
         log.warning("enqueue of job %s failed: %s", out["id"], exc)
         raise APIError(503, f"job {out['id']} is stored but the broker is unreachable; it will be dispatched "
                             f"when a worker starts", {"job": out}) from None
-    return out, 201, {"Location": url_for("jobs.get_job", job_id=out["id"])}
+    return out, 201 if created else 200, {"Location": url_for("jobs.get_job", job_id=out["id"])}
 
 
 @bp.get("/jobs")

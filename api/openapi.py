@@ -47,10 +47,15 @@ def _paths() -> dict:
     return {
         "/jobs": {
             "post": {"summary": "Submit a job (a preset with overrides, or a full spec)",
+                     "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                                     "description": "a retry with the same key answers the job it made (200)",
+                                     "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
                      "requestBody": {"required": True, "content": {"application/json": {
                          "schema": {"$ref": REF.format(model="JobCreate")},
                          "example": {"preset": "mnist-cnn", "overrides": {"train_limit": 2000}}}}},
-                     "responses": {"201": _json(job, "Created; Location names the job"), "400": _error("Not JSON"),
+                     "responses": {"201": _json(job, "Created; Location names the job"),
+                                   "200": _json(job, "The job an earlier request with this Idempotency-Key made"),
+                                   "409": _error("Idempotency-Key used for another request"), "400": _error("Not JSON"),
                                    "413": _error("Body too large"), "422": _error("Invalid spec"),
                                    "503": _error("Stored, but the broker is unreachable")}},
             "get": {"summary": "List jobs, newest first", "parameters": _query(JobQuery),

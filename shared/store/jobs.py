@@ -6,6 +6,7 @@ import warnings
 from datetime import timedelta
 
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from shared.settings import settings
@@ -56,15 +57,39 @@ def check_runnable(spec: Spec, data_root=None) -> None:
 
 
 def create_job(session: Session, *, preset: str | None = None, overrides: dict | None = None,
-               spec: dict | None = None, name: str | None = None, priority: int = 0, data_root=None) -> Job:
-    """Validate and store a queued job (the caller commits, then enqueues)."""
+               spec: dict | None = None, name: str | None = None, priority: int = 0, data_root=None,
+               idempotency_key: str | None = None) -> tuple[Job, bool]:
+    """Validate and store a queued job, or find the one stored under `idempotency_key`; returns (job, created).
+
+    The caller commits, then enqueues; with a key, the session holds nothing else yet."""
     resolved = resolve(preset, overrides, spec)
     check_runnable(resolved, data_root)
     job = Job(name=name, preset=preset, model=resolved.model, dataset=resolved.dataset, spec=resolved.model_dump(),
-              status=JobStatus.QUEUED, queue="gpu" if resolved.needs_gpu else "cpu", priority=priority)
+              status=JobStatus.QUEUED, queue="gpu" if resolved.needs_gpu else "cpu", priority=priority,
+              idempotency_key=idempotency_key)
+    if idempotency_key is not None:
+        earlier = _same_request(session, job)
+        if earlier is not None:
+            return earlier, False
     session.add(job)
-    session.flush()
-    return job
+    try:
+        session.flush()
+    except IntegrityError:  # a concurrent POST with the same key won the unique index: answer with its job
+        session.rollback()
+        earlier = _same_request(session, job)
+        if earlier is None:
+            raise
+        return earlier, False
+    return job, True
+
+
+def _same_request(session: Session, job: Job) -> Job | None:
+    """The job stored under `job`'s idempotency key, if any; a different request under that key is a Conflict."""
+    earlier = session.scalars(select(Job).where(Job.idempotency_key == job.idempotency_key)).first()
+    if earlier is not None and (earlier.spec, earlier.preset, earlier.name, earlier.priority) != \
+            (job.spec, job.preset, job.name, job.priority):
+        raise Conflict(f"Idempotency-Key {job.idempotency_key!r} was used for another request (job {earlier.id})")
+    return earlier
 
 
 def get_job(session: Session, job_id: int) -> Job:

@@ -98,6 +98,8 @@ class Job(Base):
     sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
     cell_index: Mapped[int | None]  # the sweep cell (0-based): jobs of one cell differ only in their seed
     cell: Mapped[dict[str, Any] | None]  # the cell's swept values, keyed as in the grid ("model_args.n_feature")
+    # The client's Idempotency-Key of POST /jobs: a retried POST finds this job instead of making a second one.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
 
     epochs: Mapped[list["EpochMetric"]] = relationship(order_by="EpochMetric.epoch", cascade="all, delete-orphan",
                                                        passive_deletes=True)

@@ -200,3 +200,31 @@ def test_a_database_that_refuses_connections_is_a_fast_503_with_retry_after(data
         assert r.status_code == 503, (path, r.status_code, r.data[:200])
         assert r.headers["Retry-After"] == "5" and time.monotonic() - t < 10
         assert b"database is unavailable" in r.data  # JSON for the API, a page for people
+
+
+def test_a_retried_post_with_an_idempotency_key_finds_its_job(db_url, data_root):
+    """Broker down: the POST is answered 503 with the stored job; the retry with the same key gets that job."""
+    import uuid
+
+    app = create_app({"DATABASE_URL": db_url, "DATA_DIR": data_root, "BROKER_URL": "redis://127.0.0.1:1/0"})
+    client, key = app.test_client(), {"Idempotency-Key": uuid.uuid4().hex}
+    first = client.post("/jobs", json={"preset": "mnist-fc", "name": "once"}, headers=key)
+    assert first.status_code == 503
+    job_id = first.json["error"]["details"]["job"]["id"]
+    again = client.post("/jobs", json={"preset": "mnist-fc", "name": "once"}, headers=key)
+    assert again.status_code == 503 and again.json["error"]["details"]["job"]["id"] == job_id  # re-sent, not re-made
+    other = client.post("/jobs", json={"preset": "mnist-cnn", "name": "once"}, headers=key)
+    assert other.status_code == 409 and "another request" in other.json["error"]["message"]
+    with session_scope(db_url) as s:
+        assert s.query(Job).filter(Job.idempotency_key == key["Idempotency-Key"]).count() == 1
+
+
+def test_an_idempotency_key_of_a_started_job_answers_200_without_enqueueing(client, sent, db_url):
+    key = {"Idempotency-Key": "k-" + "x" * 20}
+    created = client.post("/jobs", json={"preset": "mnist-fc"}, headers=key)
+    assert created.status_code == 201 and len(sent) == 1
+    with session_scope(db_url) as s:
+        s.execute(update(Job).where(Job.id == created.json["id"]).values(status="running"))
+    again = client.post("/jobs", json={"preset": "mnist-fc"}, headers=key)
+    assert again.status_code == 200 and again.json["id"] == created.json["id"] and len(sent) == 1
+    assert client.post("/jobs", json={"preset": "mnist-fc"}, headers={"Idempotency-Key": ""}).status_code == 400
