@@ -260,8 +260,9 @@ def test_a_real_run_stores_artifacts_and_survives_their_failure(client, db_url, 
                        ("CACHE_DIR", trained["tmp"] / "cache")):
         monkeypatch.setenv(f"CNNLAB_{key}", str(value))
     with session_scope(db_url) as s:
-        job_id = create_job(s, preset="mnist-cnn-permuted", overrides={"train_limit": 300, "test_limit": 100,
-                                                                       "device": "cpu"}).id
+        job, _ = create_job(s, preset="mnist-cnn-permuted", overrides={"train_limit": 300, "test_limit": 100,
+                                                                       "device": "cpu"})
+        job_id = job.id
     assert trainer.run(job_id) == 0
     with session_scope(db_url) as s:
         details = s.get(Result, job_id).details
