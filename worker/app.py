@@ -8,48 +8,37 @@ import time
 
 from celery.signals import worker_process_init, worker_ready
 
-from shared.store import jobs
+from shared.settings import settings
+from shared.store import dispatch
 from shared.store.db import forget_connections, session_scope
-from shared.store.publish import enqueue, make_celery
+from shared.store.publish import make_celery
 
 app = make_celery()
 app.conf.include = ["worker.tasks"]
 log = logging.getLogger(__name__)
 
 
-def requeue_orphans(queued: bool) -> int:
-    """Send again the jobs whose worker died (lease lapsed) and, if `queued`, the queued ones.
-
-    A duplicate message is harmless: the claim in the database lets one delivery run the job.
-    """
+def redispatch_lost() -> list[int]:
+    """Send again the jobs whose broker message is lost (see shared/store/dispatch.py); never raises."""
+    grace = settings().dispatch_seconds
     try:
         with session_scope() as s:
-            orphans = [(j.id, j.queue, j.priority) for j in jobs.orphaned_jobs(s, queued=queued)]
-    except Exception as exc:  # noqa: BLE001 - a worker without its database keeps running and tries again
-        log.warning("could not look for orphaned jobs: %s", exc)
-        return 0
-    try:
-        for job_id, queue, priority in orphans:
-            enqueue(job_id, queue, priority, app=app)
-    except Exception as exc:  # noqa: BLE001 - the broker is down: the next round tries again
-        log.warning("could not re-enqueue orphaned jobs: %s", exc)
-        return 0
-    if orphans:
-        log.info("re-enqueued %d jobs", len(orphans))
-    return len(orphans)
+            return dispatch.redispatch(s, app, grace=grace)
+    except Exception as exc:  # noqa: BLE001 - database or broker down: the next round tries again
+        log.warning("could not look for lost jobs: %s", exc)
+        return []
 
 
-def _watch_leases() -> None:
+def _watch_dispatch() -> None:
     while True:
-        time.sleep(jobs.lease_seconds() / 2)
-        requeue_orphans(queued=False)
+        redispatch_lost()
+        time.sleep(settings().dispatch_seconds)
 
 
 @worker_ready.connect
 def on_ready(sender=None, **_):
-    """Queued jobs (stored while the broker was down) are sent once at start; orphaned ones all the time."""
-    requeue_orphans(queued=True)
-    threading.Thread(target=_watch_leases, name="cnnlab-leases", daemon=True).start()
+    """Every worker watches for lost jobs: stored while the broker was down, lost with it, or orphaned."""
+    threading.Thread(target=_watch_dispatch, name="cnnlab-dispatch", daemon=True).start()
 
 
 @worker_process_init.connect

@@ -66,7 +66,7 @@ def create_job(session: Session, *, preset: str | None = None, overrides: dict |
     check_runnable(resolved, data_root)
     job = Job(name=name, preset=preset, model=resolved.model, dataset=resolved.dataset, spec=resolved.model_dump(),
               status=JobStatus.QUEUED, queue="gpu" if resolved.needs_gpu else "cpu", priority=priority,
-              idempotency_key=idempotency_key)
+              idempotency_key=idempotency_key, dispatched_at=utcnow())  # the caller sends it right after commit
     if idempotency_key is not None:
         earlier = _same_request(session, job)
         if earlier is not None:
@@ -171,12 +171,6 @@ def finish(session: Session, job_id: int, worker: str, status: JobStatus, error:
                            .values(status=status, error=error, finished_at=utcnow())).rowcount
     session.commit()
     return bool(done)
-
-
-def orphaned_jobs(session: Session, *, queued: bool = True, lease: float | None = None) -> list[Job]:
-    """Running jobs with a dead lease (and, if `queued`, queued ones): to send again to the workers."""
-    stale = _orphaned(utcnow(), lease)
-    return list(session.scalars(select(Job).where(or_(stale, Job.status == JobStatus.QUEUED) if queued else stale)))
 
 
 def latest_checkpoint(session: Session, job_id: int) -> Checkpoint | None:

@@ -90,6 +90,7 @@ class Job(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]  # the running worker's lease: stale means the worker is gone
+    dispatched_at: Mapped[datetime | None]  # last sent to the broker (see shared/store/dispatch.py)
     worker: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(default=0)
     cancel_requested: Mapped[bool] = mapped_column(default=False)

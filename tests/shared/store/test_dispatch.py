@@ -1,0 +1,70 @@
+"""Lost broker messages are found and sent again once, on a real Redis database and real SQL databases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import redis
+from sqlalchemy import update
+from support import REDIS_URL
+
+from shared.store import dispatch
+from shared.store.db import session_scope
+from shared.store.jobs import create_job
+from shared.store.models import Job, utcnow
+from shared.store.publish import enqueue, make_celery
+
+
+@pytest.fixture
+def broker():
+    """A Celery app on a Redis database no worker of the test session consumes, emptied before and after."""
+    base, db = REDIS_URL.rsplit("/", 1)
+    url = f"{base}/{int(db) - 1}"  # the fleet tests' database (15 -> 14); tests run one at a time
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield make_celery(url)
+    client.flushdb()
+
+
+def _job(db_url, data_root, age: float = 60.0, status: str = "queued") -> int:
+    with session_scope(db_url) as s:
+        job, _ = create_job(s, preset="mnist-fc", data_root=data_root)
+        s.flush()
+        s.execute(update(Job).where(Job.id == job.id).values(
+            status=status, dispatched_at=utcnow() - timedelta(seconds=age), heartbeat_at=utcnow() - timedelta(hours=1)))
+        return job.id
+
+
+def test_a_job_whose_message_is_lost_is_sent_once(db_url, data_root, broker):
+    lost, waiting = _job(db_url, data_root), _job(db_url, data_root)
+    enqueue(waiting, "cpu", app=broker)  # its message is still in the broker
+    with session_scope(db_url) as s:
+        assert dispatch.redispatch(s, broker, grace=10) == [lost]
+    assert dispatch.broker_job_ids(broker, recent=10) >= {lost, waiting}
+    with session_scope(db_url) as s:  # a second watcher in the same round finds nothing to do
+        assert dispatch.redispatch(s, broker, grace=10) == []
+
+
+def test_a_recent_dispatch_is_not_doubled_and_a_dead_lease_is_sent_again(db_url, data_root, broker):
+    fresh = _job(db_url, data_root, age=1.0)  # sent a second ago: its message may still be in flight
+    orphan = _job(db_url, data_root, status="running")  # running, lease long dead, no message anywhere
+    with session_scope(db_url) as s:
+        sent = dispatch.redispatch(s, broker, grace=10, lease=5)
+    assert orphan in sent and fresh not in sent
+
+
+def test_only_one_of_two_watchers_takes_a_job(db_url, data_root):
+    job = _job(db_url, data_root)
+    with session_scope(db_url) as a, session_scope(db_url) as b:
+        assert [dispatch.take(a, job, grace=10), dispatch.take(b, job, grace=10)] == [True, False]
+
+
+def test_unlistable_brokers_fall_back_to_the_age_of_the_last_dispatch(db_url, data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNLAB_VAR_DIR", str(tmp_path))
+    app = make_celery("filesystem://")
+    old, fresh = _job(db_url, data_root, age=60), _job(db_url, data_root, age=1)
+    assert dispatch.broker_job_ids(app, recent=10) is None
+    with session_scope(db_url) as s:
+        sent = dispatch.redispatch(s, app, grace=10)
+    assert old in sent and fresh not in sent
