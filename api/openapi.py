@@ -76,8 +76,12 @@ def _paths() -> dict:
             "summary": "A checkpoint file; X-Checkpoint-SHA256 carries its sha256", "parameters": [_id(), _id("epoch")],
             "responses": {"200": {"description": "The file", "content": {"application/octet-stream": {
                                       "schema": {"type": "string", "format": "binary"}}}},
-                          "404": _error("Unknown job or epoch"), "410": _error("File gone from disk")}}},
+                          "404": _error("Unknown job or epoch"), "410": _error("File gone from disk, or corrupt")}}},
         "/presets": {"get": {"summary": f"The presets ({', '.join(PRESETS)})", "responses": {"200": _json(PresetList)}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics: jobs by status and queue, queue depth, retries, "
+                                        "job and epoch durations, busy workers' heartbeats",
+                             "responses": {"200": {"description": "Prometheus text format",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/healthz": {"get": {"summary": "Database and broker reachable",
                              "responses": {"200": _json(Health, "Healthy"), "503": _json(Health, "Degraded")}}},
     }

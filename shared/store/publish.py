@@ -38,6 +38,8 @@ def make_celery(broker: str | None = None) -> Celery:
         broker_transport_options=transport,
         broker_connection_retry_on_startup=True,
         worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_send_task_events=True,  # task events on, so Flower (or `celery events`) can watch the fleet
+        task_send_sent_event=True,
     )
     return app
 

@@ -228,3 +228,46 @@ def test_an_idempotency_key_of_a_started_job_answers_200_without_enqueueing(clie
     again = client.post("/jobs", json={"preset": "mnist-fc"}, headers=key)
     assert again.status_code == 200 and again.json["id"] == created.json["id"] and len(sent) == 1
     assert client.post("/jobs", json={"preset": "mnist-fc"}, headers={"Idempotency-Key": ""}).status_code == 400
+
+
+def test_a_corrupt_checkpoint_is_never_served(client, db_url, tmp_path):
+    import hashlib
+
+    from shared.store.models import Checkpoint
+
+    job_id = client.post("/jobs", json={"preset": "mnist-fc"}).json["id"]
+    path = tmp_path / "epoch-001.pt"
+    path.write_bytes(b"weights" * 100)
+    with session_scope(db_url) as s:
+        s.add(Checkpoint(job_id=job_id, epoch=1, path=str(path), size_bytes=700,
+                         sha256=hashlib.sha256(path.read_bytes()).hexdigest()))
+    assert client.get(f"/jobs/{job_id}/checkpoints/1").status_code == 200
+    path.write_bytes(b"weightz" * 100)  # same size, one byte per block changed
+    r = client.get(f"/jobs/{job_id}/checkpoints/1")
+    assert r.status_code == 410 and "corrupt" in r.json["error"]["message"]
+
+
+def test_prometheus_metrics_count_jobs_by_status_and_queue(client, db_url):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    ids = [client.post("/jobs", json={"preset": "mnist-fc"}).json["id"] for _ in range(3)]
+    with session_scope(db_url) as s:
+        s.execute(update(Job).where(Job.id == ids[0]).values(status="running", heartbeat_at=utcnow(), worker="w1",
+                                                             attempts=2))
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.mimetype == "text/plain"
+    families = {f.name: f for f in text_string_to_metric_families(r.get_data(as_text=True))}
+    jobs = {(x.labels["status"], x.labels["queue"]): x.value for x in families["cnnlab_jobs"].samples}
+    with session_scope(db_url) as s:  # the database may hold other tests' jobs: compare with its own counts
+        queued = s.query(Job).filter(Job.status == "queued", Job.queue == "cpu").count()
+        retries = sum(j.attempts - 1 for j in s.query(Job).filter(Job.attempts > 1))
+    assert jobs[("queued", "cpu")] == queued >= 2 and jobs[("running", "cpu")] >= 1
+    assert {x.labels["queue"]: x.value for x in families["cnnlab_queue_depth"].samples}["cpu"] == queued
+    assert families["cnnlab_job_retries"].samples[0].value == retries >= 1
+    assert "w1" in {x.labels["worker"] for x in families["cnnlab_worker_heartbeat_age_seconds"].samples}
+    assert {"cnnlab_job_seconds", "cnnlab_epoch_seconds"} <= set(families)
+
+
+def test_celery_sends_task_events_for_flower():
+    app = publish.make_celery("redis://127.0.0.1:1/0")
+    assert app.conf.worker_send_task_events and app.conf.task_send_sent_event
