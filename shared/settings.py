@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -28,6 +29,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, gt=0, description="larger request bodies are answered 413")
     cuda_graphs: bool = Field(True, description="replay single-GPU training steps as CUDA graphs")
     commit: str | None = Field(None, description="code commit recorded with results (default: git rev-parse)")
+    queue_memory_gb: dict[str, float] = Field(
+        default_factory=lambda: {"cpu": round(0.9 * _host_memory_gb(), 1), "gpu": 80.0},
+        description="memory a job may need, per queue (JSON); larger jobs are refused at submit")
+    queue_max_world_size: dict[str, int] = Field(
+        default_factory=lambda: {"cpu": os.cpu_count() or 1, "gpu": 8},
+        description="most ranks (world_size) a job may ask for, per queue (JSON)")
     port: int = Field(5000, description="the API's port under `make run`")
 
     @model_validator(mode="after")
@@ -40,6 +47,11 @@ class Settings(BaseSettings):
         self.database_url = self.database_url or f"sqlite:///{self.var_dir / 'cnnlab.db'}"
         self.broker_url = self.broker_url or self.redis_url
         return self
+
+
+def _host_memory_gb() -> float:
+    """This machine's memory (the default for the cpu queue's limit assumes workers like the API's host)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
 def settings() -> Settings:

@@ -54,6 +54,29 @@ def check_runnable(spec: Spec, data_root=None) -> None:
         raise SpecError([{"field": "model_args", "message": "a layer would have no weights (a size of 0)"}])
     if sum(sizes) > MAX_PARAMS:
         raise SpecError([{"field": "model_args", "message": f"{sum(sizes):,} parameters; at most {MAX_PARAMS:,}"}])
+    check_resources(spec, shape, len(classes))
+
+
+def queue_for(spec: Spec) -> str:
+    return "gpu" if spec.needs_gpu else "cpu"
+
+
+def check_resources(spec: Spec, shape: tuple[int, int, int], num_classes: int) -> None:
+    """Refuse what the target queue cannot hold: more ranks than it offers, more memory than it has."""
+    from shared.train.memory import estimate
+
+    queue, env = queue_for(spec), settings()
+    ranks = env.queue_max_world_size.get(queue, 1)
+    if spec.world_size > ranks:
+        raise SpecError([{"field": "world_size", "message": f"the {queue} queue runs at most {ranks} ranks "
+                                                            f"(CNNLAB_QUEUE_MAX_WORLD_SIZE), got {spec.world_size}"}])
+    need, limit = estimate(spec, shape, num_classes), env.queue_memory_gb.get(queue, float("inf"))
+    if need.total_gb > limit:
+        raise SpecError([{"field": "spec", "message": (
+            f"needs about {need.total_gb:,.1f} GB (weights, gradients and optimizer state "
+            f"{need.weights_bytes / 2**30:,.1f} GB, one batch's activations {need.activations_bytes / 2**30:,.1f} GB, "
+            f"data {need.data_bytes / 2**30:,.1f} GB); the {queue} queue's jobs may use {limit:g} GB "
+            f"(CNNLAB_QUEUE_MEMORY_GB): lower batch_size or the model's size")}])
 
 
 def create_job(session: Session, *, preset: str | None = None, overrides: dict | None = None,
@@ -65,7 +88,7 @@ def create_job(session: Session, *, preset: str | None = None, overrides: dict |
     resolved = resolve(preset, overrides, spec)
     check_runnable(resolved, data_root)
     job = Job(name=name, preset=preset, model=resolved.model, dataset=resolved.dataset, spec=resolved.model_dump(),
-              status=JobStatus.QUEUED, queue="gpu" if resolved.needs_gpu else "cpu", priority=priority,
+              status=JobStatus.QUEUED, queue=queue_for(resolved), priority=priority,
               idempotency_key=idempotency_key, dispatched_at=utcnow())  # the caller sends it right after commit
     if idempotency_key is not None:
         earlier = _same_request(session, job)

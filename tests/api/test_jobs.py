@@ -69,6 +69,8 @@ def test_create_from_full_spec_and_gpu_queue(client, sent):
     ({"preset": "cifar10-vgg", "overrides": {"model_args.cfg": [1000000]}}, 422, "at most"),
     ({"preset": "mnist-cnn", "overrides": {"mean": [0.1, 0.2, 0.3], "std": [1, 1, 1]}}, 422, "1 channels"),
     ({"preset": "mnist-cnn", "overrides": {"seed": 2**63}}, 422, "seed"),
+    ({"preset": "mnist-cnn", "overrides": {"model_args.n_feature": 2000, "batch_size": 65536}}, 422, "needs about 7"),
+    ({"preset": "mnist-cnn", "overrides": {"world_size": 64}}, 422, "at most"),
 ])
 def test_bad_input_is_a_4xx_naming_the_problem(client, sent, body, status, needle):
     r = client.post("/jobs", json=body)
@@ -271,3 +273,13 @@ def test_prometheus_metrics_count_jobs_by_status_and_queue(client, db_url):
 def test_celery_sends_task_events_for_flower():
     app = publish.make_celery("redis://127.0.0.1:1/0")
     assert app.conf.worker_send_task_events and app.conf.task_send_sent_event
+
+
+def test_memory_limits_are_per_queue_and_name_what_a_job_needs(client, sent, monkeypatch):
+    """The lab's VGG needs about 0.4 GB besides its data: refused where the queue allows 0.25 GB, accepted at 1 GB."""
+    spec = {"preset": "cifar10-vgg", "overrides": {"dataset": "cifar10-jpeg"}}
+    monkeypatch.setenv("CNNLAB_QUEUE_MEMORY_GB", '{"cpu": 0.25}')
+    r = client.post("/jobs", json=spec)
+    assert r.status_code == 422 and "needs about 0.4 GB" in r.json["error"]["message"] and "0.25 GB" in r.json["error"]["message"]
+    monkeypatch.setenv("CNNLAB_QUEUE_MEMORY_GB", '{"cpu": 1}')
+    assert client.post("/jobs", json=spec).status_code == 201
