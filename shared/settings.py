@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(None, description="another Celery broker (e.g. filesystem://); default REDIS_URL")
     download: bool = Field(False, description="download a missing built-in dataset (MNIST, CIFAR-10)")
     lease_seconds: float = Field(60.0, gt=0, description="a running job whose heartbeat is older is taken over")
+    db_outage_seconds: float = Field(600.0, gt=0, description="how long workers and trainers wait out a database "
+                                     "outage (retrying with backoff) before a job fails")
     dispatch_seconds: float = Field(10.0, gt=0, description="how often workers look for jobs whose broker message "
                                     "is lost, and the least time between two sends of one job")
     visibility_timeout: int = Field(6 * 3600, gt=0, description="seconds before Redis redelivers an unacked task")

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shared.specs import Spec
 from shared.store import jobs
-from shared.store.db import session_scope
+from shared.store.db import retry, session_scope
 from shared.store.models import JobStatus
 from shared.train.launch import torchrun_command
 from worker.jobfiles import EXIT_STOPPED, START_MARK, job_dir
@@ -34,17 +34,10 @@ def trainer_command(job_id: int, world_size: int, resume: list[str]) -> list[str
 
 def run_job(job_id: int, worker: str) -> str:
     """Run job `job_id` if this worker wins the claim; returns the job's final status or 'skipped'."""
-    with session_scope() as s:
-        job = jobs.claim(s, job_id, worker)
-        if job is None:  # a duplicate delivery, a cancelled job, or another worker holds a live lease
-            return "skipped"
-        spec = Spec.model_validate(job.spec)
-        ckpt = jobs.latest_checkpoint(s, job_id)
-        if ckpt is not None and not Path(ckpt.path).is_file():
-            ckpt = None  # another machine's disk (no shared CNNLAB_CHECKPOINT_DIR): start over rather than fail
-        # A retry resumes from the last checkpoint of the lost attempt, so finished epochs are not redone.
-        jobs.discard_after(s, job_id, ckpt.epoch if ckpt else 0)
-        resume = [ckpt.path, ckpt.sha256] if ckpt else []
+    claimed = retry(lambda s: _claim(s, job_id, worker), what=f"claiming job {job_id}")
+    if claimed is None:  # a duplicate delivery, a cancelled job, or another worker holds a live lease
+        return "skipped"
+    spec, resume = claimed
 
     out = job_dir(job_id)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,9 +60,23 @@ def run_job(job_id: int, worker: str) -> str:
         status, error = JobStatus.CANCELLED, None
     else:
         status, error = JobStatus.FAILED, _error_text(out, rc)
-    with session_scope() as s:
-        jobs.finish(s, job_id, worker, status, error)
+    retry(lambda s: jobs.finish(s, job_id, worker, status, error), what=f"ending job {job_id}")
     return status
+
+
+def _claim(s, job_id: int, worker: str) -> tuple[Spec, list[str]] | None:
+    """Claim the job and find the checkpoint to resume from; None if it is not ours to run.
+
+    Safe to retry: a claim whose commit landed before the connection broke is found as ours."""
+    job = jobs.claim(s, job_id, worker) or jobs.held_by(s, job_id, worker)
+    if job is None:
+        return None
+    ckpt = jobs.latest_checkpoint(s, job_id)
+    if ckpt is not None and not Path(ckpt.path).is_file():
+        ckpt = None  # another machine's disk (no shared CNNLAB_CHECKPOINT_DIR): start over rather than fail
+    # A retry resumes from the last checkpoint of the lost attempt, so finished epochs are not redone.
+    jobs.discard_after(s, job_id, ckpt.epoch if ckpt else 0)
+    return Spec.model_validate(job.spec), ([ckpt.path, ckpt.sha256] if ckpt else [])
 
 
 def _die_with_parent() -> None:

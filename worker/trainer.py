@@ -15,13 +15,14 @@ import time
 import traceback
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
+from sqlalchemy.exc import IntegrityError
 
 from shared.settings import settings
 from shared.specs import Spec
-from shared.store.db import session_scope
+from shared.store.db import retry
 from shared.store.jobs import latest_checkpoint
-from shared.store.models import Base, Checkpoint, EpochMetric, Job, Result, StepLoss
+from shared.store.models import Checkpoint, EpochMetric, Job, Result, StepLoss, utcnow
 from shared.train.checkpoint import CheckpointError
 from shared.train.engine import Reporter, Stopped, fit
 from shared.train.results import EpochMetrics, FitResult, RunInfo
@@ -31,8 +32,12 @@ from worker.jobfiles import EXIT_STOPPED, job_dir
 class DbReporter(Reporter):
     """Writes what the engine reports from a background thread, so the training loop never waits on the database.
 
-    Writes keep their order; progress goes out at most once a second. `close()` flushes and re-raises a failed write.
+    Writes keep their order and are SQL statements, so a write the database missed can be sent again: during an
+    outage the writer retries with backoff (shared.store.db.retry) while training goes on, and a bounded buffer
+    holds what waits. Progress goes out at most once a second. `close()` flushes and re-raises a failed write.
     """
+
+    BUFFER = 10_000  # writes waiting; when full (a long outage) training pauses rather than drop any
 
     def __init__(self, job_id: int, min_interval: float = 1.0):
         self.job_id = job_id
@@ -40,20 +45,15 @@ class DbReporter(Reporter):
         self.last = 0.0
         self.epochs = 1
         self.error: Exception | None = None
-        self.pending: queue.SimpleQueue = queue.SimpleQueue()
+        self.pending: queue.Queue = queue.Queue(maxsize=self.BUFFER)
         self.writer = threading.Thread(target=self._write, name="db-reporter", daemon=True)
         self.writer.start()
 
     def _write(self) -> None:
-        while (rows := self.pending.get()) is not None:
+        while (statements := self.pending.get()) is not None:
             if self.error is None:
                 try:
-                    with session_scope() as s:
-                        for row in rows:
-                            if isinstance(row, Base):
-                                s.add(row)
-                            else:  # an UPDATE statement
-                                s.execute(row)
+                    write_again(statements, what=f"job {self.job_id}'s progress")
                 except Exception as exc:  # noqa: BLE001 - surfaced by close()
                     self.error = exc
 
@@ -75,7 +75,8 @@ class DbReporter(Reporter):
     def on_step(self, epoch, step, steps, loss):
         global_step = (epoch - 1) * steps + step
         if loss is not None:
-            self.pending.put([StepLoss(job_id=self.job_id, epoch=epoch, step=step, global_step=global_step, loss=loss)])
+            self.pending.put([insert(StepLoss).values(job_id=self.job_id, epoch=epoch, step=step,
+                                                      global_step=global_step, loss=loss)])
         now = time.monotonic()
         if now - self.last >= self.min_interval or step == steps:
             self.last = now
@@ -83,22 +84,41 @@ class DbReporter(Reporter):
                            step=step, steps=steps, fraction=global_step / (self.epochs * steps))
 
     def on_epoch(self, metrics: EpochMetrics) -> None:
-        self.pending.put([EpochMetric(job_id=self.job_id, **metrics.model_dump())])
+        self.pending.put([insert(EpochMetric).values(job_id=self.job_id, **metrics.model_dump())])
 
     def on_checkpoint(self, epoch, path, sha256):
-        self.pending.put([Checkpoint(job_id=self.job_id, epoch=epoch, path=str(path), sha256=sha256,
-                                     size_bytes=Path(path).stat().st_size)])
+        self.pending.put([insert(Checkpoint).values(job_id=self.job_id, epoch=epoch, path=str(path), sha256=sha256,
+                                                    size_bytes=Path(path).stat().st_size, created_at=utcnow())])
+
+
+def write_again(statements: list, what: str) -> None:
+    """Execute `statements` in one transaction, waiting out an outage. A row that is already there after a failed
+    attempt (the commit landed but its answer was lost) counts as written."""
+    tries = 0
+
+    def attempt(s) -> None:
+        nonlocal tries
+        tries += 1
+        try:
+            for statement in statements:
+                s.execute(statement)
+            s.flush()
+        except IntegrityError:
+            if tries == 1:
+                raise
+            s.rollback()  # an earlier try's commit landed: nothing left to write
+
+    retry(attempt, what=what)
 
 
 def job_figures(job_id: int, result: FitResult) -> dict:
     """The pages' images for a job whose `fit` just returned `result`, from its final recorded checkpoint."""
     from shared.train.figures import compute
 
-    with session_scope() as s:
-        ckpt = latest_checkpoint(s, job_id)
-        if ckpt is None:
-            raise CheckpointError(f"job {job_id} has no checkpoint to draw filters and feature maps from")
-        path, sha = Path(ckpt.path), ckpt.sha256
+    ckpt = retry(lambda s: latest_checkpoint(s, job_id), what=f"job {job_id}'s checkpoint")
+    if ckpt is None:
+        raise CheckpointError(f"job {job_id} has no checkpoint to draw filters and feature maps from")
+    path, sha = Path(ckpt.path), ckpt.sha256
     return compute(result.spec, path, sha, settings().data_dir, result.misclassified)
 
 
@@ -110,16 +130,18 @@ def save_result(job_id: int, result: FitResult) -> None:
         details["artifacts_error"] = f"{type(exc).__name__}: {exc}"
     summary = result.model_dump(include={"test_accuracy", "test_loss", "params", "epochs", "train_seconds",
                                          "eval_seconds", "samples_per_second", "data", "environment"})
-    with session_scope() as s:
+    done = {"phase": "done", "epoch": result.epochs, "epochs": result.epochs, "fraction": 1.0}
+
+    def store(s) -> None:  # merge: an upsert, so a retry after a lost commit writes the same row
         s.merge(Result(job_id=job_id, details=details, **summary))
-        s.execute(update(Job).where(Job.id == job_id).values(progress={
-            "phase": "done", "epoch": result.epochs, "epochs": result.epochs, "fraction": 1.0}))
+        s.execute(update(Job).where(Job.id == job_id).values(progress=done))
+
+    retry(store, what=f"job {job_id}'s result")
 
 
 def train_job(job_id: int, resume: Path | None, resume_sha256: str | None, rank: int) -> None:
     """Train the job's spec; rank 0 reports to the database and stores the result."""
-    with session_scope() as s:
-        spec = Spec.model_validate(s.get(Job, job_id).spec)
+    spec = Spec.model_validate(retry(lambda s: s.get(Job, job_id).spec, what=f"reading job {job_id}"))
     out = job_dir(job_id)
     reporter = DbReporter(job_id) if rank == 0 else None
     try:

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _ENGINES: dict[str, Engine] = {}
 
@@ -77,3 +85,28 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+# The database is unreachable or busy (down, restarting, a dropped connection, a locked SQLite file, an
+# exhausted pool): worth waiting out. Anything else (a constraint, bad SQL) is a bug to report at once.
+TRANSIENT = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+
+
+def retry(action: Callable[[Session], T], *, url: str | None = None, seconds: float | None = None,
+          what: str = "a database write") -> T:
+    """Run `action` in a session of its own, retrying with backoff (0.5 s doubling to 10 s) while the database is
+    unreachable, for up to `seconds` (default CNNLAB_DB_OUTAGE_SECONDS); then the last error is raised."""
+    deadline = time.monotonic() + (settings().db_outage_seconds if seconds is None else seconds)
+    pause, failures = 0.5, 0
+    while True:
+        try:
+            with session_scope(url) as s:
+                return action(s)
+        except TRANSIENT as exc:
+            failures += 1
+            if time.monotonic() + pause > deadline:
+                raise
+            if failures == 1:
+                log.warning("%s waits for the database: %s", what, str(exc).splitlines()[0])
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)

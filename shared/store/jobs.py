@@ -177,6 +177,12 @@ def claim(session: Session, job_id: int, worker: str, lease: float | None = None
     return job
 
 
+def held_by(session: Session, job_id: int, worker: str) -> Job | None:
+    """The job if `worker` holds it running (a claim that landed although its answer was lost), else None."""
+    job = session.get(Job, job_id)
+    return job if job is not None and job.status == JobStatus.RUNNING and job.worker == worker else None
+
+
 def heartbeat(session: Session, job_id: int, worker: str) -> tuple[bool, bool]:
     """Renew the lease; returns (still ours, cancel requested)."""
     owned = session.execute(update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == JobStatus.RUNNING)
