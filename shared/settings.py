@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(60.0, gt=0, description="a running job whose heartbeat is older is taken over")
     db_outage_seconds: float = Field(600.0, gt=0, description="how long workers and trainers wait out a database "
                                      "outage (retrying with backoff) before a job fails")
+    max_attempts: int = Field(3, ge=1, description="tries of a job whose trainer is killed by a signal (OOM, "
+                              "an operator) before it fails; a Python error fails it at once")
     dispatch_seconds: float = Field(10.0, gt=0, description="how often workers look for jobs whose broker message "
                                     "is lost, and the least time between two sends of one job")
     visibility_timeout: int = Field(6 * 3600, gt=0, description="seconds before Redis redelivers an unacked task")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from shared.settings import settings
 from shared.specs import Spec
 from shared.store import jobs
 from shared.store.db import retry, session_scope
@@ -37,7 +39,7 @@ def run_job(job_id: int, worker: str) -> str:
     claimed = retry(lambda s: _claim(s, job_id, worker), what=f"claiming job {job_id}")
     if claimed is None:  # a duplicate delivery, a cancelled job, or another worker holds a live lease
         return "skipped"
-    spec, resume = claimed
+    spec, resume, attempt = claimed
 
     out = job_dir(job_id)
     out.mkdir(parents=True, exist_ok=True)
@@ -54,29 +56,49 @@ def run_job(job_id: int, worker: str) -> str:
             _kill_group(proc)  # sweep any rank or loader process left behind, also if watching failed
     if not owned:
         return "lost"
-    if rc == 0:
-        status, error = JobStatus.SUCCEEDED, None
-    elif cancelled or rc == EXIT_STOPPED:
-        status, error = JobStatus.CANCELLED, None
-    else:
-        status, error = JobStatus.FAILED, _error_text(out, rc)
+    if rc < 0 and not cancelled and attempt < settings().max_attempts:
+        # Killed by a signal (the OOM killer, an operator): infrastructure, not the job's code. Queue it
+        # again; the dispatcher sends it and the next claim resumes from the newest intact checkpoint.
+        log.warning("job %s: trainer killed by signal %s on attempt %s; queued again", job_id, -rc, attempt)
+        retry(lambda s: jobs.release(s, job_id, worker), what=f"releasing job {job_id}")
+        return "requeued"
+    status, error = _outcome(rc, cancelled, out)
     retry(lambda s: jobs.finish(s, job_id, worker, status, error), what=f"ending job {job_id}")
     return status
 
 
-def _claim(s, job_id: int, worker: str) -> tuple[Spec, list[str]] | None:
+def _outcome(rc: int, cancelled: bool, out: Path) -> tuple[JobStatus, str | None]:
+    if rc == 0:
+        return JobStatus.SUCCEEDED, None
+    if cancelled or rc == EXIT_STOPPED:
+        return JobStatus.CANCELLED, None
+    return JobStatus.FAILED, _error_text(out, rc)
+
+
+def _claim(s, job_id: int, worker: str) -> tuple[Spec, list[str], int] | None:
     """Claim the job and find the checkpoint to resume from; None if it is not ours to run.
 
     Safe to retry: a claim whose commit landed before the connection broke is found as ours."""
     job = jobs.claim(s, job_id, worker) or jobs.held_by(s, job_id, worker)
     if job is None:
         return None
-    ckpt = jobs.latest_checkpoint(s, job_id)
-    if ckpt is not None and not Path(ckpt.path).is_file():
-        ckpt = None  # another machine's disk (no shared CNNLAB_CHECKPOINT_DIR): start over rather than fail
-    # A retry resumes from the last checkpoint of the lost attempt, so finished epochs are not redone.
+    ckpt = _resume_point(jobs.checkpoints_newest_first(s, job_id))
+    # A retry resumes from the last intact checkpoint of the lost attempt, so finished epochs are not redone.
     jobs.discard_after(s, job_id, ckpt.epoch if ckpt else 0)
-    return Spec.model_validate(job.spec), ([ckpt.path, ckpt.sha256] if ckpt else [])
+    return Spec.model_validate(job.spec), ([ckpt.path, ckpt.sha256] if ckpt else []), job.attempts
+
+
+def _resume_point(checkpoints: list) -> object | None:
+    """The newest checkpoint whose file is here and intact; a missing or corrupt one is skipped, not fatal."""
+    for ckpt in checkpoints:
+        path = Path(ckpt.path)
+        if not path.is_file():  # another machine's disk (no shared CNNLAB_CHECKPOINT_DIR)
+            continue
+        with open(path, "rb") as f:
+            if hashlib.file_digest(f, "sha256").hexdigest() == ckpt.sha256:
+                return ckpt
+        log.warning("checkpoint %s is corrupt (sha256 differs): resuming from an earlier one", path)
+    return None
 
 
 def _die_with_parent() -> None:

@@ -202,6 +202,20 @@ def finish(session: Session, job_id: int, worker: str, status: JobStatus, error:
     return bool(done)
 
 
+def release(session: Session, job_id: int, worker: str) -> bool:
+    """Give a running job we own back to the queue (its trainer was killed): the dispatcher sends it again."""
+    done = session.execute(update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == JobStatus.RUNNING)
+                           .values(status=JobStatus.QUEUED, worker=None, heartbeat_at=None, dispatched_at=None,
+                                   progress=None)).rowcount
+    session.commit()
+    return bool(done)
+
+
+def checkpoints_newest_first(session: Session, job_id: int) -> list[Checkpoint]:
+    return list(session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id)
+                                .order_by(Checkpoint.epoch.desc())))
+
+
 def latest_checkpoint(session: Session, job_id: int) -> Checkpoint | None:
     return session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id)
                            .order_by(Checkpoint.epoch.desc()).limit(1)).first()

@@ -77,3 +77,28 @@ def _alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as f:
         return f.read().split()[2] != "Z"
+
+
+def test_a_trainer_killed_by_a_signal_resumes_from_its_newest_intact_checkpoint(fleet):
+    """SIGKILL (as the OOM killer sends) is infrastructure: the job is queued again and resumes; the newest
+    checkpoint, corrupted meanwhile, is skipped for the one before it."""
+    api, start, var = fleet
+    start("worker-a")
+    job_id = api.post("/jobs", json={"preset": "mnist-cnn", "overrides": {"epochs": 4, "train_limit": 3000,
+                                                                         "test_limit": 500}}).json()["id"]
+    deadline = time.monotonic() + 180
+    while len(api.get(f"/jobs/{job_id}/checkpoints").json()["items"]) < 2:  # two epochs done
+        assert time.monotonic() < deadline, api.get(f"/jobs/{job_id}").json()
+        time.sleep(0.05)
+    job_dir = var / "checkpoints" / str(job_id)
+    os.kill(int((job_dir / "rank0.pid").read_text()), signal.SIGKILL)
+    newest = max(c["epoch"] for c in api.get(f"/jobs/{job_id}/checkpoints").json()["items"])
+    corrupt = job_dir / f"epoch-{newest:03d}.pt"
+    corrupt.write_bytes(b"\0" * corrupt.stat().st_size)
+    job = api.wait(job_id, timeout=240)
+    assert job["status"] == "succeeded" and job["attempts"] == 2, job
+    assert [m["epoch"] for m in api.get(f"/jobs/{job_id}/metrics").json()["epochs"]] == [1, 2, 3, 4]
+    redone = api.get(f"/jobs/{job_id}/checkpoints/{newest}")  # trained again from the one before: intact
+    assert redone.status_code == 200
+    assert "is corrupt" in (var / "worker-a.log").read_text()
+
