@@ -8,13 +8,14 @@ import json
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, current_app, render_template, request, url_for
 
-from api import session
-from api.errors import APIError
+from api import session, sweepviews
+from api.errors import APIError, json_error
 from api.jobs import _json_body
 from api.schemas import MAX_ID, JobCsvQuery, SweepCancel, SweepCreate, SweepList, SweepOut, SweepSummary
 from shared.store import jobs, sweeps
+from shared.store.jobs import NotFound
 from shared.store.models import Job
 from shared.sweepgrid import SweepTooLarge
 
@@ -53,19 +54,39 @@ def create_sweep():
     return out, 201, {"Location": url_for("sweeps.get_sweep", sweep_id=out["id"])}
 
 
+def wants_html() -> bool:
+    """A browser asking for the page (JSON for API clients, whose Accept is */* or application/json)."""
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+
+
 @bp.get("/sweeps")
 def list_sweeps():
+    """The sweeps, newest first (the 200 newest); the sweeps page for a browser."""
     with session() as s:
         items, total = sweeps.list_sweeps(s, limit=200)
         counts = sweeps.status_counts(s, [w.id for w in items])
-        page = [SweepSummary.of(w, counts[w.id]) for w in items]
-    return SweepList(items=page, total=total).model_dump(mode="json")
+        page = SweepList(items=[SweepSummary.of(w, counts[w.id]) for w in items], total=total).model_dump(mode="json")
+    if wants_html():
+        return render_template("sweeps.html", **page)
+    return page
 
 
 @bp.get(SWEEP)
 def get_sweep(sweep_id: int):
+    """The sweep with its cells' statistics; the sweep page (table, charts) for a browser."""
     with session() as s:
-        return sweep_out(s, sweep_id)
+        out = sweep_out(s, sweep_id)
+        if not wants_html():
+            return out
+        view = sweepviews.sweep_view(s, out)
+    return render_template("sweep.html", **view)
+
+
+@bp.errorhandler(NotFound)
+def _not_found(exc):
+    if wants_html():
+        return render_template("error.html", status=404, message=str(exc)), 404
+    return json_error(404, str(exc))
 
 
 @bp.post(SWEEP + "/cancel")
