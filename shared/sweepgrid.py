@@ -146,7 +146,7 @@ def expand(request: SweepRequest, check: Callable[[Spec], None] | None = None) -
     size = math.prod(len(v) for v in request.grid.values()) * len(seeds)
     if size > MAX_JOBS:
         raise SweepTooLarge(f"the sweep would make {size:,} jobs (cells x seeds); at most {MAX_JOBS:,}")
-    base = _cell_spec(request.base, {})
+    base = resolve(request.base.preset, request.base.overrides, request.base.spec)  # one of preset | spec
     out = []
     for index, values in enumerate(cells(request.grid)):
         try:

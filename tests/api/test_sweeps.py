@@ -162,3 +162,44 @@ def test_openapi_lists_the_sweep_routes(client):
         assert path in doc["paths"], path
     assert "grid" in doc["components"]["schemas"]["SweepCreate"]["properties"]
     assert "ci95" in doc["components"]["schemas"]["CellStats"]["properties"]
+
+
+@pytest.mark.parametrize("base, needle", [
+    ({"preset": "mnist-fc", "spec": {"model": "fc2", "dataset": "mnist"}}, "either a preset"),
+    ({"spec": {"model": "fc2", "dataset": "mnist"}, "overrides": {"lr": 0.1}}, "overrides go with a preset"),
+    ({}, "either a preset"),
+])
+def test_base_is_a_preset_or_a_spec(client, db_url, base, needle):
+    before = counts(db_url)
+    r = client.post("/sweeps", json={"base": base, "grid": {"lr": [0.1]}, "seeds": 1})
+    assert r.status_code == 422 and needle in r.json["error"]["message"], r.json
+    assert counts(db_url) == before
+
+
+def test_compare_cells_and_groups_and_cancel_of_running_jobs(client, db_url):
+    from shared.store import sweeps
+    from shared.store.jobs import NotFound
+
+    sweep = client.post("/sweeps", json=BODY | {"grid": {"model_args.n_hidden": [4, 8]}, "seeds": 3}).json
+    first, second = (c["job_ids"] for c in sweep["cells"])
+    for job_id, acc in zip(first + second, (0.80, 0.81, 0.82, 0.90, 0.91, 0.92), strict=True):
+        add_result(db_url, job_id, acc)
+    with session_scope(db_url) as s:
+        c = sweeps.compare_cells(s, sweep["id"], 0, 1)
+        assert c.clear and c.diff == pytest.approx(0.10) and c.n_a == c.n_b == 3
+        assert c.verdict.startswith("model_args.n_hidden=8 is ahead by 10.0 ± ")
+        g = sweeps.compare_groups(s, first[:2], second[:2], names=("small", "big"))
+        assert g.n_a == 2 and g.verdict.startswith("big is ahead by 10.0")
+        with pytest.raises(NotFound):
+            sweeps.compare_cells(s, sweep["id"], 0, 5)
+        with pytest.raises(NotFound):
+            sweeps.compare_groups(s, [first[0], 2**31 - 2], second)
+
+    other = client.post("/sweeps", json=BODY | {"grid": {"lr": [0.05]}, "seeds": 2}).json
+    running = other["cells"][0]["job_ids"][0]
+    with session_scope(db_url) as s:
+        s.get(Job, running).status = "running"
+    r = client.post(f"/sweeps/{other['id']}/cancel").json
+    assert (r["cancelled"], r["stopping"]) == (1, 1)
+    job = client.get(f"/jobs/{running}").json
+    assert job["status"] == "running" and job["cancel_requested"] is True  # it stops at its next step boundary
