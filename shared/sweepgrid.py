@@ -20,6 +20,10 @@ MAX_SEEDS = 100
 MAX_SEED = 2**63 - 1
 
 
+class SweepTooLarge(ValueError):
+    """More jobs than MAX_JOBS."""
+
+
 class SweepBase(BaseModel):
     """What every cell starts from: a preset with overrides, or a full spec."""
 
@@ -158,6 +162,3 @@ def expand(request: SweepRequest, check: Callable[[Spec], None] | None = None) -
         out.append(Cell(index=index, values=values, spec=spec.model_copy(update={"seed": 0})))
     return Expansion(base=base, cells=out, seeds=seeds)
 
-
-class SweepTooLarge(ValueError):
-    """More jobs than MAX_JOBS."""

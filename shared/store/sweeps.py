@@ -11,7 +11,6 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from shared.specs import Spec
 from shared.stats import CellStats, Comparison, compare, summarize
 from shared.store import publish
 from shared.store.jobs import NotFound, check_runnable
@@ -164,6 +163,3 @@ def compare_cells(session: Session, sweep_id: int, a: int, b: int, *, metric: st
     ca, cb = summaries[a], summaries[b]
     return compare_groups(session, ca.job_ids, cb.job_ids, metric=metric, names=names or (ca.label, cb.label))
 
-
-def base_spec(sweep: Sweep) -> Spec:
-    return Spec.model_validate(sweep.base)
