@@ -203,3 +203,15 @@ def test_compare_cells_and_groups_and_cancel_of_running_jobs(client, db_url):
     assert (r["cancelled"], r["stopping"]) == (1, 1)
     job = client.get(f"/jobs/{running}").json
     assert job["status"] == "running" and job["cancel_requested"] is True  # it stops at its next step boundary
+
+
+def test_browsers_get_the_pages_and_clients_json(client):
+    sweep = client.post("/sweeps", json=BODY | {"grid": {"lr": [0.05, 0.5]}, "seeds": 1}).json
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = client.get(f"/sweeps/{sweep['id']}", headers=html)
+    assert page.status_code == 200 and page.mimetype == "text/html" and "id=\"cells\"" in page.get_data(as_text=True)
+    assert client.get("/sweeps", headers=html).mimetype == "text/html"
+    assert client.get(f"/sweeps/{sweep['id']}", headers={"Accept": "*/*"}).json["id"] == sweep["id"]
+    missing = client.get("/sweeps/999999", headers=html)
+    assert missing.status_code == 404 and missing.mimetype == "text/html"
+    assert "sweep 999999 not found" in missing.get_data(as_text=True)
