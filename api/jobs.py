@@ -50,10 +50,10 @@ def create_job():
     # A retry of a POST answered 503 sends its still-queued job again: the claim keeps runs exactly-once.
     try:
         publish.enqueue(out["id"], out["queue"], out["priority"], current_app.config["BROKER_URL"])
-    except Exception as exc:  # noqa: BLE001 - broker down: the job stays queued and a starting worker sends it
+    except Exception as exc:  # noqa: BLE001 - broker down: the job stays queued; the dispatcher sends it
         log.warning("enqueue of job %s failed: %s", out["id"], exc)
         raise APIError(503, f"job {out['id']} is stored but the broker is unreachable; it will be dispatched "
-                            f"when a worker starts", {"job": out}) from None
+                            f"once the broker is back", {"job": out}) from None
     return out, 201 if created else 200, {"Location": url_for("jobs.get_job", job_id=out["id"])}
 
 

@@ -6,12 +6,28 @@ from functools import lru_cache
 
 from pydantic.json_schema import models_json_schema
 
-from api.schemas import CheckpointList, Error, Health, JobCreate, JobList, JobOut, JobQuery, Metrics, PresetList
+from api.schemas import (
+    CheckpointList,
+    Error,
+    Health,
+    JobCreate,
+    JobCsvQuery,
+    JobList,
+    JobOut,
+    JobQuery,
+    Metrics,
+    PresetList,
+    SweepCancel,
+    SweepCreate,
+    SweepList,
+    SweepOut,
+)
 from shared.specs import PRESETS
 from shared.store.models import JobStatus
 
 REF = "#/components/schemas/{model}"
-RESPONSES = [JobOut, JobList, Metrics, CheckpointList, PresetList, Health, Error]
+RESPONSES = [JobOut, JobList, Metrics, CheckpointList, PresetList, Health, Error, SweepOut, SweepList, SweepCancel]
+CSV = {"description": "CSV, one row per job", "content": {"text/csv": {"schema": {"type": "string"}}}}
 
 
 def _json(model: type | None, description: str = "OK") -> dict:
@@ -37,7 +53,7 @@ def _query(model) -> list[dict]:
 
 
 def _schemas() -> dict:
-    pairs = [(JobCreate, "validation")] + [(m, "serialization") for m in RESPONSES]
+    pairs = [(JobCreate, "validation"), (SweepCreate, "validation")] + [(m, "serialization") for m in RESPONSES]
     _, top = models_json_schema(pairs, ref_template=REF)
     return top["$defs"]
 
@@ -77,6 +93,7 @@ def _paths() -> dict:
             "responses": {"200": {"description": "The file", "content": {"application/octet-stream": {
                                       "schema": {"type": "string", "format": "binary"}}}},
                           "404": _error("Unknown job or epoch"), "410": _error("File gone from disk, or corrupt")}}},
+        **_sweep_paths(),
         "/presets": {"get": {"summary": f"The presets ({', '.join(PRESETS)})", "responses": {"200": _json(PresetList)}}},
         "/metrics": {"get": {"summary": "Prometheus metrics: jobs by status and queue, queue depth, retries, "
                                         "job and epoch durations, busy workers' heartbeats",
@@ -84,6 +101,33 @@ def _paths() -> dict:
                                                    "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/healthz": {"get": {"summary": "Database and broker reachable",
                              "responses": {"200": _json(Health, "Healthy"), "503": _json(Health, "Degraded")}}},
+    }
+
+
+def _sweep_paths() -> dict:
+    sweep = [_id("sweep_id")]
+    example = {"name": "hidden units", "base": {"preset": "mnist-fc", "overrides": {"train_limit": 2000}},
+               "grid": {"model_args.n_hidden": [4, 8, 16]}, "seeds": 5}
+    return {
+        "/sweeps": {
+            "post": {"summary": "Create a sweep: one job per grid cell and seed, every cell validated first",
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": {"$ref": REF.format(model="SweepCreate")}, "example": example}}},
+                     "responses": {"201": _json(SweepOut, "Created; Location names the sweep"),
+                                   "400": _error("Not JSON"), "422": _error("A cell's spec is invalid, or too many jobs"),
+                                   "503": _error("Stored, but the broker is unreachable")}},
+            "get": {"summary": "List sweeps, newest first", "responses": {"200": _json(SweepList)}}},
+        "/sweeps/{sweep_id}": {"get": {"summary": "A sweep: status counts and per-cell statistics over the seeds",
+                                       "parameters": sweep,
+                                       "responses": {"200": _json(SweepOut), "404": _error("Unknown sweep")}}},
+        "/sweeps/{sweep_id}/cancel": {"post": {"summary": "Cancel the sweep's queued and running jobs",
+                                               "parameters": sweep,
+                                               "responses": {"202": _json(SweepCancel), "404": _error("Unknown sweep")}}},
+        "/sweeps/{sweep_id}/results.csv": {"get": {
+            "summary": "One row per job: swept fields, seed, status, test_accuracy (fraction), test_loss, train_seconds",
+            "parameters": sweep, "responses": {"200": CSV, "404": _error("Unknown sweep")}}},
+        "/jobs.csv": {"get": {"summary": "Jobs as CSV, with GET /jobs's filters", "parameters": _query(JobCsvQuery),
+                              "responses": {"200": CSV, "422": _error("Bad filter")}}},
     }
 
 

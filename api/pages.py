@@ -24,10 +24,11 @@ def index():
     q = JobQuery.model_validate({"limit": PAGE_SIZE} | {k: v for k, v in request.args.items() if v != ""})
     status, preset, offset, limit = q.status, q.preset, q.offset, q.limit
     with session() as s:
-        items, total = jobs.list_jobs(s, status=status, preset=preset, limit=limit, offset=offset)
+        items, total = jobs.list_jobs(s, status=status, preset=preset, sweep_id=q.sweep_id, limit=limit, offset=offset)
         rows = [views.job_row(j) for j in items]
         active = views.active_count(s)
     page = dict(rows=rows, total=total, offset=offset, limit=limit, status=status, preset=preset, active=active,
+                sweep_id=q.sweep_id,
                 statuses=[s.value for s in JobStatus], presets=list(PRESETS))
     if request.args.get("partial") == "rows":
         return render_template("_rows.html", **page), {"X-Active-Jobs": str(active)}

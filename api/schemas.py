@@ -8,7 +8,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
 from shared.specs import Spec
-from shared.store.models import Checkpoint, Job, JobStatus, StepLoss
+from shared.stats import CellStats
+from shared.store.models import Checkpoint, Job, JobStatus, StepLoss, Sweep
+from shared.store.sweeps import CellSummary
+from shared.sweepgrid import SweepRequest
 from shared.train.results import EpochMetrics, RunSummary
 
 MAX_ID = 2**31 - 1  # the id columns are 32-bit integers: larger ids match no route (404)
@@ -38,8 +41,15 @@ class JobQuery(BaseModel):
     preset: Name | None = None
     model: Name | None = None
     dataset: Name | None = None
+    sweep_id: int | None = Field(None, ge=0, le=MAX_ID, description="only the jobs of this sweep")
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0, le=MAX_ID)
+
+
+class JobCsvQuery(JobQuery):
+    """GET /jobs.csv: the list filters, with room for a whole export."""
+
+    limit: int = Field(10_000, ge=1, le=10_000)
 
 
 class Progress(BaseModel):
@@ -72,6 +82,9 @@ class JobSummary(BaseModel):
     finished_at: Time | None
     error: str | None
     test_accuracy: float | None = Field(None, description="a fraction, once the job succeeded")
+    sweep_id: int | None = Field(None, description="the sweep that made the job, if any")
+    cell_index: int | None = Field(None, description="its cell in the sweep (0-based, grid order)")
+    cell: dict[str, Any] | None = Field(None, description="the cell's swept values, keyed as in the grid")
 
     @classmethod
     def of(cls, job: Job):
@@ -152,6 +165,60 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: str = Field(description="'ok' or the error")
     broker: str = Field(description="'ok' or the error")
+
+
+class SweepCreate(SweepRequest):
+    """POST /sweeps body: a base (preset with overrides, or a full spec), a grid of values, and the seeds."""
+
+
+class SweepSummary(BaseModel):
+    """A sweep as listed: what it sweeps, and how many of its jobs are in each status."""
+
+    id: int
+    name: str | None
+    preset: str | None
+    grid: dict[str, list[Any]]
+    seeds: list[int]
+    study: str | None
+    study_version: int | None
+    size: str | None = Field(description="a study's size (quick | full), null for a plain sweep")
+    priority: int
+    created_at: Time
+    jobs: int = Field(description="cells x seeds")
+    counts: dict[str, int] = Field(description="jobs per status")
+
+    @classmethod
+    def of(cls, sweep: Sweep, counts: dict[str, int]):
+        data = {k: getattr(sweep, k) for k in ("id", "name", "preset", "grid", "seeds", "study", "study_version",
+                                                "size", "priority", "created_at")}
+        return cls.model_validate(data | {"jobs": sum(counts.values()), "counts": counts})
+
+
+class CellOut(CellSummary):
+    """A cell over its seeds: `n` succeeded runs; mean, std (ddof=1) and Student t ci95 of each metric."""
+
+    test_accuracy: CellStats = Field(description="a fraction")
+    test_loss: CellStats
+    train_seconds: CellStats
+
+
+class SweepOut(SweepSummary):
+    """One sweep: its base spec and every cell with its statistics."""
+
+    base: Spec
+    cells: list[CellOut]
+
+
+class SweepList(BaseModel):
+    items: list[SweepSummary]
+    total: int
+
+
+class SweepCancel(BaseModel):
+    id: int
+    cancelled: int = Field(description="queued jobs ended now")
+    stopping: int = Field(description="running jobs asked to stop at their next step boundary")
+    counts: dict[str, int]
 
 
 class ErrorBody(BaseModel):

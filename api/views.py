@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from api.schemas import JobOut, JobSummary, Metrics
+from api.sweepviews import cell_groups
 from shared.specs import PRESETS, preset_spec
 from shared.store import jobs
 from shared.store.jobs import NotFound, get_job
@@ -108,7 +109,7 @@ def compare(session: Session, ids: list[int]) -> dict[str, Any]:
     series = [{"id": j.id, "label": f"#{j.id} {j.name or j.preset or j.model}", **metrics(session, j.id)}
               for j in picked]
     return {"jobs": [job_full(j) for j in picked], "spec_rows": spec_rows,
-            "series": series}
+            "series": series, "grouping": cell_groups(picked)}
 
 
 def overrides(job: Job) -> dict[str, Any]:

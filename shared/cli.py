@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from shared import cli_sweep
 from shared.settings import settings
 from shared.specs import PRESETS, Spec, SpecError, parse_assignments, preset_spec, resolve
 from shared.train.checkpoint import CheckpointError
@@ -65,6 +66,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--download", action="store_true", help="download a missing built-in dataset")
     tr.add_argument("--out", type=Path, help="checkpoint directory (default var/runs/PRESET)")
     tr.add_argument("--resume", type=Path, metavar="CKPT", help="continue from a checkpoint")
+    cli_sweep.add_parser(sub)
     return p
 
 
@@ -116,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in PRESETS:
             print(json.dumps({"preset": name, "spec": preset_spec(name).model_dump()}))
         return 0
+    if args.command == "sweep":
+        return cli_sweep.sweep(args)
     return train(args)
 
 

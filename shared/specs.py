@@ -138,20 +138,25 @@ def resolve(preset: str | None = None, overrides: dict[str, Any] | None = None,
         if not isinstance(spec, dict):
             raise SpecError([{"field": "spec", "message": "must be an object"}])
         return _validate(spec)
-    data = preset_spec(preset).model_dump()
     if overrides is not None and not isinstance(overrides, dict):
         raise SpecError([{"field": "overrides", "message": "must be an object"}])
-    if "model" in (overrides or {}) and overrides["model"] != data["model"]:
+    return _validate(apply_overrides(preset_spec(preset).model_dump(), overrides or {}))
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Spec data with `overrides` set (dotted keys reach into model_args); not yet validated."""
+    data = dict(data)
+    if "model" in overrides and overrides["model"] != data.get("model"):
         data["model_args"] = {}  # the preset's arguments belong to the preset's model
-    for key, value in (overrides or {}).items():
+    for key, value in overrides.items():
         head, _, rest = key.partition(".")
         if rest and head == "model_args":
-            data["model_args"] = {**data["model_args"], rest: value}
+            data["model_args"] = {**(data.get("model_args") or {}), rest: value}
         elif rest:
             raise SpecError([{"field": key, "message": "only model_args takes dotted keys"}])
         else:
             data[key] = value
-    return _validate(data)
+    return data
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, Any]:

@@ -123,10 +123,12 @@ def get_job(session: Session, job_id: int) -> Job:
 
 
 def list_jobs(session: Session, *, status: str | None = None, preset: str | None = None, model: str | None = None,
-              dataset: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[Job], int]:
+              dataset: str | None = None, sweep_id: int | None = None, limit: int = 50,
+              offset: int = 0) -> tuple[list[Job], int]:
     """Newest first, filtered; returns one page and the total count (the API's JobQuery validates filters)."""
     query = select(Job)
-    for column, value in ((Job.status, status), (Job.preset, preset), (Job.model, model), (Job.dataset, dataset)):
+    for column, value in ((Job.status, status), (Job.preset, preset), (Job.model, model), (Job.dataset, dataset),
+                          (Job.sweep_id, sweep_id)):
         if value is not None:
             query = query.where(column == value)
     total = session.scalar(select(func.count()).select_from(query.subquery()))

@@ -1,0 +1,110 @@
+"""View models of the sweep pages: the cells table, the metric against the swept value, curves over seeds, groups."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from itertools import combinations
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.stats import compare, summarize
+from shared.store import sweeps
+from shared.store.models import EpochMetric, Job, JobStatus
+from shared.sweepgrid import cell_label
+
+CURVE_METRICS = ("test_accuracy", "test_loss")
+MAX_COMPARE_LINK = 12  # the /compare page takes at most this many jobs
+
+
+def _numeric(values: list[Any]) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def metric_chart(grid: dict[str, list[Any]], cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """Test accuracy (percent) per cell with its 95% interval; x is the swept value when one numeric field is swept."""
+    keys = list(grid)
+    numeric = len(keys) == 1 and _numeric(grid[keys[0]])
+    points = []
+    for c in cells:
+        acc = c["test_accuracy"]
+        if acc["mean"] is None:
+            continue
+        x = c["values"][keys[0]] if numeric else c["label"]
+        ci = [v * 100 for v in acc["ci95"]] if acc["ci95"] else None
+        points.append({"x": x, "y": acc["mean"] * 100, "ci": ci, "n": acc["n"]})
+    positive = numeric and all(v > 0 for v in grid[keys[0]])
+    log = positive and max(grid[keys[0]]) / min(grid[keys[0]]) >= 20  # lr, batch size: spread over decades
+    return {"numeric": numeric, "log": bool(log), "x": keys[0] if len(keys) == 1 else "cell",
+            "labels": [c["label"] for c in cells], "points": points}
+
+
+def curves(session: Session, sweep_id: int, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per cell and epoch: mean and std (ddof=1) of each curve metric over the cell's succeeded jobs."""
+    rows = session.execute(select(Job.cell_index, EpochMetric).join(EpochMetric, EpochMetric.job_id == Job.id)
+                           .where(Job.sweep_id == sweep_id, Job.status == JobStatus.SUCCEEDED)
+                           .order_by(Job.cell_index, EpochMetric.epoch)).all()
+    by: dict[tuple[int, int], list[EpochMetric]] = defaultdict(list)
+    for index, metric in rows:
+        by[(index, metric.epoch)].append(metric)
+    out = []
+    for c in cells:
+        epochs = sorted(e for i, e in by if i == c["index"])
+        if not epochs:
+            continue
+        series = {m: [_point(e, [getattr(x, m) for x in by[(c["index"], e)]]) for e in epochs] for m in CURVE_METRICS}
+        out.append({"index": c["index"], "label": c["label"], **series})
+    return out
+
+
+def _point(epoch: int, values: list[float]) -> dict[str, Any]:
+    s = summarize(values)
+    return {"x": epoch, "mean": s.mean, "std": s.std or 0.0, "n": s.n}
+
+
+def against_first(cells: list[dict[str, Any]], values: dict[int, list[float]]) -> list[str | None]:
+    """Each cell's test accuracy against the first cell's, worded (None for the first)."""
+    if not cells:
+        return []
+    first = cells[0]
+    return [None] + [compare(values.get(first["index"], []), values.get(c["index"], []),
+                             names=(first["label"], c["label"])).verdict for c in cells[1:]]
+
+
+def sweep_view(session: Session, sweep: dict[str, Any]) -> dict[str, Any]:
+    """The sweep page: GET /sweeps/<id>'s body plus the chart data and comparisons."""
+    cells = sweep["cells"]
+    jobs = sweeps.sweep_jobs(session, sweep["id"])
+    accuracy: dict[int, list[float]] = defaultdict(list)
+    for j in jobs:
+        if j.status == JobStatus.SUCCEEDED and j.result is not None:
+            accuracy[j.cell_index].append(j.result.test_accuracy)
+    seeds = {j.id: (j.spec or {}).get("seed") for j in jobs}
+    status = {j.id: j.status for j in jobs}
+    return {"sweep": sweep, "cells": cells, "keys": list(sweep["grid"]), "seeds_of": seeds, "status_of": status,
+            "verdicts": against_first(cells, accuracy),
+            "chart": metric_chart(sweep["grid"], cells), "curves": curves(session, sweep["id"], cells),
+            "compare_limit": MAX_COMPARE_LINK}
+
+
+def cell_groups(picked: list[Job]) -> dict[str, Any] | None:
+    """The compare page's grouping: jobs of the same sweep cell pooled, each group's accuracy and every pair compared.
+
+    None unless the picked jobs fall into at least two groups, one of them a sweep cell.
+    """
+    groups: dict[tuple, list[Job]] = {}
+    for j in picked:
+        key = (j.sweep_id, j.cell_index) if j.sweep_id is not None else ("job", j.id)
+        groups.setdefault(key, []).append(j)
+    if len(groups) < 2 or all(k[0] == "job" for k in groups):
+        return None
+    out = []
+    for key, members in groups.items():
+        label = (f"sweep {key[0]} · {cell_label(members[0].cell or {})}" if key[0] != "job" else f"job #{key[1]}")
+        done = [m.result.test_accuracy for m in members if m.status == JobStatus.SUCCEEDED and m.result is not None]
+        out.append({"label": label, "ids": [m.id for m in members], "values": done,
+                    "stats": summarize(done).model_dump(mode="json")})
+    pairs = [compare(a["values"], b["values"], names=(a["label"], b["label"])).model_dump(mode="json")
+             for a, b in combinations(out, 2)]
+    return {"groups": out, "pairs": pairs}
