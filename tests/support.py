@@ -197,3 +197,30 @@ class TCPProxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.close()
+
+
+# Reads a Chart.js canvas in a page: its datasets, their points, the painted pixels, error bars where it has them.
+DRAWN = """id => {
+  const canvas = document.getElementById(id), chart = Chart.getChart(canvas);
+  const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let ink = 0; for (let i = 3; i < px.length; i += 4) ink += px[i] > 0;
+  return {sets: chart.data.datasets.length, points: chart.data.datasets.map(d => d.data.length), ink,
+          bars: (chart.data.datasets[0].errorBars || []).filter(Boolean).length};
+}"""
+
+
+
+def shot(pg, name: str) -> None:
+    """A full-page screenshot for a person to look at."""
+    folder = Path(os.environ.get("CNNLAB_SCREENSHOT_DIR", REPO / "var" / "screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def serve(app) -> tuple[str, object]:
+    """The app on a real socket in a thread: (base URL, server to shut down)."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}", server

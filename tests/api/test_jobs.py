@@ -14,19 +14,6 @@ from shared.store.jobs import claim, finish
 from shared.store.models import Job, utcnow
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    calls = []
-    monkeypatch.setattr(publish, "enqueue", lambda *a, **k: calls.append(a))
-    return calls
-
-
-@pytest.fixture
-def client(db_url, data_root, sent):
-    app = create_app({"DATABASE_URL": db_url, "DATA_DIR": data_root, "BROKER_URL": "redis://127.0.0.1:1/0"})
-    return app.test_client()
-
-
 def test_create_from_preset_with_overrides(client, sent):
     r = client.post("/jobs", json={"preset": "mnist-cnn", "overrides": {"train_limit": 500, "model_args.n_feature": 4},
                                    "name": "small", "priority": 7})

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import func, select
 
 from api import create_app
-from shared.store import publish
 from shared.store.db import session_scope
 from shared.store.models import Job, Result, Sweep
 from shared.sweepgrid import MAX_JOBS
@@ -18,17 +17,6 @@ BODY = {"name": "hidden", "base": {"preset": "mnist-fc", "overrides": {"train_li
         "grid": {"model_args.n_hidden": [4, 8], "lr": [0.01, 0.1]}, "seeds": 2, "priority": 3}
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    calls = []
-    monkeypatch.setattr(publish, "enqueue", lambda *a, **k: calls.append(a))
-    return calls
-
-
-@pytest.fixture
-def client(db_url, data_root, sent):
-    app = create_app({"DATABASE_URL": db_url, "DATA_DIR": data_root, "BROKER_URL": "redis://127.0.0.1:1/0"})
-    return app.test_client()
 
 
 def counts(db_url) -> tuple[int, int]:

@@ -7,14 +7,13 @@ needed. Screenshots go to var/screenshots/ (or $CNNLAB_SCREENSHOT_DIR) for a per
 from __future__ import annotations
 
 import os
-import shutil
-import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
+from support import DRAWN, serve, shot
 
 from api import create_app
 from shared.specs import resolve
@@ -23,13 +22,7 @@ from shared.store.models import EpochMetric, Job, Result, StepLoss, utcnow
 from shared.train import checkpoint, figures
 from shared.train.engine import fit
 
-CHROMIUM = os.environ.get("CNNLAB_CHROMIUM", "/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None,
-                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def data_root() -> Path:
@@ -106,48 +99,13 @@ def site(tmp_path_factory):
     ids["running"] = add_job(url, "mnist-cnn", "running", None, None, name="live one")
     with session_scope(url) as s:  # a custom spec: when it finishes it must not change the report
         s.get(Job, ids["running"]).preset = None
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, create_app({"DATABASE_URL": url}), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield {"base": f"http://127.0.0.1:{server.server_port}", "db": url, "ids": ids}
+    base, server = serve(create_app({"DATABASE_URL": url}))
+    yield {"base": base, "db": url, "ids": ids}
     server.shutdown()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
-@pytest.fixture
-def page(browser):
-    """A fresh page that records console errors, uncaught exceptions and failed requests."""
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = ctx.new_page()
-    pg.problems = []
-    pg.on("console", lambda m: m.type == "error" and pg.problems.append(f"console: {m.text}"))
-    pg.on("pageerror", lambda e: pg.problems.append(f"page error: {e}"))
-    pg.on("requestfailed", lambda r: pg.problems.append(f"request failed: {r.url}"))
-    pg.on("response", lambda r: r.status >= 400 and pg.problems.append(f"HTTP {r.status}: {r.url}"))
-    yield pg
-    ctx.close()
-
-
-def shot(pg, name: str) -> None:
-    folder = Path(os.environ.get("CNNLAB_SCREENSHOT_DIR", REPO / "var" / "screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-
-
-DRAWN = """id => {
-  const canvas = document.getElementById(id), chart = Chart.getChart(canvas);
-  const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-  let ink = 0; for (let i = 3; i < px.length; i += 4) ink += px[i] > 0;
-  return {sets: chart.data.datasets.length, points: chart.data.datasets.map(d => d.data.length), ink};
-}"""
 
 
 def charts_drawn(pg, *ids) -> dict:

@@ -1,0 +1,22 @@
+"""The API in-process (Flask's test client) on a migrated database, with enqueueing recorded instead of sent."""
+
+from __future__ import annotations
+
+import pytest
+
+from api import create_app
+from shared.store import publish
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every enqueue call's arguments; nothing reaches a broker."""
+    calls = []
+    monkeypatch.setattr(publish, "enqueue", lambda *a, **k: calls.append(a))
+    return calls
+
+
+@pytest.fixture
+def client(db_url, data_root, sent):
+    app = create_app({"DATABASE_URL": db_url, "DATA_DIR": data_root, "BROKER_URL": "redis://127.0.0.1:1/0"})
+    return app.test_client()
