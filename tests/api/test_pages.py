@@ -5,10 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +14,8 @@ import torch
 from alembic import command
 from alembic.config import Config
 from PIL import Image
+from support import REPO
+from support import data_dir_for_tests as data_root
 
 from api import create_app
 from shared.specs import resolve
@@ -25,15 +25,6 @@ from shared.store.models import Checkpoint, EpochMetric, Job, Result, StepLoss, 
 from shared.train import checkpoint, figures
 from shared.train.engine import fit
 from worker import trainer
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def data_root() -> Path:
-    root = Path(os.environ.get("CNNLAB_TEST_DATA", REPO.parent / "shared" / "data")).resolve()
-    if not (root / "MNIST" / "raw").is_dir():
-        pytest.skip(f"no MNIST under {root} (set CNNLAB_TEST_DATA)")
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,14 @@ needed. Screenshots go to var/screenshots/ (or $CNNLAB_SCREENSHOT_DIR) for a per
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
-from support import DRAWN, serve, shot
+from support import DRAWN, REPO, serve, shot
+from support import data_dir_for_tests as data_root
 
 from api import create_app
 from shared.specs import resolve
@@ -21,15 +21,6 @@ from shared.store.db import session_scope
 from shared.store.models import EpochMetric, Job, Result, StepLoss, utcnow
 from shared.train import checkpoint, figures
 from shared.train.engine import fit
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def data_root() -> Path:
-    root = Path(os.environ.get("CNNLAB_TEST_DATA", REPO.parent / "shared" / "data")).resolve()
-    if not (root / "MNIST" / "raw").is_dir():
-        pytest.skip(f"no MNIST under {root} (set CNNLAB_TEST_DATA)")
-    return root
 
 
 def artifacts_for(tmp: Path) -> dict[str, dict]:
