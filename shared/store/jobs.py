@@ -179,6 +179,26 @@ def claim(session: Session, job_id: int, worker: str, lease: float | None = None
     return job
 
 
+def claim_cell_mates(session: Session, job: Job, worker: str, limit: int) -> list[Job]:
+    """Claim, for one pack with `job` (claimed already), the queued jobs of its sweep cell that differ from it only
+    in their seed: at most `limit`, never one with a checkpoint (a resumed job runs alone). Each is taken with the
+    same conditional UPDATE as `claim`, so a job another worker took meanwhile is simply left out."""
+    if job.sweep_id is None or job.cell_index is None or limit < 1:
+        return []
+    same = {k: v for k, v in job.spec.items() if k != "seed"}
+    has_checkpoint = select(Checkpoint.id).where(Checkpoint.job_id == Job.id).exists()
+    mates = session.scalars(select(Job).where(
+        Job.sweep_id == job.sweep_id, Job.cell_index == job.cell_index, Job.id != job.id,
+        Job.status == JobStatus.QUEUED, Job.cancel_requested.is_(False), ~has_checkpoint).order_by(Job.id)).all()
+    taken = []
+    for mate in mates:
+        if len(taken) == limit:
+            break
+        if {k: v for k, v in mate.spec.items() if k != "seed"} == same and claim(session, mate.id, worker):
+            taken.append(mate)
+    return taken
+
+
 def held_by(session: Session, job_id: int, worker: str) -> Job | None:
     """The job if `worker` holds it running (a claim that landed although its answer was lost), else None."""
     job = session.get(Job, job_id)
