@@ -49,6 +49,17 @@ class Spec(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
     log_every: int = Field(100, ge=1, description="record the training loss every N steps")
+    shuffle: bool = Field(True, description="a fresh order of the training set every epoch (from seed and epoch); "
+                          "false: the same order every epoch")
+    sort_by_class: bool = Field(False, description="put the training set in label order (stable) before the "
+                                "epoch's order is drawn; with shuffle false every epoch is all 0s, then all 1s, ...")
+    steps: int | None = Field(None, ge=1, le=10_000_000, description="train for this many optimizer steps instead "
+                              "of `epochs` passes (the last pass is cut short); null: `epochs` decides")
+    lr_schedule: Literal["none", "cosine", "onecycle"] = Field(
+        "none", description="learning rate over the run's optimizer steps: none (constant lr), cosine "
+        "(CosineAnnealingLR from lr to 0), onecycle (OneCycleLR with max_lr = lr)")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="cross-entropy label smoothing in training "
+                                   "(the evaluation loss stays plain cross-entropy)")
 
     @field_validator("model")
     @classmethod
