@@ -116,6 +116,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "mnist-cnn-permuted": _seed_mnist(model="cnn", model_args={"n_feature": 6}, permute_pixels=True),
     "cifar10-lenet": dict(model="lenet", dataset="cifar10", epochs=10, batch_size=64, test_batch_size=8,
                           optimizer="adam", lr=1e-3, mean=[0.5] * 3, std=[0.5] * 3),
+    # The seed's answer to 4.6: LeCun's 1989 LeNet used sigmoid activations and average pooling (else as above).
+    "cifar10-lenet-1989": dict(model="lenet", model_args={"activation": "sigmoid", "pool": "avg"}, dataset="cifar10",
+                               epochs=10, batch_size=64, test_batch_size=8, optimizer="adam", lr=1e-3,
+                               mean=[0.5] * 3, std=[0.5] * 3),
     "cifar10-vgg": dict(model="vgg", dataset="cifar10", epochs=10, batch_size=128, test_batch_size=128,
                         optimizer="adam", lr=1e-3, augment=True,
                         mean=[0.4914, 0.4822, 0.4465], std=[0.2023, 0.1994, 0.2010]),
