@@ -1,8 +1,10 @@
 """Per-job time of the studies' quick cells, one seed each, as `cnnlab train` runs them; sizes the `quick` sizes.
 
 Each cell runs as its own `cnnlab train` process (start-up, data loading, training, evaluation, checkpoint: what
-a worker's trainer child does). Wall seconds on this shared machine carry other sessions' load, so the estimate
-uses the child's CPU seconds: 5 seeds x the cells' CPU seconds / 2 cores. CIFAR cells use cifar10-jpeg.
+a worker's trainer child does) with ONE torch thread. Wall seconds on this shared machine carry other sessions'
+load, and a 2-thread job's CPU seconds too (its threads spin while descheduled), so the estimate uses the
+single-threaded child's CPU seconds: 5 seeds x the cells' CPU seconds / 2 cores (two one-thread jobs at a
+time). Noisy: cache and memory contention still inflate it. CIFAR cells use cifar10-jpeg.
 
     python -m bench.study_cells                   # every study (about 25 min on 2 loaded cores)
     python -m bench.study_cells shuffle residual  # some of them
@@ -41,7 +43,8 @@ def run_cell(preset: str, overrides: dict, data_dir: str, out: Path) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "shared.cli", "train", preset, *sets, "--data-dir", data_dir,
-                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
