@@ -86,6 +86,10 @@ class Study(BaseModel):
         """label -> the full overrides of that cell's jobs (with the preset, everything but the seed)."""
         return {label: {**self.base(size), **values} for label, values in self.cell_values(size).items()}
 
+    def reduced(self, size: Size) -> bool:
+        """Whether `size` trains less than the lab's recipe (the full size): its verdicts say so."""
+        return self.cell_overrides(size) != self.cell_overrides("full")
+
     def sweep_body(self, size: Size, seeds: int = 5) -> dict[str, Any]:
         """A POST /sweeps body for a product-grid study (listed cells need one sweep per cell, or a cells API)."""
         if self.grid is None:
@@ -110,11 +114,11 @@ def decide(claim: Claim, low: float | None, high: float | None) -> Verdict:
     return "does_not_hold" if low > 0 or high < 0 else "inconclusive"
 
 
-def word(claim: Claim, verdict: Verdict, evidence: str, size: Size) -> str:
-    """The sentence for a verdict; a quick-size verdict says it is one."""
+def word(claim: Claim, verdict: Verdict, evidence: str, reduced: bool) -> str:
+    """The sentence for a verdict; one from a reduced size (`Study.reduced`) says so."""
     text = {"holds": claim.holds, "does_not_hold": claim.does_not_hold, "inconclusive": claim.inconclusive}[verdict]
     text = text.format(evidence=evidence, a=claim.a, b=claim.b)
-    return QUICK_PREFIX + text if size == "quick" else text
+    return QUICK_PREFIX + text if reduced else text
 
 
 def product(grid: dict[str, list[Any]], label) -> dict[str, dict[str, Any]]:

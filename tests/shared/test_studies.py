@@ -101,14 +101,20 @@ def test_decide(claim, low, high, verdict):
     assert decide(claim, low, high) == verdict
 
 
-def test_word_marks_quick_verdicts():
-    assert word(CLAIM, "holds", "ahead by 6.9 ± 1.2 points", "full") == "H ahead by 6.9 ± 1.2 points"
-    assert word(CLAIM, "does_not_hold", "e", "quick").startswith("Quick size") and "N e" in word(
-        CLAIM, "does_not_hold", "e", "quick")
+def test_word_marks_verdicts_from_reduced_sizes():
+    assert word(CLAIM, "holds", "ahead by 6.9 ± 1.2 points", False) == "H ahead by 6.9 ± 1.2 points"
+    reduced = word(CLAIM, "does_not_hold", "e", True)
+    assert reduced.startswith("Quick size") and reduced.endswith("N e")
     for study in STUDIES.values():
         for claim in study.claims:
             for verdict in ("holds", "does_not_hold", "inconclusive"):
-                assert "{" not in word(claim, verdict, "ahead by 1.0 ± 0.5 points", "full")
+                assert "{" not in word(claim, verdict, "ahead by 1.0 ± 0.5 points", False)
+
+
+def test_reduced_sizes():
+    assert not get_study("fc-vs-cnn").reduced("quick")  # MNIST's quick size is the lab's recipe
+    assert get_study("shuffle").reduced("quick") and get_study("raise-accuracy").reduced("quick")
+    assert not any(s.reduced("full") for s in STUDIES.values())
 
 
 def test_a_claim_must_name_existing_cells():
