@@ -228,10 +228,21 @@ def _raise_accuracy() -> Study:
                "full": SizeSpec()})
 
 
+# Estimated minutes for 5 seeds of the quick size on 2 CPU cores: bench/results/study_cells.json (commit 4fcbfa3),
+# one seed of every cell, single-thread CPU seconds x 5 / 2; noisy, without the service's per-job overhead.
+QUICK_MINUTES = {"fc-vs-cnn": 0.9, "lenet-vs-vgg": 5.3, "shuffle": 1.7, "normalization": 0.8, "epoch-vs-batch": 2.1,
+                 "conv1x1-vs-fc": 1.5, "residual": 2.9, "lenet-1989": 3.1, "raise-accuracy": 4.8}
+
+
+def _with_minutes(study: Study) -> Study:
+    quick = study.sizes["quick"].model_copy(update={"minutes_5_seeds": QUICK_MINUTES.get(study.name)})
+    return study.model_copy(update={"sizes": {**study.sizes, "quick": quick}})
+
+
 def _catalog() -> dict[str, Study]:
     studies = [_fc_vs_cnn(), _lenet_vs_vgg(), _shuffle(), _normalization(), _epoch_vs_batch(), _conv1x1(),
                _residual(), _lenet_1989(), _raise_accuracy()]
-    return {s.name: s for s in studies}
+    return {s.name: _with_minutes(s) for s in studies}
 
 
 STUDIES: dict[str, Study] = _catalog()

@@ -132,3 +132,9 @@ def test_unknown_study_names_the_choices():
 def test_studies_import_no_torch():
     code = "import sys, shared.studies; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_every_quick_size_has_a_measured_estimate_within_the_budget():
+    for study in STUDIES.values():
+        minutes = study.sizes["quick"].minutes_5_seeds
+        assert minutes is not None and 0 < minutes <= 15, study.name
