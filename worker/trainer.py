@@ -67,7 +67,7 @@ class DbReporter(Reporter):
         self.pending.put([update(Job).where(Job.id == self.job_id).values(progress=progress)])
 
     def on_start(self, info: RunInfo) -> None:
-        self.epochs = info.spec.epochs
+        self.epochs = info.epochs or info.spec.epochs  # `steps` runs count their epochs from the step budget
         done = info.start_epoch
         self._progress(phase="training", epoch=done, epochs=self.epochs, step=0, steps=info.steps_per_epoch,
                        fraction=done / self.epochs)
