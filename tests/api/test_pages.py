@@ -138,6 +138,15 @@ def test_result_page_shows_provenance_curves_confusion_and_artifacts(client, db_
     assert 'id="live" hidden' in html
 
 
+def test_feature_map_captions_name_the_nets_activation_and_pooling(client, db_url, trained):
+    """The 1989 LeNet's maps: captions say sigmoid and average pooling, never ReLU and max."""
+    arts = {**trained["artifacts"], "feature_maps": {**trained["artifacts"]["feature_maps"],
+                                                     "activation": "Sigmoid", "pooling": "average"}}
+    html = client.get(f"/results/{add_job(db_url, artifacts=arts)}").get_data(as_text=True)
+    assert "after sigmoid" in html and "after 2×2 average-pooling" in html and "pooling averages" in html
+    assert "after ReLU" not in html and "max-pooling" not in html
+
+
 def test_result_page_of_a_running_job_follows_it(client, db_url):
     job_id = add_job(db_url, status="running")
     html = client.get(f"/results/{job_id}").get_data(as_text=True)
