@@ -21,15 +21,24 @@ class EagerStep:
 
     def __call__(self, idx, offsets=None, flips=None, share: float = 1.0) -> torch.Tensor:
         """Returns the batch's mean loss (a 0-d tensor still on the device: no sync)."""
-        x, y = self.data.batch(idx, offsets, flips)
-        with self.autocast():
-            loss = F.cross_entropy(self.model(x), y)  # logits in: the seed's log_softmax + nll_loss in one
+        loss = self.forward(idx, offsets, flips)
         self.optimizer.zero_grad(set_to_none=True)
+        objective = self.objective(loss)
         # DDP averages gradients over ranks; `share` (a rank's part of the global batch, x world size)
         # keeps that average equal to the global batch's mean when ranks get unequal parts.
-        (loss * share if share != 1.0 else loss).backward()
+        (objective * share if share != 1.0 else objective).backward()
         self.optimizer.step()
         return loss.detach()
+
+    def forward(self, idx, offsets=None, flips=None) -> torch.Tensor:
+        """The batch's loss as reported (a subclass may return one loss per stacked model)."""
+        x, y = self.data.batch(idx, offsets, flips)
+        with self.autocast():
+            return F.cross_entropy(self.model(x), y)  # logits in: the seed's log_softmax + nll_loss in one
+
+    def objective(self, loss: torch.Tensor) -> torch.Tensor:
+        """The scalar to differentiate: the loss itself here."""
+        return loss
 
 
 class GraphedStep(EagerStep):
@@ -77,10 +86,8 @@ class GraphedStep(EagerStep):
         self.optimizer.zero_grad(set_to_none=True)  # gradients are then allocated in the graph's memory pool
         try:
             with torch.cuda.graph(graph):
-                x, y = self.data.batch(*self.static)
-                with self.autocast():
-                    loss = F.cross_entropy(self.model(x), y)
-                loss.backward()
+                loss = self.forward(*self.static)
+                self.objective(loss).backward()
                 self.optimizer.step()
         except Exception as exc:  # noqa: BLE001 - never fail a run for want of a graph: go on eagerly
             log.warning("CUDA graph capture failed, training eagerly: %s", exc)
