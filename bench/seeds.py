@@ -33,9 +33,11 @@ from bench.seed_loop import DEFAULT_DATA
 from bench.throughput import load
 from shared.cli import parse_seeds
 from shared.specs import resolve
+from shared.train import engine
+from shared.train.batches import EpochPlan
 from shared.train.distributed import World, pick_device
 from shared.train.engine import environment, fit
-from shared.train.seeds import fit_seeds, pick_strategy
+from shared.train.seeds import Pack, fit_seeds, pick_strategy
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -85,8 +87,43 @@ def bench_cpu(preset: str, spec, seeds: list[int], data_dir: Path, rounds: int) 
             "auto_strategy": pick_strategy(spec, pick_device(spec.device)),
             "together_train_seconds": spread(together_t), "sequential_train_seconds": spread(seq_t),
             "together_wall_seconds": spread(together_w), "sequential_wall_seconds": spread(seq_w),
-            "together_over_sequential": spread(ratios), "no_loss": statistics.median(ratios) <= 1.0,
+            "together_over_sequential": spread(ratios), "steps": step_timing(spec, seeds, data_dir),
             "closeness": closeness(together, alone)}
+
+
+def step_timing(spec, seeds: list[int], data_dir: Path, blocks: int = 15, steps: int = 20) -> dict:
+    """Per-step cost, in alternating short blocks (less exposed to a shared machine's drifting load than whole
+    runs): `steps` stacked steps for all seeds vs `steps` steps of each seed's own engine step."""
+    device = torch.device(spec.device)
+    pack = Pack.setup(spec, seeds, device, data_dir, {}, {}, {})
+    runs = [engine.setup(spec.model_copy(update={"seed": s}), World(), device, data_dir) for s in seeds]
+    n, b = len(pack.step.data), spec.batch_size
+    order = torch.stack([EpochPlan.make(n, s, 1, False, device).order for s in seeds])  # (S, N)
+    at = lambda i: slice(i % (n // b) * b, i % (n // b) * b + b)  # noqa: E731 - the i-th full batch
+
+    def stacked():
+        for i in range(steps):
+            pack.step(order[:, at(i)].reshape(-1))
+
+    def one_by_one():
+        for k, run in enumerate(runs):
+            for i in range(steps):
+                run.step(order[k, at(i)])
+
+    ratios, t_stacked, t_alone = [], [], []
+    for blk in range(blocks + 2):  # the first two blocks warm up
+        sides = (stacked, one_by_one) if blk % 2 == 0 else (one_by_one, stacked)
+        took = {}
+        for side in sides:
+            t0 = time.perf_counter()
+            side()
+            took[side] = (time.perf_counter() - t0) * 1e3 / steps  # ms per step (of all seeds)
+        if blk >= 2:
+            t_stacked.append(took[stacked])
+            t_alone.append(took[one_by_one])
+            ratios.append(took[stacked] / took[one_by_one])
+    return {"ms_per_step_together": spread(t_stacked), "ms_per_step_one_by_one": spread(t_alone),
+            "together_over_one_by_one": spread(ratios)}
 
 
 def bench_gpu(preset: str, spec, seeds: list[int], data_dir: Path, compare: int) -> dict:
@@ -145,6 +182,7 @@ def main() -> None:
             else bench_cpu(preset, spec, seeds, args.data_dir, args.rounds)
         out["presets"].append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "closeness"}), flush=True)
+        print(json.dumps(row["closeness"]), flush=True)
     out["load_after"] = load()
     path = args.out or RESULTS / ("seeds.json" if args.device == "cpu" else "seeds-gpu.json")
     path.write_text(json.dumps(out, indent=1) + "\n")

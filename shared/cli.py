@@ -67,6 +67,8 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", type=Path, metavar="CKPT", help="continue from a checkpoint")
     tr.add_argument("--seeds", metavar="LIST", help="train these seeds together (0-7 or 0,3,5); checkpoints "
                     "go to OUT/seed-N and the JSON line holds one entry per seed under `runs`")
+    tr.add_argument("--strategy", choices=["auto", "vmap", "sequential"], default="auto",
+                    help="--seeds: vmap (stacked, the default on GPUs) or sequential (the default on CPUs)")
     return p
 
 
@@ -159,7 +161,7 @@ def train_seeds(args: argparse.Namespace, spec: Spec, out: Path, stop) -> int:
     from shared.train.seeds import fit_seeds, pick_strategy  # torch.func only when asked for
 
     seeds = parse_seeds(args.seeds)
-    strategy = pick_strategy(spec, pick_device(spec.device))
+    strategy = pick_strategy(spec, pick_device(spec.device)) if args.strategy == "auto" else args.strategy
     if args.resume is not None:
         raise ValueError("--seeds trains fresh runs: resume one seed alone with --set seed=N --resume CKPT")
     shared = {"seeds": len(seeds), "epochs": spec.epochs}

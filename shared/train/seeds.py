@@ -8,8 +8,8 @@ act elementwise, so one fused optimizer over the stacked parameters, stepping on
 seed's mean loss, gives every seed its own update), and its own metrics, reporter, checkpoint and result.
 
 A cancel, a Python failure or a non-finite loss ends one member only: it is masked out of the objective and
-its result is the exception. Nets with BatchNorm, and convolutional nets on the CPU (where vmap's grouped
-convolutions are slower than one seed after another), train one seed after another through `engine.fit`.
+its result is the exception. Nets with BatchNorm, and every net on the CPU (where the vectorized step is
+slower than one seed after another), train one seed after another through `engine.fit` ("sequential").
 """
 
 from __future__ import annotations
@@ -120,10 +120,12 @@ def has_batchnorm(spec: Spec) -> bool:
 
 
 def pick_strategy(spec: Spec, device: torch.device) -> Literal["vmap", "sequential"]:
-    """vmap where it pays: not with BatchNorm (running stats), not for convs on the CPU (grouped convs lose)."""
-    from shared.train.nets import model_info
+    """vmap where it pays: on GPUs (launch-bound), for nets without BatchNorm (running stats).
 
-    if has_batchnorm(spec) or (device.type == "cpu" and model_info(spec.model).convolutional):
+    Not on the CPU: a lone seed's step there is ~0.4 ms of compute and dispatch, and vmap's batched matmuls
+    and grouped convolutions plus its Python overhead came out slower than the seeds one after another
+    (docs/seeds.md has the numbers)."""
+    if device.type == "cpu" or has_batchnorm(spec):
         return "sequential"
     return "vmap"
 
@@ -315,7 +317,8 @@ class Pack:
             p.copy_(self.stack.params[name][m.index])
         for name, b in m.run.model.named_buffers():
             b.copy_(self.stack.buffers[name][m.index])
-        m.run.optimizer.load_state_dict(member_optimizer_state(self.step.optimizer.state_dict(), m.index))
+        if m.out_dir is not None:  # only checkpoints need it
+            m.run.optimizer.load_state_dict(member_optimizer_state(self.step.optimizer.state_dict(), m.index))
 
     def result(self, m: Member) -> FitResult | BaseException:
         try:
