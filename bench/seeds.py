@@ -183,10 +183,10 @@ def main() -> None:
         out["presets"].append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "closeness"}), flush=True)
         print(json.dumps(row["closeness"]), flush=True)
-    out["load_after"] = load()
-    path = args.out or RESULTS / ("seeds.json" if args.device == "cpu" else "seeds-gpu.json")
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {path}")
+        out["load_after"] = load()
+        path = args.out or RESULTS / ("seeds.json" if args.device == "cpu" else "seeds-gpu.json")
+        path.write_text(json.dumps(out, indent=1) + "\n")  # after every preset: a cut-short run keeps what it has
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":
