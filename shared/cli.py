@@ -68,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--seeds", metavar="LIST", help="train these seeds together (0-7 or 0,3,5); checkpoints "
                     "go to OUT/seed-N and the JSON line holds one entry per seed under `runs`")
     tr.add_argument("--strategy", choices=["auto", "vmap", "sequential"], default="auto",
-                    help="--seeds: vmap (stacked, the default on GPUs) or sequential (the default on CPUs)")
+                    help="--seeds: vmap (stacked) or sequential (one by one; the default for convs on CPUs)")
     return p
 
 

@@ -8,8 +8,8 @@ act elementwise, so one fused optimizer over the stacked parameters, stepping on
 seed's mean loss, gives every seed its own update), and its own metrics, reporter, checkpoint and result.
 
 A cancel, a Python failure or a non-finite loss ends one member only: it is masked out of the objective and
-its result is the exception. Nets with BatchNorm, and every net on the CPU (where the vectorized step is
-slower than one seed after another), train one seed after another through `engine.fit` ("sequential").
+its result is the exception. Nets with BatchNorm, and convolutional nets on the CPU (where vmap's grouped
+convolutions are slower than one seed after another), train one seed after another through `engine.fit`.
 """
 
 from __future__ import annotations
@@ -120,12 +120,12 @@ def has_batchnorm(spec: Spec) -> bool:
 
 
 def pick_strategy(spec: Spec, device: torch.device) -> Literal["vmap", "sequential"]:
-    """vmap where it pays: on GPUs (launch-bound), for nets without BatchNorm (running stats).
+    """vmap where it pays: on GPUs (launch-bound) and for the fully connected nets on the CPU; not with
+    BatchNorm (running stats), nor for convs on the CPU, where vmap's grouped convolutions came out 1.6-2.2x
+    slower than the seeds one after another (docs/seeds.md has the numbers)."""
+    from shared.train.nets import model_info
 
-    Not on the CPU: a lone seed's step there is ~0.4 ms of compute and dispatch, and vmap's batched matmuls
-    and grouped convolutions plus its Python overhead came out slower than the seeds one after another
-    (docs/seeds.md has the numbers)."""
-    if device.type == "cpu" or has_batchnorm(spec):
+    if has_batchnorm(spec) or (device.type == "cpu" and model_info(spec.model).convolutional):
         return "sequential"
     return "vmap"
 

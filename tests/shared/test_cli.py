@@ -112,7 +112,7 @@ def test_cuda_on_a_cpu_machine_is_a_one_line_error(data_dir):
 
 
 def test_train_seeds_prints_one_entry_per_seed(data_dir, tmp_path):
-    proc = cnnlab("train", "mnist-fc", "--seeds", "0-2,5", "--strategy", "vmap", "--set", "train_limit=1000",
+    proc = cnnlab("train", "mnist-fc", "--seeds", "0-2,5", "--set", "train_limit=1000",
                   "--set", "test_limit=200", "--data-dir", data_dir, "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
@@ -141,8 +141,8 @@ def test_bad_seeds_are_a_one_line_error(data_dir, seeds, needle):
     assert_one_line_error(cnnlab("train", "mnist-fc", "--seeds", seeds, "--data-dir", data_dir), "--seeds", needle)
 
 
-def test_seeds_on_the_cpu_train_one_after_another_by_default(data_dir, tmp_path):
-    proc = cnnlab("train", "mnist-fc", "--seeds", "0-1", "--set", "train_limit=500", "--set", "test_limit=100",
+def test_conv_seeds_on_the_cpu_train_one_after_another_by_default(data_dir, tmp_path):
+    proc = cnnlab("train", "mnist-cnn", "--seeds", "0-1", "--set", "train_limit=500", "--set", "test_limit=100",
                   "--set", "device=cpu", "--data-dir", data_dir, "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)

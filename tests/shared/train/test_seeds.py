@@ -149,7 +149,10 @@ def test_batchnorm_nets_fall_back_to_one_run_per_seed(tmp_path):
                                    "device": "cpu", "model_args": {"cfg": [8, "M", 8, "M"]}})
     assert seeds.pick_strategy(spec, torch.device("cpu")) == "sequential"
     assert seeds.pick_strategy(fc_spec(), torch.device("cuda")) == "vmap"
-    assert seeds.pick_strategy(fc_spec(), torch.device("cpu")) == "sequential"  # measured: vmap loses on CPU
+    assert seeds.pick_strategy(fc_spec(), torch.device("cpu")) == "vmap"
+    cnn = resolve("mnist-cnn", SMALL)
+    assert seeds.pick_strategy(cnn, torch.device("cpu")) == "sequential"  # measured: grouped convs lose on CPU
+    assert seeds.pick_strategy(cnn, torch.device("cuda")) == "vmap"
     out = seeds.fit_seeds(spec, [0, 1], data_root=root)
     for s in (0, 1):
         assert_close_runs(out[s], alone(spec, s, root), accuracy=0.0, loss=0.0)
