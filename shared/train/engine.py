@@ -75,6 +75,7 @@ class Run:
     info: RunInfo
     history: list[EpochMetrics] = field(default_factory=list)
     eval_seconds: float = 0.0  # evaluating on rank 0, this attempt's epochs together
+    rng_state: torch.Tensor | None = None  # what checkpoints record as the RNG state; None: the live one
 
 
 def train_one_epoch(step: EagerStep, plan: EpochPlan, *, batch_size: int, epoch: int,
@@ -321,7 +322,8 @@ def save_checkpoint(run: Run, epoch: int, out_dir: Path, reporter: Reporter) -> 
                            "optimizer": run.optimizer.state_dict(),
                            "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
                            "history": [m.model_dump() for m in run.history], "data": run.info.data.model_dump(),
-                           "rng": {"torch": torch.get_rng_state()}}, path)
+                           "rng": {"torch": torch.get_rng_state() if run.rng_state is None else run.rng_state}},
+                          path)
     reporter.on_checkpoint(epoch, path, sha)
 
 

@@ -22,23 +22,32 @@ class EagerStep:
         self.label_smoothing = label_smoothing  # training loss only: evaluation stays plain cross-entropy
         self.scheduler = scheduler  # stepped after every optimizer step (None: a constant learning rate)
 
-    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def criterion(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The seed's log_softmax + nll_loss in one, with optional label smoothing."""
         return F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
 
     def __call__(self, idx, offsets=None, flips=None, share: float = 1.0) -> torch.Tensor:
         """Returns the batch's mean loss (a 0-d tensor still on the device: no sync)."""
-        x, y = self.data.batch(idx, offsets, flips)
-        with self.autocast():
-            loss = self.loss(self.model(x), y)  # logits in
+        loss = self.forward(idx, offsets, flips)
         self.optimizer.zero_grad(set_to_none=True)
+        objective = self.objective(loss)
         # DDP averages gradients over ranks; `share` (a rank's part of the global batch, x world size)
         # keeps that average equal to the global batch's mean when ranks get unequal parts.
-        (loss * share if share != 1.0 else loss).backward()
+        (objective * share if share != 1.0 else objective).backward()
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
         return loss.detach()
+
+    def forward(self, idx, offsets=None, flips=None) -> torch.Tensor:
+        """The batch's loss as reported (a subclass may return one loss per stacked model)."""
+        x, y = self.data.batch(idx, offsets, flips)
+        with self.autocast():
+            return self.criterion(self.model(x), y)  # logits in
+
+    def objective(self, loss: torch.Tensor) -> torch.Tensor:
+        """The scalar to differentiate: the loss itself here."""
+        return loss
 
 
 class GraphedStep(EagerStep):
@@ -86,10 +95,8 @@ class GraphedStep(EagerStep):
         self.optimizer.zero_grad(set_to_none=True)  # gradients are then allocated in the graph's memory pool
         try:
             with torch.cuda.graph(graph):
-                x, y = self.data.batch(*self.static)
-                with self.autocast():
-                    loss = self.loss(self.model(x), y)
-                loss.backward()
+                loss = self.forward(*self.static)
+                self.objective(loss).backward()
                 self.optimizer.step()
         except Exception as exc:  # noqa: BLE001 - never fail a run for want of a graph: go on eagerly
             log.warning("CUDA graph capture failed, training eagerly: %s", exc)

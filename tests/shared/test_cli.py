@@ -109,3 +109,46 @@ def test_missing_checkpoint_is_a_one_line_error(data_dir, tmp_path):
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_on_a_cpu_machine_is_a_one_line_error(data_dir):
     assert_one_line_error(cnnlab("train", "mnist-fc", "--set", "device=cuda", "--data-dir", data_dir), "CUDA")
+
+
+def test_train_seeds_prints_one_entry_per_seed(data_dir, tmp_path):
+    proc = cnnlab("train", "mnist-fc", "--seeds", "0-2,5", "--set", "train_limit=1000",
+                  "--set", "test_limit=200", "--data-dir", data_dir, "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["strategy"] == "vmap" and result["train_seconds"] > 0 and "seed" not in result["spec"]
+    assert [r["seed"] for r in result["runs"]] == [0, 1, 2, 5]
+    for run in result["runs"]:
+        assert 0 < run["test_accuracy"] <= 1 and run["test_loss"] > 0
+        ckpt = Path(run["checkpoint"])
+        assert ckpt == tmp_path / f"seed-{run['seed']}" / "epoch-001.pt" and ckpt.is_file()
+    assert len({r["test_loss"] for r in result["runs"]}) == 4  # four different seeds, four different runs
+    assert "seed 5 epoch 1:" in proc.stderr  # progress and each seed's epoch on stderr
+
+
+def test_a_seed_of_the_pack_matches_the_seed_alone(data_dir, tmp_path):
+    common = ["--set", "train_limit=1000", "--set", "test_limit=200", "--data-dir", data_dir]
+    pack = json.loads(cnnlab("train", "mnist-fc", "--seeds", "3,4", "--strategy", "vmap", *common,
+                             "--out", tmp_path / "p").stdout)
+    solo = json.loads(cnnlab("train", "mnist-fc", "--set", "seed=4", *common, "--out", tmp_path / "s").stdout)
+    assert abs(pack["runs"][1]["test_accuracy"] - solo["test_accuracy"]) <= 0.003
+    assert abs(pack["runs"][1]["test_loss"] - solo["test_loss"]) <= 1e-4 * solo["test_loss"]
+
+
+@pytest.mark.parametrize("seeds, needle", [("0-x", "'0-x'"), ("3-1", "'3-1'"), ("1,1", "twice"), ("", "''")])
+def test_bad_seeds_are_a_one_line_error(data_dir, seeds, needle):
+    assert_one_line_error(cnnlab("train", "mnist-fc", "--seeds", seeds, "--data-dir", data_dir), "--seeds", needle)
+
+
+def test_conv_seeds_on_the_cpu_train_one_after_another_by_default(data_dir, tmp_path):
+    proc = cnnlab("train", "mnist-cnn", "--seeds", "0-1", "--set", "train_limit=500", "--set", "test_limit=100",
+                  "--set", "device=cpu", "--data-dir", data_dir, "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["strategy"] == "sequential" and [r["seed"] for r in result["runs"]] == [0, 1]
+    assert Path(result["runs"][1]["checkpoint"]) == tmp_path / "seed-1" / "epoch-001.pt"
+
+
+def test_seeds_with_missing_data_is_a_one_line_error(tmp_path):
+    assert_one_line_error(cnnlab("train", "mnist-fc", "--seeds", "0-1", "--data-dir", tmp_path), "MNIST")

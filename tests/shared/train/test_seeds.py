@@ -1,0 +1,177 @@
+"""Seeds trained together: each seed as if alone, members that end alone, checkpoints that resume alone."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torchvision.io import write_png
+
+from shared.specs import resolve
+from shared.train import checkpoint, engine, seeds
+from shared.train.distributed import World
+from shared.train.engine import Reporter, Stopped, fit
+from shared.train.results import FitResult
+
+pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
+
+SMALL = {"train_limit": 1000, "test_limit": 500, "device": "cpu"}
+
+
+def fc_spec(**kw):
+    return resolve("mnist-fc", {**SMALL, **kw})
+
+
+def alone(spec, seed, data_root, **kw) -> FitResult:
+    return fit(spec.model_copy(update={"seed": seed}), data_root=data_root, **kw)
+
+
+def assert_close_runs(a: FitResult, b: FitResult, accuracy: float = 0.003, loss: float = 1e-4):
+    """Metrics of two runs of one seed, epoch by epoch: accuracy within `accuracy`, losses within `loss` (relative)."""
+    assert len(a.history) == len(b.history)
+    for x, y in zip(a.history, b.history, strict=True):
+        assert x.epoch == y.epoch
+        assert abs(x.test_accuracy - y.test_accuracy) <= accuracy
+        assert math.isclose(x.train_loss, y.train_loss, rel_tol=loss)
+        assert math.isclose(x.test_loss, y.test_loss, rel_tol=loss)
+    assert a.test_accuracy == a.history[-1].test_accuracy and a.spec == b.spec
+
+
+def tiny_imagefolder(root, n_train=24, n_test=8):
+    """A 32x32 RGB ImageFolder of random pixels, two classes: enough for lenet and vgg to run."""
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for cls in ("a", "b"):
+            d = root / "tiny" / split / cls
+            d.mkdir(parents=True)
+            for k in range(n):
+                write_png(torch.randint(0, 256, (3, 32, 32), generator=g, dtype=torch.uint8), str(d / f"{k}.png"))
+    return root
+
+
+def test_each_seed_matches_the_seed_alone(data_dir):
+    spec = fc_spec(epochs=2)
+    together = seeds.fit_seeds(spec, [0, 1, 5], data_root=data_dir, strategy="vmap")
+    assert list(together) == [0, 1, 5]
+    for s, result in together.items():
+        assert isinstance(result, FitResult) and result.spec.seed == s
+        assert_close_runs(result, alone(spec, s, data_dir))
+    # different seeds did train differently, and the pack's training time is every member's
+    assert together[0].test_loss != together[1].test_loss
+    assert together[0].train_seconds == together[5].train_seconds > 0
+
+
+def test_adam_augmentation_and_convs_match_alone(tmp_path):
+    """lenet with Adam and crop/flip, forced through vmap (auto would run CPU convs one by one)."""
+    root = tiny_imagefolder(tmp_path / "data")
+    spec = resolve("cifar10-lenet", {"dataset": "tiny", "batch_size": 8, "test_batch_size": 16, "augment": True,
+                                     "epochs": 2, "device": "cpu"})
+    together = seeds.fit_seeds(spec, [3, 4], data_root=root, strategy="vmap")
+    for s in (3, 4):
+        assert_close_runs(together[s], alone(spec, s, root), loss=1e-3)
+
+
+def test_initial_weights_are_the_seeds_own(data_dir):
+    spec = resolve("mnist-cnn", SMALL)
+    pack = seeds.Pack.setup(spec, [2, 7], torch.device("cpu"), data_dir, {}, {}, {})
+    for i, s in enumerate((2, 7)):
+        own = engine.setup(spec.model_copy(update={"seed": s}), World(), torch.device("cpu"), data_dir)
+        for name, p in own.model.named_parameters():
+            assert torch.equal(pack.stack.params[name][i], p)
+
+
+class Counting(Reporter):
+    """Counts steps; stops (via should_stop) or fails (raises) after `after` steps when told to."""
+
+    def __init__(self, after: int | None = None, fail: bool = False):
+        self.steps, self.after, self.fail, self.epochs = 0, after, fail, []
+
+    def on_step(self, epoch, step, steps, loss):
+        self.steps += 1
+        if self.fail and self.steps == self.after:
+            raise RuntimeError("reporter broke")
+
+    def on_epoch(self, metrics):
+        self.epochs.append(metrics)
+
+    def stop(self) -> bool:
+        return self.after is not None and not self.fail and self.steps >= self.after
+
+
+def test_a_cancel_or_a_failure_ends_that_member_only(data_dir):
+    spec = fc_spec(epochs=2)
+    baseline = seeds.fit_seeds(spec, [0, 1, 2], data_root=data_dir, strategy="vmap")
+    cancel, broken, fine = Counting(after=5), Counting(after=20, fail=True), Counting()
+    reporters = {0: cancel, 1: broken, 2: fine}
+    out = seeds.fit_seeds(spec, [0, 1, 2], data_root=data_dir, strategy="vmap", reporters=reporters,
+                          should_stop={0: cancel.stop})
+    assert isinstance(out[0], Stopped) and "epoch 1 step 5" in str(out[0])
+    assert isinstance(out[1], RuntimeError) and "reporter broke" in str(out[1])
+    assert cancel.steps == 5 and broken.steps == 20 and not cancel.epochs and len(broken.epochs) == 1
+    assert len(fine.epochs) == 2 and fine.steps == 2 * 16  # 1000 samples in batches of 64: 16 steps an epoch
+    assert_close_runs(out[2], baseline[2], accuracy=0.0, loss=1e-6)
+
+
+def test_a_nan_ends_that_member_only(data_dir):
+    spec = fc_spec(epochs=2, log_every=4)
+    baseline = seeds.fit_seeds(spec, [0, 1, 2], data_root=data_dir, strategy="vmap")
+    pack = seeds.Pack.setup(spec, [0, 1, 2], torch.device("cpu"), data_dir, {}, {}, {})
+    with torch.no_grad():
+        pack.stack.params["classifier.1.weight"][1, 0, 0] = float("nan")  # seed 1 only
+    out = pack.train()
+    assert isinstance(out[1], seeds.Diverged) and "seed 1" in str(out[1]) and "nan" in str(out[1])
+    for s in (0, 2):
+        assert_close_runs(out[s], baseline[s], accuracy=0.0, loss=1e-6)
+
+
+def test_a_packed_checkpoint_resumes_alone(data_dir, tmp_path):
+    spec = fc_spec(epochs=2)
+    dirs = {s: tmp_path / f"seed-{s}" for s in (0, 1)}
+    together = seeds.fit_seeds(spec, [0, 1], data_root=data_dir, out_dirs=dirs, strategy="vmap")
+    state = checkpoint.load(checkpoint.path_for(dirs[1], 1))
+    solo_dir = tmp_path / "solo"
+    alone(spec.model_copy(update={"epochs": 1}), 1, data_dir, out_dir=solo_dir)
+    solo = checkpoint.load(checkpoint.path_for(solo_dir, 1))
+    assert state.keys() == solo.keys() and {**state["spec"], "epochs": 1} == solo["spec"] and state["epoch"] == 1
+    assert torch.equal(state["rng"]["torch"], solo["rng"]["torch"])
+    for name, w in solo["model"].items():
+        assert torch.allclose(state["model"][name], w, atol=1e-6)
+    for k, v in solo["optimizer"]["state"].items():
+        assert torch.allclose(state["optimizer"]["state"][k]["momentum_buffer"], v["momentum_buffer"], atol=1e-6)
+    resumed = alone(spec, 1, data_dir, out_dir=dirs[1], resume=checkpoint.path_for(dirs[1], 1))
+    assert_close_runs(resumed, together[1])
+
+
+def test_batchnorm_nets_fall_back_to_one_run_per_seed(tmp_path):
+    root = tiny_imagefolder(tmp_path / "data", n_train=8, n_test=4)
+    spec = resolve("cifar10-vgg", {"dataset": "tiny", "batch_size": 8, "test_batch_size": 8, "epochs": 1,
+                                   "device": "cpu", "model_args": {"cfg": [8, "M", 8, "M"]}})
+    assert seeds.pick_strategy(spec, torch.device("cpu")) == "sequential"
+    assert seeds.pick_strategy(fc_spec(), torch.device("cuda")) == "vmap"
+    assert seeds.pick_strategy(fc_spec(), torch.device("cpu")) == "vmap"
+    cnn = resolve("mnist-cnn", SMALL)
+    assert seeds.pick_strategy(cnn, torch.device("cpu")) == "sequential"  # measured: grouped convs lose on CPU
+    assert seeds.pick_strategy(cnn, torch.device("cuda")) == "vmap"
+    out = seeds.fit_seeds(spec, [0, 1], data_root=root)
+    for s in (0, 1):
+        assert_close_runs(out[s], alone(spec, s, root), accuracy=0.0, loss=0.0)
+
+
+def test_bad_input_raises_before_training(data_dir, tmp_path):
+    with pytest.raises(ValueError, match="repeat"):
+        seeds.fit_seeds(fc_spec(), [1, 1], data_root=data_dir)
+    with pytest.raises(ValueError, match="no seeds"):
+        seeds.fit_seeds(fc_spec(), [], data_root=data_dir)
+    for strategy in ("vmap", "sequential"):
+        with pytest.raises(Exception, match="MNIST"):
+            seeds.fit_seeds(fc_spec(), [0, 1], data_root=tmp_path / "nothing", strategy=strategy)
+
+
+@pytest.mark.parametrize("override", [{"lr_schedule": "cosine"}, {"label_smoothing": 0.1}, {"shuffle": False},
+                                      {"sort_by_class": True}, {"steps": 20}])
+def test_fields_the_stack_does_not_implement_train_one_seed_at_a_time(override):
+    spec = resolve("mnist-fc", override)
+    assert seeds.pick_strategy(spec, torch.device("cpu")) == "sequential"
+    with pytest.raises(ValueError, match=next(iter(override))):
+        seeds.fit_seeds(spec, [0, 1], strategy="vmap")
