@@ -11,6 +11,7 @@ from celery.signals import worker_process_init, worker_ready
 from shared.store import jobs
 from shared.store.db import forget_connections, session_scope
 from shared.store.publish import enqueue, make_celery
+from worker import warm
 
 app = make_celery()
 app.conf.include = ["worker.tasks"]
@@ -55,3 +56,4 @@ def on_ready(sender=None, **_):
 @worker_process_init.connect
 def on_fork(**_):
     forget_connections()  # a pool process must not share the parent's database connections
+    warm.prestart()  # this slot's trainer imports torch while the pool waits for its first job
