@@ -158,7 +158,7 @@ def main() -> None:
               "setup": "scripts/run.sh (gunicorn 2x4 + one worker), SQLite, fresh var dir per round, Redis broker",
               "jobs": JOBS, "preset": "mnist-fc", "overrides": OVERRIDES, "seeds": [1, JOBS], "targets": TARGETS,
               "rounds": []}
-    for i in range(args.rounds):
+    for _ in range(args.rounds):
         for mode in args.modes.split(","):
             r = one_round(mode, args)
             report["rounds"].append(r)
