@@ -74,7 +74,6 @@ class WarmTrainer:
                 [sys.executable, "-m", "worker.serve", str(theirs.fileno())], pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent())
             self.conn = Connection(os.dup(ours.fileno()))  # the Connection owns (and closes) its own fd
-        self.jobs = 0  # jobs handed to it so far
         self.job_id: int | None = None
         self.died: int | None = None  # exit status once the process is gone
 
@@ -84,12 +83,11 @@ class WarmTrainer:
     def hand(self, job_id: int, resume: list[str]) -> None:
         """Give it a job (it starts as soon as it is warm); OSError if the process is gone."""
         self.job_id = job_id
-        self.jobs += 1
         send(self.conn, Hand(job_id=job_id, resume=tuple(resume) if resume else None))
 
     def wait(self, timeout: float | None) -> int | None:
         """The job's code once it is done, None while it runs; a nonzero code when the process died meanwhile."""
-        while True:
+        while self.died is None:
             try:
                 if not self.conn.poll(timeout):
                     return None
@@ -100,6 +98,7 @@ class WarmTrainer:
                 self.job_id = None
                 return msg.code
             # `ready` and `started` only say it is working: keep waiting for `done`
+        return self.died or EXIT_SILENT  # killed by the supervisor
 
     def _gone(self) -> int:
         self.died = self.proc.wait()
@@ -142,7 +141,8 @@ def after_job(reusable: bool) -> None:
     """Keep the trainer for the next job, or replace it now so the new one warms up before that job comes."""
     if _slot is not None and not (reusable and _slot.fit_for_another()):
         if reusable:
-            log.info("trainer %s is above %s MiB: replacing it", _slot.proc.pid, settings().trainer_max_rss_mb)
+            log.info("trainer %s uses %.0f MiB (bound %s): replacing it", _slot.proc.pid, rss_mb(_slot.proc.pid),
+                     settings().trainer_max_rss_mb)
         retire()
         prestart()
 
