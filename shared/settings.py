@@ -40,6 +40,14 @@ class Settings(BaseSettings):
         default_factory=lambda: {"cpu": os.cpu_count() or 1, "gpu": 8},
         description="most ranks (world_size) a job may ask for, per queue (JSON)")
     port: int = Field(5000, description="the API's port under `make run`")
+    warm_trainers: bool = Field(True, description="a worker slot keeps one trainer process alive between jobs "
+                                "(world_size 1); off: a fresh process per job")
+    trainer_max_rss_mb: float = Field(4096.0, gt=0, description="a warm trainer whose resident memory (MiB) is "
+                                      "above this after a job is replaced before the next one")
+    resident_splits: int = Field(4, ge=0, description="decoded dataset splits a process keeps in memory "
+                                 "between runs (least recently used dropped first; 0: none)")
+    stop_grace_seconds: float = Field(120.0, gt=0, description="a cancelled run gets this long to reach a step "
+                                      "boundary before its process is killed")
 
     @model_validator(mode="after")
     def _derived(self) -> "Settings":

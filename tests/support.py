@@ -69,11 +69,11 @@ def service_env(db: str, broker: str, var: Path, data: Path, cache: Path, **extr
 
 
 class WorkerProcess:
-    """A real `python -m worker` process (Celery, prefork, concurrency 1)."""
+    """A real `python -m worker` process (Celery, prefork, concurrency 1 unless `args` say --per-gpu N)."""
 
-    def __init__(self, env: dict[str, str], log: Path, name: str, queues: str = "cpu,gpu"):
+    def __init__(self, env: dict[str, str], log: Path, name: str, queues: str = "cpu,gpu", args: tuple[str, ...] = ()):
         self.log = log
-        self.proc = subprocess.Popen([sys.executable, "-m", "worker", "--queues", queues, "--name", name],
+        self.proc = subprocess.Popen([sys.executable, "-m", "worker", "--queues", queues, "--name", name, *args],
                                      cwd=REPO, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 60

@@ -1,4 +1,4 @@
-"""Start a worker for a set of GPUs (or the CPU): one job at a time on them."""
+"""Start a worker for a set of GPUs (or the CPU): one job at a time on them, or N small ones with --per-gpu N."""
 
 from __future__ import annotations
 
@@ -12,8 +12,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gpus", help="GPU ids this worker owns, e.g. 0,1 (sets CUDA_VISIBLE_DEVICES)")
     parser.add_argument("--queues", help="queues to consume (default: gpu,cpu with --gpus, else cpu)")
     parser.add_argument("--name", help="worker name (default: cnnlab-<gpus|cpu>@<host>)")
+    parser.add_argument("--per-gpu", type=int, default=1, metavar="N",
+                        help="jobs run at once, each in its own slot with its own trainer (default 1); "
+                             "on a GPU worker they share its one GPU")
     parser.add_argument("--loglevel", default="INFO")
     args = parser.parse_args(argv)
+    if args.per_gpu < 1:
+        parser.error(f"--per-gpu must be at least 1, got {args.per_gpu}")
+    if args.per_gpu > 1 and args.gpus and "," in args.gpus:
+        parser.error("--per-gpu N shares one GPU between N jobs: start one worker per GPU (--gpus 0, --gpus 1, ...)")
     queues = args.queues or ("gpu,cpu" if args.gpus else "cpu")
     if args.gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpus
@@ -24,7 +31,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from worker.app import app  # after CUDA_VISIBLE_DEVICES is set, for the children to inherit
 
-    app.worker_main(["worker", "--concurrency", "1", "--queues", queues, "--hostname", name,
+    # One Celery pool process per slot; each keeps its own warm trainer (worker/warm.py).
+    app.worker_main(["worker", "--concurrency", str(args.per_gpu), "--queues", queues, "--hostname", name,
                      "--loglevel", args.loglevel, "--without-gossip", "--without-mingle"])
 
 

@@ -12,6 +12,7 @@ from shared.settings import settings
 from shared.store import dispatch
 from shared.store.db import forget_connections, session_scope
 from shared.store.publish import make_celery
+from worker import warm
 
 app = make_celery()
 app.conf.include = ["worker.tasks"]
@@ -44,3 +45,4 @@ def on_ready(sender=None, **_):
 @worker_process_init.connect
 def on_fork(**_):
     forget_connections()  # a pool process must not share the parent's database connections
+    warm.prestart()  # this slot's trainer imports torch while the pool waits for its first job

@@ -1,16 +1,18 @@
-"""The supervisor: what a worker does with a job id. Claim it, train it in a trainer process, keep the lease, end it."""
+"""The supervisor: what a worker does with a job id. Claim it, train it in a trainer process, keep the lease, end it.
+
+A job with one rank goes to this slot's warm trainer (worker/warm.py); a job with several ranks, or any job
+when warm trainers are off, gets a fresh process as before (torchrun for several ranks).
+"""
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import logging
-import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,12 +22,35 @@ from shared.store import jobs
 from shared.store.db import retry, session_scope
 from shared.store.models import JobStatus
 from shared.train.launch import torchrun_command
+from worker import warm
 from worker.jobfiles import EXIT_STOPPED, START_MARK, job_dir
+from worker.processes import die_with_parent, kill_group
 
 log = logging.getLogger(__name__)
-PR_SET_PDEATHSIG = 1  # prctl option from <linux/prctl.h>
 HEARTBEAT_SECONDS = 2.0
-STOP_GRACE_SECONDS = 120.0  # a cancelled run gets this long to reach a step boundary before it is killed
+
+
+class Attempt(Protocol):
+    """A job being trained somewhere: a fresh process or a warm trainer."""
+
+    def wait(self, timeout: float | None) -> int | None: ...  # its exit code once done, else None
+    def kill(self) -> None: ...
+
+
+class FreshProcess:
+    """A trainer process started for this one job (torchrun for several ranks)."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+
+    def wait(self, timeout: float | None) -> int | None:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> None:
+        kill_group(self.proc)
 
 
 def trainer_command(job_id: int, world_size: int, resume: list[str]) -> list[str]:
@@ -40,20 +65,11 @@ def run_job(job_id: int, worker: str) -> str:
     if claimed is None:  # a duplicate delivery, a cancelled job, or another worker holds a live lease
         return "skipped"
     spec, resume, attempt = claimed
-
-    out = job_dir(job_id)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in [out / "stop", *out.glob("error-rank*.txt"), *out.glob("rank*.pid")]:
-        stale.unlink(missing_ok=True)
-    with open(out / "log.txt", "ab") as logfile:
-        logfile.write(f"{START_MARK}\n".encode())
-        logfile.flush()
-        proc = subprocess.Popen(trainer_command(job_id, spec.world_size, resume), stdout=logfile,
-                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
-        try:
-            rc, owned, cancelled = _watch(proc, job_id, worker, out)
-        finally:
-            _kill_group(proc)  # sweep any rank or loader process left behind, also if watching failed
+    out = _prepare(job_id)
+    if spec.world_size == 1 and settings().warm_trainers:
+        rc, owned, cancelled = _train_warm(job_id, worker, out, resume)
+    else:
+        rc, owned, cancelled = _train_fresh(job_id, worker, out, spec.world_size, resume)
     if not owned:
         return "lost"
     if rc < 0 and not cancelled and attempt < settings().max_attempts:
@@ -76,7 +92,7 @@ def _outcome(rc: int, cancelled: bool, out: Path) -> tuple[JobStatus, str | None
 
 
 def _claim(s, job_id: int, worker: str) -> tuple[Spec, list[str], int] | None:
-    """Claim the job and find the checkpoint to resume from; None if it is not ours to run.
+    """Take the job; its spec, the checkpoint to resume from ([path, sha256], or [] to start over), its attempt.
 
     Safe to retry: a claim whose commit landed before the connection broke is found as ours."""
     job = jobs.claim(s, job_id, worker) or jobs.held_by(s, job_id, worker)
@@ -101,20 +117,50 @@ def _resume_point(checkpoints: list) -> object | None:
     return None
 
 
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when the process that started it dies, so a killed worker leaves no trainer behind."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def _prepare(job_id: int) -> Path:
+    """The job's directory without a previous attempt's stop, error and pid files; the attempt's mark in its log."""
+    out = job_dir(job_id)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in [out / "stop", *out.glob("error-rank*.txt"), *out.glob("rank*.pid")]:
+        stale.unlink(missing_ok=True)
+    with open(out / "log.txt", "ab") as logfile:
+        logfile.write(f"{START_MARK}\n".encode())
+    return out
 
 
-def _watch(proc: subprocess.Popen, job_id: int, worker: str, out: Path) -> tuple[int, bool, bool]:
-    """Heartbeat while the child runs; pass on a cancel; returns (exit code, still owned, cancel seen)."""
+def _train_fresh(job_id: int, worker: str, out: Path, world_size: int, resume: list[str]) -> tuple[int, bool, bool]:
+    with open(out / "log.txt", "ab") as logfile:
+        proc = subprocess.Popen(trainer_command(job_id, world_size, resume), stdout=logfile,
+                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent())
+        try:
+            return _watch(FreshProcess(proc), job_id, worker, out)
+        finally:
+            kill_group(proc)  # sweep any rank or loader process left behind, also if watching failed
+
+
+def _train_warm(job_id: int, worker: str, out: Path, resume: list[str]) -> tuple[int, bool, bool]:
+    """Hand the job to this slot's warm trainer; keep that trainer only if the job ended cleanly."""
+    trainer = warm.slot_trainer()
+    rc, owned, cancelled = 1, False, False
+    try:
+        trainer.hand(job_id, resume)
+        rc, owned, cancelled = _watch(trainer, job_id, worker, out)
+    except OSError as exc:  # the trainer died before the job reached it (it was checked alive just before)
+        log.warning("could not hand job %s to trainer %s: %s", job_id, trainer.proc.pid, exc)
+        rc, owned = trainer.wait(0) or 1, True
+    finally:  # also when watching failed (a database outage): a trainer in an unknown state is not reused
+        warm.after_job(reusable=rc == 0 and owned and not cancelled)
+    return rc, owned, cancelled
+
+
+def _watch(attempt: Attempt, job_id: int, worker: str, out: Path) -> tuple[int, bool, bool]:
+    """Heartbeat while the job trains; pass on a cancel; returns (exit code, still owned, cancel seen)."""
     cancel_at = None
     renewed = time.monotonic()
     while True:
-        try:
-            return proc.wait(timeout=HEARTBEAT_SECONDS), True, cancel_at is not None
-        except subprocess.TimeoutExpired:
-            pass
+        rc = attempt.wait(HEARTBEAT_SECONDS)
+        if rc is not None:
+            return rc, True, cancel_at is not None
         try:
             with session_scope() as s:
                 owned, cancel = jobs.heartbeat(s, job_id, worker)
@@ -123,30 +169,13 @@ def _watch(proc: subprocess.Popen, job_id: int, worker: str, out: Path) -> tuple
             log.warning("heartbeat of job %s failed: %s", job_id, exc)
             owned, cancel = time.monotonic() - renewed < jobs.lease_seconds(), False
         if not owned:  # our lease was taken over (or lapsed): stop at once, the new owner runs the job
-            _kill_group(proc)
-            return proc.wait(), False, False
+            attempt.kill()
+            return attempt.wait(None) or 1, False, False
         if cancel and cancel_at is None:
             cancel_at = time.monotonic()
             (out / "stop").touch()  # every rank polls this file at step boundaries
-        if cancel_at is not None and time.monotonic() - cancel_at > STOP_GRACE_SECONDS:
-            _kill_group(proc)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGTERM then SIGKILL the child's whole process group (torchrun ranks, loader workers)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(proc.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-            proc.poll()
+        if cancel_at is not None and time.monotonic() - cancel_at > settings().stop_grace_seconds:
+            attempt.kill()  # a hung run: the next wait() sees it gone
 
 
 def _error_text(out: Path, rc: int) -> str:

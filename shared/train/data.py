@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import tempfile
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,12 @@ CIFAR10_FILES = {True: [f"data_batch_{i}" for i in range(1, 6)], False: ["test_b
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CACHE_FORMAT = "2"  # bump when decoding or sample order changes, so old caches are not reused
 BUILTIN = {"mnist": ((1, 28, 28), [str(i) for i in range(10)]), "cifar10": ((3, 32, 32), CIFAR10_CLASSES)}
+
+
+# Splits already loaded in this process, keyed by cache file (its name holds the dataset, the split and the
+# source files' names, sizes and mtimes, so changed sources load afresh), with the cache file's identity when
+# loaded. The tensors are shared between runs: nothing writes into a split.
+_RESIDENT: OrderedDict[Path, tuple[tuple[int, int, int] | None, Split]] = OrderedDict()
 
 
 class DataError(Exception):
@@ -85,6 +92,32 @@ def _cached(key: str, files: list[Path], decode: Callable[[], tuple]) -> Split:
         st = os.stat(f)
         h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     path = settings().cache_dir / f"{key}-{h.hexdigest()[:16]}.pt"
+    limit = settings().resident_splits
+    seen = _RESIDENT.get(path) if limit else None
+    if seen is not None and seen[0] == _identity(path):
+        _RESIDENT.move_to_end(path)  # most recently used last
+        split = seen[1]
+    else:
+        split = _load_or_decode(path, files, decode)
+        if limit:
+            _RESIDENT[path] = (_identity(path), split)
+            _RESIDENT.move_to_end(path)
+    while len(_RESIDENT) > limit:  # the least recently used go first
+        _RESIDENT.popitem(last=False)
+    return Split(split.images, split.labels, split.classes, dict(split.info))  # callers may add to info
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """The cache file's inode, size and mtime: a rewritten or damaged cache file is loaded again."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _load_or_decode(path: Path, files: list[Path], decode: Callable[[], tuple]) -> Split:
+    """The split from its cache file, else decoded from the source files and written to the cache."""
     if path.exists():
         try:
             blob = torch.load(path, weights_only=True, mmap=True)  # pages read on use, shared by ranks

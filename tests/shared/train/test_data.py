@@ -207,3 +207,22 @@ def test_provided_cifar10_jpeg_layout(data_dir):
     shape, classes = describe("cifar10-jpeg", data_dir)
     assert shape == (3, 32, 32)
     assert classes == data_mod.CIFAR10_CLASSES
+
+
+def test_a_loaded_split_stays_resident_in_the_process(data_dir, tmp_path, monkeypatch, count_decodes):
+    monkeypatch.setenv("CNNLAB_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    first = load_split("mnist", False, data_dir)
+    again = load_split("mnist", False, data_dir)
+    assert again.images.data_ptr() == first.images.data_ptr()  # the very same tensors: not loaded again
+    assert again.info == first.info and again.info is not first.info  # callers may add to their own info
+
+    monkeypatch.setenv("CNNLAB_RESIDENT_SPLITS", "1")
+    load_split("mnist", True, data_dir)  # the least recently used split (test) makes room for it
+    reloaded = load_split("mnist", False, data_dir)
+    assert reloaded.images.data_ptr() != first.images.data_ptr()  # read again, from the cache file
+    assert torch.equal(reloaded.images, first.images)
+    assert len(count_decodes) == 2  # each split decoded once
+
+    monkeypatch.setenv("CNNLAB_RESIDENT_SPLITS", "0")
+    a, b = load_split("mnist", False, data_dir), load_split("mnist", False, data_dir)
+    assert a.images.data_ptr() != b.images.data_ptr()  # nothing kept

@@ -1,0 +1,63 @@
+"""The warm trainer's parts on their own: its messages, its per-job output, and a real trainer process."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from multiprocessing.connection import Connection
+
+import pytest
+from support import REPO
+
+from worker import warm
+from worker.processes import alive
+
+
+def test_messages_round_trip_over_a_socketpair():
+    a, b = socket.socketpair()
+    ours, theirs = Connection(a.detach()), Connection(b.detach())
+    sent = [warm.Ready(pid=7), warm.Hand(job_id=3, resume=("/x/epoch-001.pt", "ab" * 32)), warm.Hand(job_id=4),
+            warm.Started(job_id=3), warm.Done(job_id=3, code=1)]
+    for msg in sent:
+        warm.send(ours, msg)
+    assert [warm.receive(theirs) for _ in sent] == sent
+    ours.close()
+    with pytest.raises(EOFError):
+        warm.receive(theirs)
+
+
+def test_output_to_points_fd_1_and_2_at_the_job_log_and_back(tmp_path):
+    code = (f"import os, sys; from pathlib import Path; from worker.serve import output_to\n"
+            f"with output_to(Path({str(tmp_path / 'log.txt')!r})):\n"
+            f"    print('from print'); print('from stderr', file=sys.stderr); os.write(2, b'from C\\n')\n"
+            f"print('after')\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "log.txt").read_text() == "from print\nfrom stderr\nfrom C\n"
+    assert out.stdout == "after\n"
+
+
+@pytest.fixture
+def trainer_env(tmp_path, monkeypatch):
+    """A trainer process whose database is a fresh SQLite file with no jobs in it."""
+    monkeypatch.setenv("CNNLAB_VAR_DIR", str(tmp_path))
+    monkeypatch.delenv("CNNLAB_DATABASE_URL", raising=False)
+    monkeypatch.delenv("CNNLAB_CHECKPOINT_DIR", raising=False)
+    return tmp_path
+
+
+def test_a_real_trainer_reports_a_failed_job_and_dies_when_killed(trainer_env):
+    trainer = warm.WarmTrainer()
+    try:
+        assert trainer.wait(0.01) is None and trainer.alive()  # still warming up, no job
+        trainer.hand(12345, [])  # not in the database: the job fails inside the trainer
+        assert trainer.wait(120) == 1
+        log = (trainer_env / "checkpoints" / "12345" / "log.txt").read_text()
+        assert "Traceback" in log and "warm in" not in log  # the job's own output, not the start-up line
+        assert trainer.alive() and trainer.job_id is None  # a failed job leaves it up: the slot decides
+        pid = trainer.proc.pid
+    finally:
+        trainer.kill()
+    assert not trainer.alive() and not alive(pid)
+    assert trainer.wait(0) not in (None, 0)  # a dead trainer never reports a job done

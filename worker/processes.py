@@ -1,0 +1,63 @@
+"""Child processes of a worker slot: started so they die with it, killed as a whole group, measured."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
+PR_SET_PDEATHSIG = 1  # prctl option from <linux/prctl.h>
+
+
+def die_with_parent() -> Callable[[], None]:
+    """A preexec_fn: the child gets SIGTERM when the thread that started it dies, so a killed worker leaves none."""
+    parent = os.getpid()
+
+    def arm() -> None:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died between fork and prctl: nobody would ever send the signal
+            os._exit(1)
+
+    return arm
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM then SIGKILL the child's whole process group (torchrun ranks, loader workers)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+            proc.poll()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of process `pid` in MiB (VmRSS: anonymous and file-backed pages); 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024  # the kernel reports kB
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0.0
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (ProcessLookupError, FileNotFoundError):
+        return False

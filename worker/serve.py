@@ -1,0 +1,125 @@
+"""The warm trainer: `python -m worker.serve FD`, one long-lived process that trains the jobs a slot hands it.
+
+It warms up once (torch, the engine, torch._dynamo, the database connection, CUDA when visible), then loops:
+receive a job, point fd 1 and 2 at the job's log.txt, train it exactly as `python -m worker.trainer` would,
+point them back, report the exit code. The protocol and the supervisor's side are in worker/warm.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import gc
+import os
+import sys
+import time
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from worker.jobfiles import job_dir
+from worker.warm import Done, Hand, Ready, Started, receive, send
+
+
+def warm_up() -> None:
+    """Pay once per process what every job would pay: imports, lazy torch state, a database connection."""
+    t0 = time.perf_counter()
+    import platform
+
+    import torch
+
+    # Every optimizer imports torch._dynamo (~1.1 s) on first use: Optimizer.add_param_group is wrapped by
+    # torch._disable_dynamo, and each step() passes through _use_grad_for_differentiable, which imports it
+    # to call graph_break(). It cannot be avoided, so it is paid here, before any job.
+    import torch._dynamo  # noqa: F401 - imported for its side effect (see above)
+    from sqlalchemy import text
+
+    import shared.train.figures  # noqa: F401 - the result's images are drawn after every job
+    from shared.store.db import session_scope
+    from worker import trainer  # noqa: F401 - the engine, the store and the reporter
+
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, fused=True)
+    model(torch.zeros(3, 4)).sum().backward()  # autograd's and the fused optimizer's first-call setup
+    opt.step()
+    platform.processor()  # cached per process; on Linux it runs `uname -p`
+    if torch.cuda.is_available():
+        torch.zeros(1, device="cuda")  # the CUDA context (~0.3-1 s) once, not per job
+    with session_scope() as s:
+        s.execute(text("SELECT 1"))  # one pooled connection, kept open
+    # What is alive now lives as long as the process: keep it out of every later collection. A full collection
+    # of torch's objects takes 0.1-0.5 s on 2 CPU cores; frozen, the collections between and during jobs only
+    # walk what the jobs made.
+    gc.freeze()
+    print(f"cnnlab trainer {os.getpid()} warm in {time.perf_counter() - t0:.2f} s", flush=True)
+
+
+@contextlib.contextmanager
+def output_to(log: Path) -> Iterator[None]:
+    """Send this process's fd 1 and 2 (print, tracebacks, C libraries, faulthandler) to `log` for a while."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    saved = os.dup(1), os.dup(2)
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for f in (fd, *saved):
+            os.close(f)
+
+
+def train(hand: Hand) -> int:
+    """One job, as `python -m worker.trainer` runs it; a job that calls sys.exit fails instead of ending us."""
+    from worker import trainer
+
+    resume, sha = (Path(hand.resume[0]), hand.resume[1]) if hand.resume else (None, None)
+    try:
+        return trainer.run(hand.job_id, resume, sha)
+    except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt from a job: that job failed
+        print(f"trainer: job {hand.job_id} raised {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def tidy() -> None:
+    """Between jobs: free what the last one left (its tensors, the CUDA cache), so the next starts lean."""
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def serve(conn: Connection) -> None:
+    """Train the jobs that arrive until the supervisor closes the connection."""
+    warm_up()
+    send(conn, Ready(pid=os.getpid()))
+    while True:
+        try:
+            hand = receive(conn)
+        except EOFError:
+            return
+        if not isinstance(hand, Hand):
+            raise TypeError(f"expected a job, got {hand!r}")
+        with output_to(job_dir(hand.job_id) / "log.txt"):
+            send(conn, Started(job_id=hand.job_id))
+            code = train(hand)
+        tidy()
+        send(conn, Done(job_id=hand.job_id, code=code))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    faulthandler.enable()  # a crash writes the Python stack to fd 2: the job's log while a job runs
+    serve(Connection(int(args[0])))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
