@@ -114,12 +114,13 @@ class LiveAPI:
     def post(self, path, **kw):
         return requests.post(self.url + path, timeout=30, **kw)
 
-    def wait(self, job_id: int, statuses=("succeeded", "failed", "cancelled"), timeout: float = 180) -> dict:
-        """Poll GET /jobs/<id> until the job reaches one of `statuses`."""
+    def wait(self, job_id: int, statuses=("succeeded", "failed", "cancelled"), timeout: float = 180,
+             attempts: int | None = None) -> dict:
+        """Poll GET /jobs/<id> until the job reaches one of `statuses` (on attempt `attempts`, if given)."""
         deadline = time.monotonic() + timeout
         while True:
             job = self.get(f"/jobs/{job_id}").json()
-            if job["status"] in statuses:
+            if job["status"] in statuses and attempts in (None, job["attempts"]):
                 return job
             assert time.monotonic() < deadline, f"job {job_id} stuck in {job['status']}: {job}"
             time.sleep(0.2)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import signal
 import subprocess
 import sys
 import time
@@ -28,6 +29,9 @@ from worker.processes import die_with_parent, kill_group
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 2.0
+# Signals that come from outside the job (the kernel's OOM killer sends SIGKILL): its run is retried. A crash of
+# its own (SIGSEGV, SIGABRT, SIGFPE, ...) is the code's, like a Python exception: the job fails.
+INFRA_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGHUP}
 
 
 class Attempt(Protocol):
@@ -72,8 +76,8 @@ def run_job(job_id: int, worker: str) -> str:
         rc, owned, cancelled = _train_fresh(job_id, worker, out, spec.world_size, resume)
     if not owned:
         return "lost"
-    if rc < 0 and not cancelled and attempt < settings().max_attempts:
-        # Killed by a signal (the OOM killer, an operator): infrastructure, not the job's code. Queue it
+    if -rc in INFRA_SIGNALS and not cancelled and attempt < settings().max_attempts:
+        # Killed from outside (the OOM killer, an operator): infrastructure, not the job's code. Queue it
         # again; the dispatcher sends it and the next claim resumes from the newest intact checkpoint.
         log.warning("job %s: trainer killed by signal %s on attempt %s; queued again", job_id, -rc, attempt)
         retry(lambda s: jobs.release(s, job_id, worker), what=f"releasing job {job_id}")
