@@ -49,6 +49,17 @@ class Spec(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
     log_every: int = Field(100, ge=1, description="record the training loss every N steps")
+    shuffle: bool = Field(True, description="a fresh order of the training set every epoch (from seed and epoch); "
+                          "false: the same order every epoch")
+    sort_by_class: bool = Field(False, description="put the training set in label order (stable) before the "
+                                "epoch's order is drawn; with shuffle false every epoch is all 0s, then all 1s, ...")
+    steps: int | None = Field(None, ge=1, le=10_000_000, description="train for this many optimizer steps instead "
+                              "of `epochs` passes (the last pass is cut short); null: `epochs` decides")
+    lr_schedule: Literal["none", "cosine", "onecycle"] = Field(
+        "none", description="learning rate over the run's optimizer steps: none (constant lr), cosine "
+        "(CosineAnnealingLR from lr to 0), onecycle (OneCycleLR with max_lr = lr)")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="cross-entropy label smoothing in training "
+                                   "(the evaluation loss stays plain cross-entropy)")
 
     @field_validator("model")
     @classmethod
@@ -105,6 +116,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "mnist-cnn-permuted": _seed_mnist(model="cnn", model_args={"n_feature": 6}, permute_pixels=True),
     "cifar10-lenet": dict(model="lenet", dataset="cifar10", epochs=10, batch_size=64, test_batch_size=8,
                           optimizer="adam", lr=1e-3, mean=[0.5] * 3, std=[0.5] * 3),
+    # The seed's answer to 4.6: LeCun's 1989 LeNet used sigmoid activations and average pooling (else as above).
+    "cifar10-lenet-1989": dict(model="lenet", model_args={"activation": "sigmoid", "pool": "avg"}, dataset="cifar10",
+                               epochs=10, batch_size=64, test_batch_size=8, optimizer="adam", lr=1e-3,
+                               mean=[0.5] * 3, std=[0.5] * 3),
     "cifar10-vgg": dict(model="vgg", dataset="cifar10", epochs=10, batch_size=128, test_batch_size=128,
                         optimizer="adam", lr=1e-3, augment=True,
                         mean=[0.4914, 0.4822, 0.4465], std=[0.2023, 0.1994, 0.2010]),

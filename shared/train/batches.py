@@ -30,9 +30,18 @@ class EpochPlan:
     flips: torch.Tensor | None  # (N,) bool
 
     @classmethod
-    def make(cls, n: int, seed: int, epoch: int, augment: bool, device: torch.device) -> "EpochPlan":
+    def make(cls, n: int, seed: int, epoch: int, augment: bool, device: torch.device, *, shuffle: bool = True,
+             base: torch.Tensor | None = None) -> "EpochPlan":
+        """The plan of `epoch`: a pure function of its arguments, so every rank and a resumed run agree.
+
+        `base` (N,) is the training set's order before shuffling (None: the stored order); shuffle=False
+        keeps it every epoch.
+        """
         g = epoch_generator(seed, epoch)
-        order = torch.randperm(n, generator=g)
+        perm = torch.randperm(n, generator=g)  # drawn either way: augmentation draws stay the same without shuffle
+        order = perm if shuffle else torch.arange(n)
+        if base is not None:
+            order = base.cpu()[order]
         offsets = torch.randint(0, 2 * PAD + 1, (n, 2), generator=g) if augment else None
         flips = torch.rand(n, generator=g) < 0.5 if augment else None
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
@@ -40,6 +49,11 @@ class EpochPlan:
 
     def global_batches(self, batch_size: int, world_size: int) -> list[slice]:
         return batch_slices(len(self.order), batch_size, world_size)
+
+
+def class_order(labels: torch.Tensor) -> torch.Tensor:
+    """Sample indices (N,) sorted by label, stored order within a class: all 0s, then all 1s, ..."""
+    return torch.sort(labels.cpu(), stable=True).indices
 
 
 def batch_slices(n: int, batch_size: int, world_size: int = 1) -> list[slice]:

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from shared.settings import settings
 from shared.specs import Spec
 from shared.train import checkpoint, distributed
-from shared.train.batches import DevicePipeline, EpochPlan, batch_slices, pixel_permutation, rank_slice
+from shared.train.batches import DevicePipeline, EpochPlan, batch_slices, class_order, pixel_permutation, rank_slice
 from shared.train.data import Split, channel_stats, load_split
 from shared.train.nets import build_model, count_params, model_info
 from shared.train.results import DataInfo, Environment, EpochMetrics, FitResult, Misclassified, RunInfo
@@ -69,6 +69,7 @@ class Run:
     net: torch.nn.Module  # what trains: the model, or DDP around it
     optimizer: torch.optim.Optimizer
     step: EagerStep
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
     train_data: DevicePipeline
     test_data: DevicePipeline
     info: RunInfo
@@ -78,11 +79,12 @@ class Run:
 
 def train_one_epoch(step: EagerStep, plan: EpochPlan, *, batch_size: int, epoch: int,
                     world: distributed.World = distributed.World(), log_every: int = 100,
-                    reporter: Reporter | None = None, should_stop: Callable[[], bool] | None = None) -> EpochStats:
-    """One pass over `plan`; every rank takes its share of each global batch."""
+                    reporter: Reporter | None = None, should_stop: Callable[[], bool] | None = None,
+                    limit: int | None = None) -> EpochStats:
+    """One pass over `plan` (its first `limit` batches when given); every rank takes its share of each global batch."""
     step.model.train()
     device = step.data.device
-    batches = plan.global_batches(batch_size, world.size)
+    batches = plan.global_batches(batch_size, world.size)[:limit]
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)  # summed on device: no per-step sync
     window, window_n, samples = loss_sum.clone(), 0, 0
     start = time.perf_counter()
@@ -181,7 +183,11 @@ def load_data(spec: Spec, data_root: Path | None = None) -> tuple[Split, Split]:
 def check_resume(spec: Spec, state: dict) -> None:
     old = state["spec"]
     new = spec.model_dump()
-    changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k])
+    # Fields added since a checkpoint was written are read at their defaults, which train as before.
+    old = {k: old.get(k, Spec.model_fields[k].default) for k in new}
+    # A learning-rate schedule spans the planned steps: more epochs would change its every value.
+    free = RESUMABLE_CHANGES - ({"epochs"} if spec.lr_schedule != "none" else set())
+    changed = sorted(k for k in new if k not in free and old[k] != new[k])
     if changed:
         raise checkpoint.CheckpointError(f"checkpoint was trained with a different spec: {', '.join(changed)} differ")
 
@@ -232,17 +238,39 @@ def setup(spec: Spec, world: distributed.World, device: torch.device, data_root:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     optimizer = make_optimizer(spec, model.parameters())
+    steps_per_epoch = len(batch_slices(len(train), spec.batch_size, world.size))
+    scheduler = make_scheduler(spec, optimizer, total_steps(spec, steps_per_epoch))
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if world.size > 1 else model
-    graphs = settings().cuda_graphs and device.type == "cuda" and world.size == 1
-    step = (GraphedStep if graphs else EagerStep)(net, optimizer, train_data, autocast)
+    # A captured graph bakes the learning rate in as a constant: a schedule trains eagerly.
+    graphs = settings().cuda_graphs and device.type == "cuda" and world.size == 1 and scheduler is None
+    step = (GraphedStep if graphs else EagerStep)(net, optimizer, train_data, autocast,
+                                                  label_smoothing=spec.label_smoothing, scheduler=scheduler)
 
     data = DataInfo(**{k: train.info.get(k) for k in ("name", "source", "fingerprint")},
                     train_samples=len(train), test_samples=len(test), classes=train.classes, mean=mean, std=std,
                     permutation={"seed": spec.permutation_seed, "head": perm[:8].tolist()} if perm is not None else None)
     info = RunInfo(spec=spec, params=params, data=data, environment=environment(device, world),
-                   steps_per_epoch=len(batch_slices(len(train), spec.batch_size, world.size)), start_epoch=0)
-    return Run(spec, world, model, net, optimizer, step, train_data, test_data, info)
+                   steps_per_epoch=steps_per_epoch, start_epoch=0, epochs=planned_epochs(spec, steps_per_epoch))
+    return Run(spec, world, model, net, optimizer, step, scheduler, train_data, test_data, info)
+
+
+def planned_epochs(spec: Spec, steps_per_epoch: int) -> int:
+    """`epochs`, or as many passes as `steps` optimizer steps take (the last one cut short)."""
+    return spec.epochs if spec.steps is None else -(-spec.steps // steps_per_epoch)
+
+
+def total_steps(spec: Spec, steps_per_epoch: int) -> int:
+    return spec.epochs * steps_per_epoch if spec.steps is None else spec.steps
+
+
+def make_scheduler(spec: Spec, optimizer: torch.optim.Optimizer, steps: int):
+    """The spec's learning-rate schedule over `steps` optimizer steps, stepped after each; None for a constant lr."""
+    if spec.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    if spec.lr_schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=spec.lr, total_steps=steps)
+    return None
 
 
 def resume_from(run: Run, path: Path, sha256: str | None = None) -> None:
@@ -251,6 +279,8 @@ def resume_from(run: Run, path: Path, sha256: str | None = None) -> None:
     check_resume(run.spec, state)
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
+    if run.scheduler is not None:
+        run.scheduler.load_state_dict(state["scheduler"])  # check_resume made sure the run had the same schedule
     torch.set_rng_state(state["rng"]["torch"])
     run.history = [EpochMetrics.model_validate(m) for m in state["history"]]
     run.info.start_epoch = state["epoch"]
@@ -260,11 +290,15 @@ def train_epochs(run: Run, reporter: Reporter, should_stop: Callable[[], bool] |
                  out_dir: Path | None) -> Evaluation | None:
     """The epochs left to train; rank 0 evaluates and checkpoints after each. Returns the last evaluation."""
     spec, world, last = run.spec, run.world, None
-    for epoch in range(run.info.start_epoch + 1, spec.epochs + 1):
+    spe = run.info.steps_per_epoch
+    base = class_order(run.train_data.labels) if spec.sort_by_class else None
+    for epoch in range(run.info.start_epoch + 1, planned_epochs(spec, spe) + 1):
         t0 = time.perf_counter()
-        plan = EpochPlan.make(len(run.train_data), spec.seed, epoch, spec.augment, run.train_data.device)
+        plan = EpochPlan.make(len(run.train_data), spec.seed, epoch, spec.augment, run.train_data.device,
+                              shuffle=spec.shuffle, base=base)
         stats = train_one_epoch(run.step, plan, batch_size=spec.batch_size, epoch=epoch, world=world,
-                                log_every=spec.log_every, reporter=reporter, should_stop=should_stop)
+                                log_every=spec.log_every, reporter=reporter, should_stop=should_stop,
+                                limit=total_steps(spec, spe) - (epoch - 1) * spe)
         if world.is_main:
             t1 = time.perf_counter()
             last = evaluate(run.model, run.test_data, spec.test_batch_size, run.step.autocast)
@@ -285,6 +319,7 @@ def save_checkpoint(run: Run, epoch: int, out_dir: Path, reporter: Reporter) -> 
     path = checkpoint.path_for(out_dir, epoch)
     sha = checkpoint.save({"spec": run.spec.model_dump(), "epoch": epoch, "model": run.model.state_dict(),
                            "optimizer": run.optimizer.state_dict(),
+                           "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
                            "history": [m.model_dump() for m in run.history], "data": run.info.data.model_dump(),
                            "rng": {"torch": torch.get_rng_state()}}, path)
     reporter.on_checkpoint(epoch, path, sha)

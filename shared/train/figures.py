@@ -19,7 +19,7 @@ from shared.specs import Spec
 from shared.train import checkpoint
 from shared.train.batches import DevicePipeline, pixel_permutation
 from shared.train.engine import load_data
-from shared.train.nets import build_model, model_info
+from shared.train.nets import Residual, build_model, model_info
 from shared.train.results import Misclassified
 
 GRID_ROWS, GRID_COLS = 8, 5  # the seed's 8x5 figure of training samples
@@ -89,8 +89,15 @@ def misclassified(images: torch.Tensor, wrong: list[Misclassified], classes: lis
                       for w in wrong]}
 
 
+# The trunk's layer kinds the pages show: a residual block's output (its convs + shortcut) stands for the conv.
+STAGE_KINDS = {nn.Conv2d: "conv", Residual: "conv", nn.ReLU: "relu", nn.Sigmoid: "relu", nn.Tanh: "relu",
+               nn.MaxPool2d: "pool", nn.AvgPool2d: "pool"}
+
+
 def first_conv(model: nn.Module, name: str) -> nn.Conv2d:
-    return model.get_submodule(model_info(name).first_conv)
+    """The registry's first conv, or the first one inside the trunk (a residual block's first conv)."""
+    module = model.get_submodule(model_info(name).first_conv)
+    return module if isinstance(module, nn.Conv2d) else next(m for m in module.modules() if isinstance(m, nn.Conv2d))
 
 
 def filters(conv: nn.Conv2d) -> dict:
@@ -106,11 +113,12 @@ def filters(conv: nn.Conv2d) -> dict:
 
 @torch.inference_mode()
 def stages(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """First-block activations of one input (1, C, H, W): after the first conv, its ReLU, and the first pooling."""
+    """First-block activations of one input (1, C, H, W): after the first conv, its activation (the key stays
+    "relu" for every activation), and the first pooling."""
     out: dict[str, torch.Tensor] = {}
-    for layer in model.features:  # conv [, BatchNorm], ReLU, pool: the trunk's first block
+    for layer in model.features:  # conv [, BatchNorm], activation, pool: the trunk's first block
         x = layer(x)
-        kind = {nn.Conv2d: "conv", nn.ReLU: "relu", nn.MaxPool2d: "pool"}.get(type(layer))
+        kind = STAGE_KINDS.get(type(layer))
         if kind is not None and kind not in out:
             out[kind] = x.clone()  # VGG's ReLU works in place: keep what this stage showed
         if kind == "pool":
@@ -122,13 +130,19 @@ def feature_maps(model: nn.Module, x: torch.Tensor, shown: torch.Tensor, label: 
     """Maps of one test image; each channel uses its conv range at all three stages, so ReLU's clipping shows."""
     full = stages(model.eval(), x)
     acts = {k: v[0, :MAX_MAPS].float() for k, v in full.items()}
-    lo = acts["conv"].amin((1, 2), keepdim=True)
-    hi = acts["conv"].amax((1, 2), keepdim=True)
+    kinds = [type(m) for m in model.features]
+    activation = next(k for k in kinds if STAGE_KINDS.get(k) == "relu")
+    # ReLU's output shown on its conv's range shows the clipping; a sigmoid's or tanh's (0..1, -1..1) needs its own.
+    ranged = acts["conv"] if activation is nn.ReLU else acts["relu"]
     cols = min(len(acts["conv"]), 8)
     out = {"input": png_uri(shown), "label": label, "channels": len(acts["conv"]),
            "channels_total": full["conv"].shape[1], "cols": cols,
-           "batchnorm": any(isinstance(m, nn.BatchNorm2d) for m in model.modules())}
+           "batchnorm": any(isinstance(m, nn.BatchNorm2d) for m in model.modules()),
+           "activation": activation.__name__, "residual": Residual in kinds,
+           "pooling": "average" if nn.AvgPool2d in kinds else "max"}
     for k in ("conv", "relu", "pool"):
+        src = acts["conv"] if k == "conv" else ranged
+        lo, hi = src.amin((1, 2), keepdim=True), src.amax((1, 2), keepdim=True)
         out[k] = {"shape": list(acts[k].shape), "png": grid_uri(to_uint8(acts[k], lo, hi).unsqueeze(1), cols, pad=1)}
     return out
 

@@ -64,6 +64,8 @@ class RunInfo(BaseModel):
     environment: Environment
     steps_per_epoch: int
     start_epoch: int = Field(description="epochs already done (a resumed run), 0 for a fresh one")
+    epochs: int | None = Field(None, description="epochs the run trains in all: spec.epochs, or as many as "
+                               "spec.steps takes (the last one cut short)")
 
 
 class Misclassified(BaseModel):

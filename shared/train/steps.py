@@ -16,19 +16,28 @@ log = logging.getLogger(__name__)
 class EagerStep:
     """Assemble the batch for sample indices `idx` on the device, then forward, backward and update."""
 
-    def __init__(self, model, optimizer, data: DevicePipeline, autocast=contextlib.nullcontext):
+    def __init__(self, model, optimizer, data: DevicePipeline, autocast=contextlib.nullcontext, *,
+                 label_smoothing: float = 0.0, scheduler=None):
         self.model, self.optimizer, self.data, self.autocast = model, optimizer, data, autocast
+        self.label_smoothing = label_smoothing  # training loss only: evaluation stays plain cross-entropy
+        self.scheduler = scheduler  # stepped after every optimizer step (None: a constant learning rate)
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The seed's log_softmax + nll_loss in one, with optional label smoothing."""
+        return F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
 
     def __call__(self, idx, offsets=None, flips=None, share: float = 1.0) -> torch.Tensor:
         """Returns the batch's mean loss (a 0-d tensor still on the device: no sync)."""
         x, y = self.data.batch(idx, offsets, flips)
         with self.autocast():
-            loss = F.cross_entropy(self.model(x), y)  # logits in: the seed's log_softmax + nll_loss in one
+            loss = self.loss(self.model(x), y)  # logits in
         self.optimizer.zero_grad(set_to_none=True)
         # DDP averages gradients over ranks; `share` (a rank's part of the global batch, x world size)
         # keeps that average equal to the global batch's mean when ranks get unequal parts.
         (loss * share if share != 1.0 else loss).backward()
         self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
         return loss.detach()
 
 
@@ -41,8 +50,8 @@ class GraphedStep(EagerStep):
 
     WARMUP = 3  # eager steps first: cuDNN picks its algorithms and lazy state is built before capture
 
-    def __init__(self, model, optimizer, data, autocast=contextlib.nullcontext):
-        super().__init__(model, optimizer, data, autocast)
+    def __init__(self, model, optimizer, data, autocast=contextlib.nullcontext, **kw):
+        super().__init__(model, optimizer, data, autocast, **kw)
         self.graph = None
         self.static = None  # the captured inputs: sample indices, crop offsets, flips
         self.loss = None
@@ -79,7 +88,7 @@ class GraphedStep(EagerStep):
             with torch.cuda.graph(graph):
                 x, y = self.data.batch(*self.static)
                 with self.autocast():
-                    loss = F.cross_entropy(self.model(x), y)
+                    loss = self.loss(self.model(x), y)
                 loss.backward()
                 self.optimizer.step()
         except Exception as exc:  # noqa: BLE001 - never fail a run for want of a graph: go on eagerly

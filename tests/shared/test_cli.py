@@ -76,12 +76,12 @@ def test_default_out_is_under_var_dir(data_dir, isolated_var):
     assert Path(result["checkpoint"]) == isolated_var / "runs" / "mnist-fc" / "epoch-001.pt"
 
 
-def test_presets_lists_all_six():
+def test_presets_lists_them_all():
     proc = cnnlab("presets")
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.strip().splitlines()]
     assert [r["preset"] for r in rows] == list(PRESETS)
-    assert len(rows) == 6
+    assert len(rows) == 7
     by_name = {r["preset"]: r["spec"] for r in rows}
     assert by_name["cifar10-vgg"]["batch_size"] == 128 and by_name["mnist-cnn"]["model_args"] == {"n_feature": 6}
 

@@ -7,14 +7,15 @@ from pydantic import ValidationError
 
 from shared.specs import PRESETS, Spec, SpecError, parse_assignments, preset_spec, resolve
 
-ALL_PRESETS = ["mnist-fc", "mnist-cnn", "mnist-fc-permuted", "mnist-cnn-permuted", "cifar10-lenet", "cifar10-vgg"]
+ALL_PRESETS = ["mnist-fc", "mnist-cnn", "mnist-fc-permuted", "mnist-cnn-permuted", "cifar10-lenet",
+               "cifar10-lenet-1989", "cifar10-vgg"]
 
 
 def fields(err: SpecError) -> list[str]:
     return [e["field"] for e in err.errors]
 
 
-def test_the_six_presets():
+def test_the_presets():
     assert sorted(PRESETS) == sorted(ALL_PRESETS)
 
 
@@ -163,3 +164,9 @@ def test_sync_bn_on_the_cpu_is_refused():
     with pytest.raises(SpecError, match="sync_bn needs GPUs"):
         resolve("cifar10-vgg", {"world_size": 2, "sync_bn": True, "device": "cpu"})
     assert resolve("cifar10-vgg", {"world_size": 2, "sync_bn": True, "device": "cuda"}).sync_bn
+
+
+def test_lenet_1989_is_the_lab_recipe_with_sigmoid_and_average_pooling():
+    lab, old = preset_spec("cifar10-lenet").model_dump(), preset_spec("cifar10-lenet-1989").model_dump()
+    assert old.pop("model_args") == {"activation": "sigmoid", "pool": "avg"} and lab.pop("model_args") == {}
+    assert old == lab

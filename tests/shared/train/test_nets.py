@@ -98,3 +98,117 @@ def test_unknown_model_names_the_choices():
 def test_unknown_model_arg_is_a_value_error():
     with pytest.raises(ValueError, match="bad model_args for 'fc2'"):
         build_model("fc2", MNIST, 10, n_feature=6)
+
+
+# --- model_args for the studies: defaults build the seed's nets exactly -------------------------------------
+
+
+class SeedCNN(torch.nn.Module):
+    """The CNN as it was before its model_args (layer for layer), to compare initial weights."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.features = nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+                                      nn.Conv2d(6, 6, 5), nn.ReLU(), nn.MaxPool2d(2))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(96, 50), nn.ReLU(), nn.Linear(50, 10))
+
+
+class SeedLeNet(torch.nn.Module):
+    """The seed's CIFAR-10 Net, in the trunk/head layout, as it was before its model_args."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.features = nn.Sequential(nn.Conv2d(3, 6, 5), nn.ReLU(), nn.MaxPool2d(2, 2),
+                                      nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2, 2))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                                        nn.Linear(84, 10))
+
+
+@pytest.mark.parametrize("name, in_shape, reference, defaults", [
+    ("cnn", MNIST, SeedCNN, {"n_feature": 6, "head": "fc", "dropout": 0.0}),
+    ("lenet", CIFAR, SeedLeNet, {"activation": "relu", "pool": "max", "dropout": 0.0, "conv": "5x5",
+                                 "residual": False, "blocks": 0}),
+])
+def test_defaults_give_the_same_initial_weights_as_before(name, in_shape, reference, defaults):
+    torch.manual_seed(3)
+    want = reference().state_dict()
+    for args in ({}, defaults):
+        torch.manual_seed(3)
+        got = build_model(name, in_shape, 10, **args).state_dict()
+        assert list(got) == list(want)
+        assert all(torch.equal(got[k], want[k]) for k in want)
+    assert str(build_model(name, in_shape, 10, **defaults)) == str(build_model(name, in_shape, 10))
+
+
+@pytest.mark.parametrize("name, in_shape, args, expected", [
+    ("cnn", MNIST, {"head": "conv1x1"}, 1132),  # trunk 156 + 906, head 6*10 + 10
+    ("cnn", MNIST, {"head": "conv1x1", "n_feature": 16}, 7002),  # trunk 416 + 6,416, head 170: about the fc CNN
+    ("cnn", MNIST, {"dropout": 0.5}, 6422),
+    ("lenet", CIFAR, {"activation": "sigmoid", "pool": "avg"}, 62006),
+    ("lenet", CIFAR, {"activation": "tanh", "dropout": 0.3}, 62006),
+    ("lenet", CIFAR, {"conv": "3x3x2"}, 62832),  # (168 + 330) + (880 + 2,320) in place of 456 + 2,416
+    ("lenet", CIFAR, {"residual": True}, 62120),  # + 1x1 projections 3*6 + 6*16
+    ("lenet", CIFAR, {"residual": True, "conv": "3x3x2"}, 62946),
+    ("lenet", CIFAR, {"blocks": 2}, 67306),  # + 2 * (330 + 2,320)
+    ("lenet", CIFAR, {"blocks": 2, "residual": True}, 67420),  # identity shortcuts inside a stage add nothing
+])
+def test_variant_parameter_counts(name, in_shape, args, expected):
+    assert count_params(build_model(name, in_shape, 10, **args)) == expected
+
+
+@pytest.mark.parametrize("name, in_shape, args", [
+    ("cnn", MNIST, {"head": "conv1x1"}), ("cnn", MNIST, {"dropout": 0.5}),
+    ("lenet", CIFAR, {"activation": "sigmoid", "pool": "avg"}), ("lenet", CIFAR, {"conv": "3x3x2", "dropout": 0.5}),
+    ("lenet", CIFAR, {"residual": True, "blocks": 2}), ("lenet", MNIST, {"residual": True, "conv": "3x3x2"}),
+])
+def test_variants_are_conv_nets_returning_logits(name, in_shape, args):
+    torch.manual_seed(0)
+    model = build_model(name, in_shape, 10, **args)
+    assert isinstance(model.features, torch.nn.Sequential) and hasattr(model, "classifier")
+    out = model.train()(torch.randn(4, *in_shape))
+    assert out.shape == (4, 10) and torch.isfinite(out).all()
+    out.sum().backward()
+    first = next(m for m in model.features.modules() if isinstance(m, torch.nn.Conv2d))
+    assert first.weight.grad is not None
+
+
+def test_the_1x1_conv_head_is_a_linear_layer_on_every_pixel_then_averaged():
+    """Question 4.4: a 1x1 convolution is an FC layer shared by all positions (here followed by GAP)."""
+    torch.manual_seed(0)
+    model = build_model("cnn", MNIST, 10, head="conv1x1").eval()
+    x = torch.randn(2, *MNIST)
+    maps = model.features(x)  # (2, 6, 4, 4)
+    conv = model.classifier[0]
+    per_pixel = F.linear(maps.permute(0, 2, 3, 1), conv.weight.flatten(1), conv.bias)  # (2, 4, 4, 10)
+    assert torch.allclose(model(x), per_pixel.mean((1, 2)), atol=1e-5)
+
+
+def test_residual_shortcut_projects_and_crops():
+    from shared.train.nets import Residual
+
+    torch.manual_seed(0)
+    model = build_model("lenet", CIFAR, 10, residual=True)
+    block = model.features[0]
+    assert isinstance(block, Residual) and isinstance(block.shortcut, torch.nn.Conv2d)
+    assert block.shortcut.kernel_size == (1, 1) and block.shortcut.weight.shape == (6, 3, 1, 1)
+    x = torch.randn(1, *CIFAR)
+    with torch.no_grad():
+        want = block.body(x) + F.conv2d(x[..., 2:-2, 2:-2], block.shortcut.weight)
+        assert torch.allclose(block(x), want)
+
+
+@pytest.mark.parametrize("name, args, message", [
+    ("cnn", {"head": "gap"}, "head must be one of 'fc', 'conv1x1', got 'gap'"),
+    ("cnn", {"dropout": 1.0}, "dropout must be a probability"),
+    ("lenet", {"activation": "gelu"}, "activation must be one of 'relu', 'sigmoid', 'tanh'"),
+    ("lenet", {"pool": "min"}, "pool must be one of 'max', 'avg'"),
+    ("lenet", {"conv": "7x7"}, "conv must be one of '5x5', '3x3x2'"),
+    ("lenet", {"residual": "yes"}, "residual must be one of"),
+    ("lenet", {"blocks": 9}, "blocks must be an integer from 0 to 8"),
+    ("lenet", {"dropout": "0.5"}, "dropout must be a probability"),
+])
+def test_bad_variant_args_are_value_errors_naming_the_arg(name, args, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(name, CIFAR, 10, **args)

@@ -1,0 +1,247 @@
+"""The studies: one per closing question of the seed document (section 4) plus its headline claims.
+
+Each is data (shared/study_types.py says what the fields mean). Accuracy differences are in points;
+`quick` sizes were measured with bench/study_cells.py (docs/fields.md). Imports no torch and no database.
+"""
+
+from __future__ import annotations
+
+from shared.study_types import Claim, SizeSpec, Study, decide, product, word
+
+__all__ = ["STUDIES", "Claim", "SizeSpec", "Study", "decide", "get_study", "study_names", "word"]
+
+AHEAD = "Holds: {a} is ahead of {b}: {evidence}."
+NOT_AHEAD = "Does not hold: {a} is not ahead of {b} by a point or more: {evidence}."
+SAME = "Holds: {a} and {b} are within a point of each other: {evidence}."
+DIFFERENT = "Does not hold: {a} and {b} differ: {evidence}."
+
+# MNIST jobs are cheap enough that the quick size is the lab's recipe (60,000 images, 1 epoch); CIFAR-10's is not.
+MNIST_NOTE = "The lab's own recipe: its 5 seeds fit the quick budget on 2 CPU cores."
+CIFAR_QUICK = {"train_limit": 20000, "test_limit": 5000, "epochs": 3}
+CIFAR_NOTE = ("3 epochs on 20,000 of the 50,000 training images, tested on 5,000: differences that need the lab's "
+              "10 epochs on all images (regularizers above all) may not show, or may reverse.")
+
+
+def higher(text: str, a: str, b: str, **kw) -> Claim:
+    return Claim(text=text, a=a, b=b, expect="higher", holds=AHEAD, does_not_hold=NOT_AHEAD, **kw)
+
+
+def same(text: str, a: str, b: str, **kw) -> Claim:
+    return Claim(text=text, a=a, b=b, expect="equal", holds=SAME, does_not_hold=DIFFERENT, **kw)
+
+
+def _fc_vs_cnn() -> Study:
+    grid = {"model": ["fc2", "cnn"], "permute_pixels": [False, True]}
+    name = {"fc2": "FC (6,442 params)", "cnn": "CNN (6,422 params)"}
+    return Study(
+        name="fc-vs-cnn", version=1, lab_question="claims (1.5, 1.6)", title="FC vs CNN at equal parameters, "
+        "and on permuted pixels",
+        question="With the same number of parameters, is a CNN more accurate than a fully connected network on "
+                 "MNIST? If the pixels of every image are shuffled by one fixed permutation, does the FC network stay "
+                 "the same while the CNN gets worse?",
+        seed_answer="Yes: the CNN with the same parameter count is clearly more accurate, because convolution and "
+                    "pooling exploit the image's local structure. After permuting the pixels the FC network "
+                    "performs about as before, but the CNN clearly drops: the local relations between pixels are gone.",
+        preset="mnist-fc", grid=grid,  # fc2 and cnn defaults (n_hidden 8, n_feature 6) are the presets' arguments
+        cells=product(grid, lambda c: name[c["model"]] + (", permuted" if c["permute_pixels"] else "")),
+        claims=[
+            higher("The CNN beats the FC network at equal parameters.", name["cnn"], name["fc2"]),
+            same("Permuting the pixels leaves the FC network unchanged.", name["fc2"] + ", permuted", name["fc2"]),
+            higher("Permuting the pixels hurts the CNN.", name["cnn"], name["cnn"] + ", permuted"),
+        ],
+        sizes={"quick": SizeSpec(note=MNIST_NOTE), "full": SizeSpec()})
+
+
+def _lenet_vs_vgg() -> Study:
+    return Study(
+        name="lenet-vs-vgg", version=1, lab_question="claims (2, 3)", title="LeNet vs VGG on CIFAR-10",
+        question="Does the simplified VGG classify CIFAR-10 better than the LeNet-style net, trained the same way?",
+        seed_answer="Yes: the simplified VGG raises test accuracy from about 64% (LeNet, 10 epochs) to 82.87%.",
+        preset="cifar10-vgg", grid={"model": ["lenet", "vgg"]},
+        cells={"LeNet (62,006 params)": {"model": "lenet"}, "VGG (9,231,114 params)": {"model": "vgg"}},
+        claims=[higher("VGG is more accurate than LeNet.", "VGG (9,231,114 params)", "LeNet (62,006 params)")],
+        sizes={"quick": SizeSpec(overrides={"train_limit": 10000, "test_limit": 2000, "epochs": 2},
+                                 note="VGG's edge needs epochs: 2 epochs on 10,000 images are far too little for a "
+                                      "9-million-parameter net, so the quick size cannot show the seed's claim (it "
+                                      "measures the early gap only). Run the full size on a GPU."),
+               "full": SizeSpec(note="Both nets get VGG's recipe (Adam 1e-3, batch 128, crop+flip, CIFAR-10 "
+                                     "mean/std), so the difference is the architecture; the seed's 64% LeNet ran "
+                                     "without augmentation at batch 64 (the cifar10-lenet preset).")})
+
+
+def _shuffle() -> Study:
+    grid = {"shuffle": [True, False], "sort_by_class": [False, True]}
+    name = {(True, False): "shuffled", (False, False): "stored order", (False, True): "class-sorted",
+            (True, True): "class-sorted, then shuffled"}
+    return Study(
+        name="shuffle", version=1, lab_question="4.1", title="Shuffling the training data",
+        question="What difference does the DataLoader's shuffle make: shuffled every epoch, or the same order every "
+                 "epoch, and what if that order is sorted by class?",
+        seed_answer="With shuffle=True the data are put in a new random order every epoch, so every epoch sees a "
+                    "different sequence, which removes the effect of the data's order on training.",
+        preset="mnist-cnn", grid=grid, cells=product(grid, lambda c: name[(c["shuffle"], c["sort_by_class"])]),
+        claims=[
+            higher("Shuffling beats a class-sorted order.", "shuffled", "class-sorted"),
+            same("Shuffling removes the effect of the stored order.", "class-sorted, then shuffled", "shuffled"),
+            higher("Shuffling beats MNIST's stored order (already well mixed).", "shuffled", "stored order"),
+        ],
+        sizes={"quick": SizeSpec(overrides={"epochs": 2}, note="2 epochs, not 3: a repeated order matters more "
+                                                                      "over more epochs."),
+               "full": SizeSpec(overrides={"epochs": 3})})
+
+
+def _normalization() -> Study:
+    cells = {"dataset mean/std (0.1307, 0.3081)": {"mean": [0.1307], "std": [0.3081]},
+             "none (0, 1)": {"mean": [0.0], "std": [1.0]}, "(0.5, 0.5)": {"mean": [0.5], "std": [0.5]}}
+    return Study(
+        name="normalization", version=1, lab_question="4.2", title="Normalization values",
+        question="What difference do the values in transforms.Normalize make: the dataset's mean and std, none "
+                 "(mean 0, std 1), or (0.5, 0.5)?",
+        seed_answer="Normalize computes (input - mean) / std per channel; with the data's mean and std the inputs "
+                    "get mean 0 and std 1; (0.5, 0.5) maps [0, 1] to [-1, 1].",
+        preset="mnist-cnn", cells=cells,  # mean and std go together: listed cells, not a product
+        claims=[
+            higher("Standardizing with the dataset's mean/std beats raw [0, 1] inputs.",
+                   "dataset mean/std (0.1307, 0.3081)", "none (0, 1)"),
+            higher("The dataset's own mean/std beats the generic (0.5, 0.5).", "dataset mean/std (0.1307, 0.3081)",
+                   "(0.5, 0.5)"),
+        ],
+        sizes={"quick": SizeSpec(note=MNIST_NOTE), "full": SizeSpec()})
+
+
+def _epoch_vs_batch() -> Study:
+    grid = {"batch_size": [16, 64, 256, 1024], "steps": [None, 100]}
+    return Study(
+        name="epoch-vs-batch", version=1, lab_question="4.3", title="Epochs and batch size",
+        question="What is the difference between an epoch and a batch? Batch 16/64/256/1024 at a fixed number of "
+                 "epochs (the same samples seen), and at a fixed number of updates.",
+        seed_answer="The batch size is the number of samples processed before the model's parameters are updated; "
+                    "the number of epochs is the number of complete passes through the training set. An epoch "
+                    "consists of one or more batches; 1 <= batch size <= the training set's size.",
+        preset="mnist-cnn", grid=grid,
+        cells=product(grid, lambda c: f"batch {c['batch_size']}, " + (
+            "fixed epochs" if c["steps"] is None else f"{c['steps']} updates")),
+        claims=[
+            higher("At fixed epochs, smaller batches (more updates) learn more.", "batch 64, fixed epochs",
+                   "batch 1024, fixed epochs"),
+            higher("At a fixed number of updates, larger batches (more samples) learn more.", "batch 1024, 100 updates",
+                   "batch 64, 100 updates"),
+            higher("At fixed epochs, batch 64 beats batch 16 (the seed's choice).", "batch 64, fixed epochs",
+                   "batch 16, fixed epochs"),
+        ],
+        sizes={"quick": SizeSpec(note=MNIST_NOTE + " 100 updates are 1,600 to 102,400 samples; the learning rate "
+                                 "stays the lab's 0.01 at every batch size."), "full": SizeSpec()})
+
+
+def _conv1x1() -> Study:
+    grid = {"model_args.head": ["fc", "conv1x1"], "model_args.n_feature": [6, 16]}
+    params = {("fc", 6): "6,422", ("conv1x1", 6): "1,132", ("fc", 16): "20,192", ("conv1x1", 16): "7,002"}
+
+    def label(c: dict) -> str:
+        head, n = c["model_args.head"], c["model_args.n_feature"]
+        return f"{'FC' if head == 'fc' else '1x1 conv + GAP'} head, {n} maps ({params[(head, n)]} params)"
+
+    cells = product(grid, label)
+    fc6, c6, c16 = (label({"model_args.head": h, "model_args.n_feature": n}) for h, n in
+                    (("fc", 6), ("conv1x1", 6), ("conv1x1", 16)))
+    return Study(
+        name="conv1x1-vs-fc", version=1, lab_question="4.4", title="1x1 convolution vs fully connected head",
+        question="What is the difference between a 1x1 convolution and a fully connected layer, and what is it "
+                 "for? The seed's CNN with its FC head against a head that is a 1x1 convolution to the classes "
+                 "followed by global average pooling.",
+        seed_answer="Mathematically they are the same: each multiplies the feature map's elements by weights and "
+                    "sums. A 1x1 convolution is mainly used to reduce (or raise) the number of channels.",
+        preset="mnist-cnn", grid=grid, cells=cells,
+        claims=[
+            higher("On the same trunk the FC head (5x the parameters, keeps positions) is ahead.", fc6, c6),
+            same("At about equal parameters, the 1x1 head does as well as the FC head.", c16, fc6),
+        ],
+        sizes={"quick": SizeSpec(note=MNIST_NOTE), "full": SizeSpec()})
+
+
+def _residual() -> Study:
+    grid = {"model_args.residual": [False, True], "model_args.blocks": [0, 3]}
+
+    def label(c: dict) -> str:
+        return ("residual" if c["model_args.residual"] else "plain") + f", {2 + 2 * c['model_args.blocks']} convs"
+
+    return Study(
+        name="residual", version=1, lab_question="4.5, 4.7", title="Residual learning in the CIFAR-10 net",
+        question="Why does residual learning improve accuracy, and how is it applied when convolution shrinks the "
+                 "feature maps? LeNet with shortcuts (a 1x1 projection where the width changes, the input cropped "
+                 "to the valid convolution's output) against the same plain net, at LeNet's depth and with 3 extra "
+                 "3x3 convolutions per stage.",
+        seed_answer="The seed leaves 4.5 unanswered. 4.7: use 1x1 convolutions to match the number of channels "
+                    "and the feature map size.",
+        preset="cifar10-lenet", grid=grid, cells=product(grid, label),
+        claims=[
+            higher("Shortcuts help the deeper net.", "residual, 8 convs", "plain, 8 convs"),
+            higher("Shortcuts help at LeNet's own depth.", "residual, 2 convs", "plain, 2 convs"),
+            higher("With shortcuts, depth pays off.", "residual, 8 convs", "residual, 2 convs"),
+        ],
+        sizes={"quick": SizeSpec(overrides=CIFAR_QUICK, note=CIFAR_NOTE), "full": SizeSpec()})
+
+
+def _lenet_1989() -> Study:
+    grid = {"model_args.activation": ["relu", "sigmoid", "tanh"], "model_args.pool": ["max", "avg"]}
+
+    def label(c: dict) -> str:
+        return f"{c['model_args.activation']} + {c['model_args.pool']} pool"
+
+    return Study(
+        name="lenet-1989", version=1, lab_question="4.6", title="The lab's net vs LeCun's 1989 LeNet",
+        question="How does the lab's network differ from LeCun's 1989 LeNet? Its sigmoid (or tanh) activations "
+                 "and average pooling against the lab's ReLU and max pooling, on CIFAR-10.",
+        seed_answer="The activation differs (LeNet: sigmoid, the lab: ReLU); the input size differs (CIFAR-10 "
+                    "32x32, MNIST 28x28); the lab uses max pooling where LeNet used average pooling.",
+        preset="cifar10-lenet", grid=grid, cells=product(grid, label),
+        claims=[
+            higher("The lab's ReLU + max pooling beats the 1989 sigmoid + average pooling.", "relu + max pool",
+                   "sigmoid + avg pool"),
+            higher("ReLU beats sigmoid (both with max pooling).", "relu + max pool", "sigmoid + max pool"),
+            higher("Max pooling beats average pooling (both with ReLU).", "relu + max pool", "relu + avg pool"),
+            higher("The lab's net beats tanh + average pooling (LeNet-5's choice).", "relu + max pool",
+                   "tanh + avg pool"),
+        ],
+        sizes={"quick": SizeSpec(overrides=CIFAR_QUICK, note=CIFAR_NOTE + " Sigmoid nets start slowly: a short "
+                                 "run exaggerates their gap."), "full": SizeSpec()})
+
+
+def _raise_accuracy() -> Study:
+    cells = {"baseline": {}, "dropout 0.3": {"model_args.dropout": 0.3}, "two 3x3 convs": {"model_args.conv": "3x3x2"},
+             "augmentation": {"augment": True}, "weight decay 5e-4": {"weight_decay": 5e-4},
+             "2x epochs": {"epochs": 20}, "cosine lr": {"lr_schedule": "cosine"},
+             "one-cycle lr": {"lr_schedule": "onecycle"}, "label smoothing 0.1": {"label_smoothing": 0.1}}
+    return Study(
+        name="raise-accuracy", version=1, lab_question="4.8", title="Ways to raise accuracy",
+        question="What else raises the CIFAR-10 net's accuracy? Dropout, two 3x3 convolutions instead of one 5x5, "
+                 "augmentation, weight decay, more epochs, a learning-rate schedule and label smoothing, each "
+                 "against the baseline.",
+        seed_answer="Use dropout against overfitting; replace a large kernel by several small ones, e.g. two 3x3 "
+                    "convolutions for one 5x5.",
+        preset="cifar10-lenet", cells=cells,  # one change at a time against the baseline: listed cells
+        claims=[higher(f"{label[0].upper() + label[1:]} raises accuracy.", label, "baseline")
+                for label in cells if label != "baseline"],
+        sizes={"quick": SizeSpec(overrides=CIFAR_QUICK, cells={"2x epochs": {"epochs": 6}},
+                                 note=CIFAR_NOTE + " Dropout, augmentation and weight decay fight overfitting, "
+                                      "which 2 epochs hardly reach."),
+               "full": SizeSpec()})
+
+
+def _catalog() -> dict[str, Study]:
+    studies = [_fc_vs_cnn(), _lenet_vs_vgg(), _shuffle(), _normalization(), _epoch_vs_batch(), _conv1x1(),
+               _residual(), _lenet_1989(), _raise_accuracy()]
+    return {s.name: s for s in studies}
+
+
+STUDIES: dict[str, Study] = _catalog()
+
+
+def study_names() -> list[str]:
+    return list(STUDIES)
+
+
+def get_study(name: str) -> Study:
+    if name not in STUDIES:
+        raise KeyError(f"unknown study {name!r}; choose one of {', '.join(STUDIES)}")
+    return STUDIES[name]

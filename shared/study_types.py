@@ -1,0 +1,127 @@
+"""What a study is (the catalog itself is shared/studies.py): versioned sweep templates as data.
+
+A study is a preset with overrides, its cells (a product grid, or listed cells where fields go together), the
+claims it tests (cell A against cell B on a metric) and how each verdict is worded. `quick` is a size that runs
+5 seeds on 2 CPU cores in about 15 minutes (training subsets); `full` is the lab's own recipe. No torch, no DB.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Size = Literal["quick", "full"]
+Verdict = Literal["holds", "does_not_hold", "inconclusive"]
+
+QUICK_PREFIX = "Quick size (training subsets, see the note): "
+
+
+class Claim(BaseModel):
+    """One comparison: cell `a` against cell `b` on `metric`, a difference of means over seeds (a - b)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str = Field(description="the claim in a sentence, as the seed document makes it")
+    a: str = Field(description="label of the first cell")
+    b: str = Field(description="label of the second cell")
+    metric: Literal["test_accuracy", "test_loss", "train_seconds"] = "test_accuracy"
+    expect: Literal["higher", "equal"] = Field(description="higher: a's metric is above b's; equal: within ±margin")
+    margin: float = Field(1.0, gt=0, description="in points (percent for accuracy): a smaller difference is none")
+    holds: str = Field(description="wording when the data support the claim; {evidence} is the difference ± CI, p, n")
+    does_not_hold: str
+    inconclusive: str = "Inconclusive: {evidence}; more seeds would tell."
+
+
+class SizeSpec(BaseModel):
+    """Overrides for one size; `cells` replaces some cells' own values at this size (e.g. 'more epochs')."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    cells: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    note: str = Field("", description="what this size cannot show that the full size does")
+    minutes_5_seeds: float | None = Field(None, description="measured estimate, 5 seeds on 2 CPU cores")
+
+
+class Study(BaseModel):
+    """A named, versioned sweep template: its cells, the claims it tests, and its sizes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    version: int
+    lab_question: str = Field(description="the seed document's section, e.g. 4.1, or 'claims'")
+    title: str
+    question: str
+    seed_answer: str = Field(description="the seed document's answer, summarized in English")
+    preset: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] | None = Field(None, description="a product grid (POST /sweeps); None: listed cells")
+    cells: dict[str, dict[str, Any]] = Field(description="label -> the cell's values, keyed like a grid's fields")
+    claims: list[Claim]
+    sizes: dict[Size, SizeSpec]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Study":
+        for claim in self.claims:
+            for label in (claim.a, claim.b):
+                if label not in self.cells:
+                    raise ValueError(f"{self.name}: claim cell {label!r} is not one of {', '.join(self.cells)}")
+        for size, spec in self.sizes.items():
+            if set(spec.cells) - set(self.cells):
+                raise ValueError(f"{self.name}: size {size} replaces unknown cells {set(spec.cells) - set(self.cells)}")
+        return self
+
+    def base(self, size: Size) -> dict[str, Any]:
+        """The overrides every cell shares at `size` (the study's, then the size's)."""
+        return {**self.overrides, **self.sizes[size].overrides}
+
+    def cell_values(self, size: Size) -> dict[str, dict[str, Any]]:
+        """label -> the cell's values at `size`."""
+        return {label: {**values, **self.sizes[size].cells.get(label, {})} for label, values in self.cells.items()}
+
+    def cell_overrides(self, size: Size) -> dict[str, dict[str, Any]]:
+        """label -> the full overrides of that cell's jobs (with the preset, everything but the seed)."""
+        return {label: {**self.base(size), **values} for label, values in self.cell_values(size).items()}
+
+    def reduced(self, size: Size) -> bool:
+        """Whether `size` trains less than the lab's recipe (the full size): its verdicts say so."""
+        return self.cell_overrides(size) != self.cell_overrides("full")
+
+    def sweep_body(self, size: Size, seeds: int = 5) -> dict[str, Any]:
+        """A POST /sweeps body for a product-grid study (listed cells need one sweep per cell, or a cells API)."""
+        if self.grid is None:
+            raise ValueError(f"study {self.name} lists its cells: it is not a product grid")
+        return {"name": f"{self.name} v{self.version} ({size})", "base": {"preset": self.preset,
+                "overrides": self.base(size)}, "grid": self.grid, "seeds": seeds}
+
+
+def decide(claim: Claim, low: float | None, high: float | None) -> Verdict:
+    """The verdict from the 95% interval [low, high] of a - b, in points; None (one run a side): inconclusive.
+
+    higher: holds when the interval is above 0; does not hold when it stays below +margin (a is not ahead
+    by as much as the margin, or is behind). equal: holds inside ±margin; does not hold when the interval
+    excludes 0 (and, having failed the first rule, reaches past the margin).
+    """
+    if low is None or high is None:
+        return "inconclusive"
+    if claim.expect == "higher":
+        return "holds" if low > 0 else "does_not_hold" if high < claim.margin else "inconclusive"
+    if -claim.margin < low and high < claim.margin:
+        return "holds"
+    return "does_not_hold" if low > 0 or high < 0 else "inconclusive"
+
+
+def word(claim: Claim, verdict: Verdict, evidence: str, reduced: bool) -> str:
+    """The sentence for a verdict; one from a reduced size (`Study.reduced`) says so."""
+    text = {"holds": claim.holds, "does_not_hold": claim.does_not_hold, "inconclusive": claim.inconclusive}[verdict]
+    text = text.format(evidence=evidence, a=claim.a, b=claim.b)
+    return QUICK_PREFIX + text if reduced else text
+
+
+def product(grid: dict[str, list[Any]], label) -> dict[str, dict[str, Any]]:
+    """Every combination of a grid's values, labelled by `label(values)`."""
+    cells = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
+    return {label(c): c for c in cells}

@@ -1,0 +1,44 @@
+"""Filters and feature maps of the conv net variants (the pages draw them from `features`)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from shared.train import figures
+from shared.train.nets import build_model
+
+CIFAR, MNIST = (3, 32, 32), (1, 28, 28)
+
+
+@pytest.mark.parametrize("name, shape, args, activation, pooling, maps", [
+    ("lenet", CIFAR, {}, "ReLU", "max", [6, 28, 28]),
+    ("lenet", CIFAR, {"activation": "sigmoid", "pool": "avg"}, "Sigmoid", "average", [6, 28, 28]),
+    ("lenet", CIFAR, {"activation": "tanh"}, "Tanh", "max", [6, 28, 28]),
+    ("lenet", CIFAR, {"conv": "3x3x2"}, "ReLU", "max", [6, 30, 30]),  # the first 3x3 conv's maps
+    ("lenet", CIFAR, {"residual": True, "blocks": 2}, "ReLU", "max", [6, 28, 28]),  # the block's sum
+    ("cnn", MNIST, {"head": "conv1x1", "dropout": 0.2}, "ReLU", "max", [6, 24, 24]),
+])
+def test_feature_maps_and_filters_of_every_variant(name, shape, args, activation, pooling, maps):
+    torch.manual_seed(0)
+    model = build_model(name, shape, 10, **args)
+    shown = torch.zeros(shape, dtype=torch.uint8)
+    out = figures.feature_maps(model, torch.randn(1, *shape), shown, "x")
+    assert (out["activation"], out["pooling"], out["conv"]["shape"]) == (activation, pooling, maps)
+    assert out["residual"] == bool(args.get("residual"))
+    assert out["pool"]["shape"][1] == (14 if shape == CIFAR else 12)
+    for key in ("conv", "relu", "pool"):
+        assert out[key]["png"].startswith("data:image/png;base64,")
+    conv = figures.first_conv(model, name)
+    assert isinstance(conv, torch.nn.Conv2d) and conv.in_channels == shape[0]
+    assert figures.filters(conv)["count"] == 6
+
+
+def test_sigmoid_maps_use_their_own_range():
+    """A sigmoid's output (0..1) drawn on its conv's range would be a flat grey: it gets its own range."""
+    torch.manual_seed(0)
+    model = build_model("lenet", CIFAR, 10, activation="sigmoid")
+    acts = figures.stages(model.eval(), torch.randn(1, *CIFAR))
+    assert acts["relu"].min() > 0 and acts["relu"].max() < 1
+    out = figures.feature_maps(model, torch.randn(1, *CIFAR), torch.zeros(CIFAR, dtype=torch.uint8), "x")
+    assert out["relu"]["png"] != out["conv"]["png"]
