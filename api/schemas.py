@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstr
 from shared.specs import Spec
 from shared.stats import CellStats
 from shared.store.models import Checkpoint, Job, JobStatus, StepLoss, Sweep
+from shared.store.report import MAX_REPORT_SEEDS
 from shared.store.studies import MAX_STUDY_SEEDS, StudyAnswer
 from shared.store.sweeps import CellSummary
 from shared.study_types import LISTED_SIZES, Study
@@ -288,3 +289,12 @@ class StudyRun(BaseModel):
     seeds: int = Field(5, ge=1, le=MAX_STUDY_SEEDS)
     size: str = Field("quick", description="quick | full")
     priority: int = Field(0, ge=0, le=9)
+
+
+class ReportRun(BaseModel):
+    """POST /report/run body: run each recipe's missing seeds, up to `seeds` per recipe."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seeds: int = Field(5, ge=1, le=MAX_REPORT_SEEDS)
+    presets: list[str] | None = Field(None, description="some of the report's presets; null: all of them")

@@ -1,4 +1,4 @@
-"""Studies: the catalog (GET /studies), one study with the answer drawn from its runs, and running one as a sweep.
+"""Studies: the catalog, one study with the answer drawn from its runs, running one; and the report's missing seeds.
 
 GET /studies and GET /studies/<name> answer the HTML pages when a browser asks (as the sweeps' routes do).
 """
@@ -12,11 +12,14 @@ from flask import Blueprint, current_app, render_template, request, url_for
 from api import session
 from api.errors import APIError, json_error
 from api.jobs import _json_body
-from api.schemas import StudyList, StudyOut, StudyRun, StudySummary
+from api.schemas import ReportRun, StudyList, StudyOut, StudyRun, StudySummary
 from api.sweeps import commit_and_dispatch, wants_html
 from api.sweepviews import metric_chart
 from shared.store import studies as store
+from shared.store import sweeps
 from shared.store.jobs import NotFound
+from shared.store.report import PRESETS as REPORT_PRESETS
+from shared.store.report import run_missing
 from shared.studies import STUDIES, get_study
 from shared.study_types import LISTED_SIZES, Size, Study
 
@@ -92,3 +95,25 @@ def _not_found(exc):
     if wants_html():
         return render_template("error.html", status=404, message=str(exc)), 404
     return json_error(404, str(exc))
+
+
+@bp.post("/report/run")
+def run_report():
+    """One sweep per recipe that lacks seeds (succeeded, queued and running runs count); 201 with what was queued."""
+    body = ReportRun.model_validate(_json_body())
+    unknown = [p for p in body.presets or [] if p not in REPORT_PRESETS]
+    if unknown:
+        raise APIError(422, f"not a preset of the report: {', '.join(unknown)}; choose from "
+                            f"{', '.join(REPORT_PRESETS)}", [{"field": "presets", "message": f"unknown {unknown}"}])
+    with session() as s:
+        items = run_missing(s, body.seeds, body.presets or REPORT_PRESETS, current_app.config["DATA_DIR"])
+        s.commit()  # stored before enqueued, as for POST /sweeps
+        out = {"items": items, "jobs": sum(len(i["seeds"]) for i in items)}
+        try:
+            for item in items:
+                if item["sweep_id"] is not None:
+                    sweeps.dispatch(s, item["sweep_id"], current_app.config["BROKER_URL"])
+        except Exception:  # noqa: BLE001 - broker down: the jobs stay queued; the dispatcher sends them
+            raise APIError(503, "the runs are stored but the broker is unreachable; they will be dispatched once "
+                                "it is back", out) from None
+    return out, 201

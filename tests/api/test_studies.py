@@ -144,3 +144,26 @@ def test_openapi_lists_the_study_routes(client):
     for path in ("/studies", "/studies/{name}", "/studies/{name}/run"):
         assert path in doc["paths"], path
     assert {"StudyOut", "StudyList", "StudyRun"} <= set(doc["components"]["schemas"])
+
+
+def test_report_runs_the_missing_seeds_of_each_recipe(client, sent, db_url):
+    r = client.post("/report/run", json={"seeds": 2, "presets": ["mnist-fc", "cifar10-lenet"]})
+    assert r.status_code == 201, r.json
+    fc, lenet = r.json["items"]
+    assert fc == fc | {"preset": "mnist-fc", "dataset": "mnist", "had": 0, "seeds": [0, 1]} and r.json["jobs"] == 4
+    assert lenet["dataset"] == "cifar10-jpeg"  # the original release is not on this machine
+    again = client.post("/report/run", json={"seeds": 3, "presets": ["mnist-fc"]}).json
+    assert again["items"][0]["had"] == 2 and again["items"][0]["seeds"] == [2] and len(sent) == 5
+    with session_scope(db_url) as s:  # the queued runs are the recipe: once they succeed the report counts them
+        ids = list(s.scalars(select(Job.id).where(Job.sweep_id.in_([fc["sweep_id"], again["items"][0]["sweep_id"]]))))
+    finish(db_url, ids, [0.9, 0.91, 0.905])
+    row = client.get("/report?format=json").json["tables"][0]["rows"][0]
+    assert row["preset"] == "mnist-fc" and row["n"] == 3 and row["seeds"] == [0, 1, 2]
+    assert client.post("/report/run", json={"seeds": 3, "presets": ["mnist-fc"]}).json["jobs"] == 0
+
+
+@pytest.mark.parametrize("body, needle", [({"presets": ["nope"]}, "not a preset of the report"),
+                                          ({"seeds": 6}, "seeds"), ({"seeds": 1, "x": 1}, "x")])
+def test_bad_report_runs_are_422(client, sent, body, needle):
+    r = client.post("/report/run", json=body)
+    assert r.status_code == 422 and needle in str(r.json) and not sent
