@@ -10,25 +10,21 @@ from __future__ import annotations
 
 import inspect
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from shared.settings import settings
-from shared.specs import Spec, SpecError, preset_spec, resolve
+from shared.specs import Spec, preset_spec
 from shared.stats import CellStats, summarize
-from shared.store.jobs import check_runnable
 from shared.store.models import Job, JobStatus
-from shared.store.studies import ClaimAnswer, judge
+from shared.store.studies import ClaimAnswer, datasets_of, judge, runnable_dataset
 from shared.store.sweeps import create_sweep
 from shared.studies import get_study
 from shared.sweepgrid import SweepRequest
 
 IGNORED = ("seed", "device", "log_every")
-DATASETS = {"mnist": ("mnist",), "cifar10": ("cifar10", "cifar10-jpeg")}
 JPEG_NOTE = ("cifar10-jpeg is a JPEG (quality 75) re-encoding of CIFAR-10, not the original release the seed used: "
              "accuracies on it can differ from the seed's by a point or so.")
 MAX_REPORT_SEEDS = 5
@@ -95,11 +91,6 @@ def recipe(preset: str, dataset: str) -> dict[str, Any]:
     return canonical(preset_spec(preset).model_dump() | {"dataset": dataset})
 
 
-def datasets_of(preset: str) -> tuple[str, ...]:
-    base = preset_spec(preset).dataset
-    return DATASETS.get(base, (base,))
-
-
 def matching_jobs(session: Session, statuses=(JobStatus.SUCCEEDED,)) -> dict[tuple[str, str], list[Job]]:
     """(preset, dataset) -> the jobs in `statuses` whose spec is that recipe apart from the seed."""
     wanted = {(p, d): recipe(p, d) for p in PRESETS for d in datasets_of(p)}
@@ -158,30 +149,12 @@ def report(session: Session) -> Report:
     return Report(rule=RULE, tables=[_table(t, p, s, c, runs) for t, p, s, c in TABLES])
 
 
-def _present(dataset: str, data_root) -> bool:
-    """Whether the data is on this machine (check_runnable only checks shapes: builtin sets would be downloaded)."""
-    root = Path(data_root or settings().data_dir)
-    if dataset == "cifar10":  # torchvision's folder of the original release
-        return settings().download or (root / "cifar-10-batches-py").is_dir()
-    return dataset == "mnist" or (root / dataset / "train").is_dir()
-
-
-def _runnable_dataset(preset: str, data_root) -> str:
-    """The preset's own dataset where it is on this machine, else the first alternative that is (cifar10-jpeg)."""
-    for dataset in datasets_of(preset):
-        if _present(dataset, data_root):
-            check_runnable(resolve(preset, {"dataset": dataset}), data_root)
-            return dataset
-    raise SpecError([{"field": "dataset", "message": f"no dataset of {preset} is on this machine "
-                                                     f"({', '.join(datasets_of(preset))})"}])
-
-
 def run_missing(session: Session, seeds: int, presets: list[str], data_root=None) -> list[dict[str, Any]]:
     """Per preset, one sweep of the seeds it lacks up to `seeds` (runs succeeded, queued or running count)."""
     have = matching_jobs(session, (JobStatus.SUCCEEDED, JobStatus.QUEUED, JobStatus.RUNNING))
     out = []
     for preset in presets:
-        dataset = _runnable_dataset(preset, data_root)
+        dataset = runnable_dataset(preset, data_root)
         used = {j.spec["seed"] for j in have[(preset, dataset)]}
         fresh = [s for s in range(seeds + len(used)) if s not in used][:max(0, seeds - len(used))]
         item = {"preset": preset, "dataset": dataset, "had": len(used), "seeds": fresh, "sweep_id": None}

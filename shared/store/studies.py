@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from shared.settings import settings
+from shared.specs import SpecError, preset_spec, resolve
 from shared.stats import METRICS, CellStats, compare, summarize
+from shared.store.jobs import check_runnable
 from shared.store.models import Job, JobStatus, Sweep
 from shared.store.sweeps import create_sweep, status_counts
 from shared.study_types import Claim, Size, Study, Verdict, decide, word
@@ -71,6 +75,7 @@ class RunRef(BaseModel):
 class StudyAnswer(BaseModel):
     size: str
     version: int
+    dataset: str = Field(description="the dataset of the pooled runs (the newest run's)")
     reduced: bool = Field(description="the size trains less than the lab's recipe (the full size)")
     note: str
     pooled: str = Field(description="which runs the answer pools")
@@ -102,6 +107,32 @@ def judge(claim: Claim, a: list[float], b: list[float], *, reduced: bool, size: 
                        evidence=evidence)
 
 
+DATASETS = {"mnist": ("mnist",), "cifar10": ("cifar10", "cifar10-jpeg")}  # a preset's dataset, then stand-ins
+
+
+def datasets_of(preset: str) -> tuple[str, ...]:
+    base = preset_spec(preset).dataset
+    return DATASETS.get(base, (base,))
+
+
+def present(dataset: str, data_root) -> bool:
+    """Whether the data is on this machine (check_runnable only checks shapes: builtin sets would be downloaded)."""
+    root = Path(data_root or settings().data_dir)
+    if dataset == "cifar10":  # torchvision's folder of the original release
+        return settings().download or (root / "cifar-10-batches-py").is_dir()
+    return dataset == "mnist" or (root / dataset / "train").is_dir()
+
+
+def runnable_dataset(preset: str, data_root) -> str:
+    """The preset's own dataset where it is on this machine, else the first alternative that is (cifar10-jpeg)."""
+    for dataset in datasets_of(preset):
+        if present(dataset, data_root):
+            check_runnable(resolve(preset, {"dataset": dataset}), data_root)
+            return dataset
+    raise SpecError([{"field": "dataset", "message": f"no dataset of {preset} is on this machine "
+                                                     f"({', '.join(datasets_of(preset))})"}])
+
+
 def study_runs(session: Session, study: Study, size: Size) -> list[Sweep]:
     """The study's sweeps of this size and version, oldest first."""
     query = select(Sweep).where(Sweep.study == study.name, Sweep.study_version == study.version,
@@ -119,6 +150,9 @@ def next_seeds(session: Session, study: Study, size: Size, count: int) -> list[i
 def run_study(session: Session, study: Study, size: Size, seeds: int, priority: int = 0, data_root=None) -> Sweep:
     """Create the study's sweep at `size` with fresh seeds (the caller commits, then dispatches)."""
     body = study.sweep_body(size, next_seeds(session, study, size, seeds)) | {"priority": priority}
+    dataset = runnable_dataset(study.preset, data_root)
+    if dataset != preset_spec(study.preset).dataset:  # e.g. cifar10-jpeg where the original is not here
+        body["base"]["overrides"] = {**body["base"]["overrides"], "dataset": dataset}
     return create_sweep(session, SweepRequest.model_validate(body), data_root=data_root, study=study.name,
                         study_version=study.version, size=size)
 
@@ -153,7 +187,9 @@ def _metric_values(jobs: list[Job], cell: CellAnswer, metric: str) -> list[float
 
 def answer(session: Session, study: Study, size: Size) -> StudyAnswer:
     """The answer drawn from the data: every run of this size and version pooled, per cell and per claim."""
-    runs = study_runs(session, study, size)
+    every = study_runs(session, study, size)
+    dataset = every[-1].base.get("dataset") if every else preset_spec(study.preset).dataset
+    runs = [r for r in every if r.base.get("dataset") == dataset]  # the newest run's dataset: never pooled across
     jobs = list(session.scalars(select(Job).where(Job.sweep_id.in_([r.id for r in runs]))
                                 .options(selectinload(Job.result)).order_by(Job.id))) if runs else []
     cells = _cells(study, size, jobs)
@@ -165,7 +201,7 @@ def answer(session: Session, study: Study, size: Size) -> StudyAnswer:
     counts = status_counts(session, [r.id for r in runs])
     refs = [RunRef(id=r.id, name=r.name, seeds=r.seeds, created_at=r.created_at, counts=counts[r.id]) for r in runs]
     pooled = (f"{len(runs)} run{'' if len(runs) == 1 else 's'} of {study.name} v{study.version} at size {size} "
-              f"pooled (sweeps {', '.join(f'#{r.id}' for r in runs) or 'none yet'}); other sizes and versions "
-              f"never enter")
-    return StudyAnswer(size=size, version=study.version, reduced=reduced, note=study.size_spec(size).note,
+              f"pooled on {dataset} (sweeps {', '.join(f'#{r.id}' for r in runs) or 'none yet'}); other sizes, "
+              f"versions and datasets never enter")
+    return StudyAnswer(size=size, version=study.version, dataset=dataset, reduced=reduced, note=study.size_spec(size).note,
                        pooled=pooled, runs=refs, cells=cells, claims=claims)

@@ -167,3 +167,11 @@ def test_report_runs_the_missing_seeds_of_each_recipe(client, sent, db_url):
 def test_bad_report_runs_are_422(client, sent, body, needle):
     r = client.post("/report/run", json=body)
     assert r.status_code == 422 and needle in str(r.json) and not sent
+
+
+def test_a_cifar_study_runs_on_the_jpeg_copy_where_the_original_is_missing(client, sent):
+    r = client.post("/studies/lenet-1989/run", json={"seeds": 1, "size": "quick"})
+    assert r.status_code == 201, r.json
+    assert r.json["base"]["dataset"] == "cifar10-jpeg" and r.json["base"]["train_limit"] == 20000
+    answer = client.get("/studies/lenet-1989").json["answer"]
+    assert answer["dataset"] == "cifar10-jpeg" and "on cifar10-jpeg" in answer["pooled"] and len(answer["runs"]) == 1
