@@ -73,7 +73,7 @@ def get_study_route(name: str):
 
 def study_chart(out: dict[str, Any]) -> dict[str, Any]:
     """Test accuracy per cell (categories) with its 95% interval: the sweep page's chart."""
-    cells = [c | {"label": c["label"]} for c in out["answer"]["cells"]]
+    cells = out["answer"]["cells"]
     chart = metric_chart({"cell": [c["label"] for c in cells]}, cells)
     return chart | {"x": "cell"}
 
