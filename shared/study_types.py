@@ -47,6 +47,8 @@ class SizeSpec(BaseModel):
     cells: dict[str, dict[str, Any]] = Field(default_factory=dict)
     note: str = Field("", description="what this size cannot show that the full size does")
     minutes_5_seeds: float | None = Field(None, description="measured estimate, 5 seeds on 2 CPU cores")
+    shows_claims: bool = Field(True, description="False: this size cannot show what the claims are about (the note "
+                                                 "says why); its verdicts are withheld, the data still shown")
 
 
 class Study(BaseModel):
@@ -83,7 +85,7 @@ class Study(BaseModel):
         if size != "smoke":
             return self.sizes[size]
         quick = self.sizes["quick"]
-        return SizeSpec(overrides={**quick.overrides, **SMOKE}, cells=quick.cells,
+        return SizeSpec(overrides={**quick.overrides, **SMOKE}, cells=quick.cells, shows_claims=quick.shows_claims,
                         note="A test-only size: a few hundred images, one epoch. Its verdicts mean nothing.")
 
     def base(self, size: Size) -> dict[str, Any]:

@@ -48,6 +48,8 @@ class ClaimAnswer(BaseModel):
     expect: str
     margin: float
     verdict: Verdict
+    shown: bool = Field(True, description="false: the size cannot show this claim; the verdict is withheld "
+                                          "(inconclusive) and the sentence says why")
     sentence: str = Field(description="the verdict worded (shared.study_types.word), saying when the size is reduced")
     evidence: Evidence
 
@@ -133,6 +135,13 @@ def runnable_dataset(preset: str, data_root) -> str:
                                                      f"({', '.join(datasets_of(preset))})"}])
 
 
+def withheld(claim: ClaimAnswer, size: str) -> ClaimAnswer:
+    """A claim this size cannot show: no verdict (inconclusive), the data's difference kept as evidence."""
+    sentence = (f"Not shown at the {size} size (see the note): no verdict. What this size measures: "
+                f"{claim.evidence.text}.")
+    return claim.model_copy(update={"verdict": "inconclusive", "shown": False, "sentence": sentence})
+
+
 def study_runs(session: Session, study: Study, size: Size) -> list[Sweep]:
     """The study's sweeps of this size and version, oldest first."""
     query = select(Sweep).where(Sweep.study == study.name, Sweep.study_version == study.version,
@@ -198,6 +207,8 @@ def answer(session: Session, study: Study, size: Size) -> StudyAnswer:
     claims = [judge(claim, _metric_values(jobs, by_label[claim.a], claim.metric),
                     _metric_values(jobs, by_label[claim.b], claim.metric), reduced=reduced, size=size)
               for claim in study.claims]
+    if not study.size_spec(size).shows_claims:
+        claims = [withheld(c, size) for c in claims]
     counts = status_counts(session, [r.id for r in runs])
     refs = [RunRef(id=r.id, name=r.name, seeds=r.seeds, created_at=r.created_at, counts=counts[r.id]) for r in runs]
     pooled = (f"{len(runs)} run{'' if len(runs) == 1 else 's'} of {study.name} v{study.version} at size {size} "

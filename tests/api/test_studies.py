@@ -108,9 +108,18 @@ def test_run_a_study_then_its_answer_pools_runs_with_fresh_seeds(client, sent, d
 
 
 def test_a_reduced_size_says_so_in_every_sentence(client):
+    out = client.get("/studies/residual").json
+    assert out["answer"]["reduced"] and "may not show" in out["answer"]["note"]
+    assert all(c["sentence"].startswith("Quick size") and c["shown"] for c in out["answer"]["claims"])
+
+
+def test_a_size_that_cannot_show_the_claim_withholds_the_verdict(client):
     out = client.get("/studies/lenet-vs-vgg").json
     assert out["answer"]["reduced"] and "cannot show" in out["answer"]["note"]
-    assert out["answer"]["claims"][0]["sentence"].startswith("Quick size")
+    claim = out["answer"]["claims"][0]
+    assert claim["verdict"] == "inconclusive" and not claim["shown"] and claim["sentence"].startswith("Not shown")
+    full = client.get("/studies/lenet-vs-vgg?size=full").json["answer"]["claims"][0]
+    assert full["shown"] and not full["sentence"].startswith("Not shown")
 
 
 @pytest.mark.parametrize("path, body, status, needle", [
