@@ -17,6 +17,9 @@ from api.schemas import (
     JobQuery,
     Metrics,
     PresetList,
+    StudyList,
+    StudyOut,
+    StudyRun,
     SweepCancel,
     SweepCreate,
     SweepList,
@@ -26,7 +29,8 @@ from shared.specs import PRESETS
 from shared.store.models import JobStatus
 
 REF = "#/components/schemas/{model}"
-RESPONSES = [JobOut, JobList, Metrics, CheckpointList, PresetList, Health, Error, SweepOut, SweepList, SweepCancel]
+RESPONSES = [JobOut, JobList, Metrics, CheckpointList, PresetList, Health, Error, SweepOut, SweepList, SweepCancel,
+             StudyList, StudyOut]
 CSV = {"description": "CSV, one row per job", "content": {"text/csv": {"schema": {"type": "string"}}}}
 
 
@@ -53,7 +57,8 @@ def _query(model) -> list[dict]:
 
 
 def _schemas() -> dict:
-    pairs = [(JobCreate, "validation"), (SweepCreate, "validation")] + [(m, "serialization") for m in RESPONSES]
+    requests = [(JobCreate, "validation"), (SweepCreate, "validation"), (StudyRun, "validation")]
+    pairs = requests + [(m, "serialization") for m in RESPONSES]
     _, top = models_json_schema(pairs, ref_template=REF)
     return top["$defs"]
 
@@ -94,6 +99,7 @@ def _paths() -> dict:
                                       "schema": {"type": "string", "format": "binary"}}}},
                           "404": _error("Unknown job or epoch"), "410": _error("File gone from disk, or corrupt")}}},
         **_sweep_paths(),
+        **_study_paths(),
         "/presets": {"get": {"summary": f"The presets ({', '.join(PRESETS)})", "responses": {"200": _json(PresetList)}}},
         "/metrics": {"get": {"summary": "Prometheus metrics: jobs by status and queue, queue depth, retries, "
                                         "job and epoch durations, busy workers' heartbeats",
@@ -128,6 +134,27 @@ def _sweep_paths() -> dict:
             "parameters": sweep, "responses": {"200": CSV, "404": _error("Unknown sweep")}}},
         "/jobs.csv": {"get": {"summary": "Jobs as CSV, with GET /jobs's filters", "parameters": _query(JobCsvQuery),
                               "responses": {"200": CSV, "422": _error("Bad filter")}}},
+    }
+
+
+def _study_paths() -> dict:
+    name = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+    size = [{"name": "size", "in": "query", "required": False, "schema": {"type": "string", "enum": ["quick", "full"],
+                                                                          "default": "quick"}}]
+    return {
+        "/studies": {"get": {"summary": "The studies: one per question of the lab, with their sizes",
+                             "responses": {"200": _json(StudyList)}}},
+        "/studies/{name}": {"get": {
+            "summary": "A study and the answer drawn from its runs at a size: cells (n, mean, CI), claims' verdicts",
+            "parameters": name + size,
+            "responses": {"200": _json(StudyOut), "404": _error("Unknown study"), "422": _error("Unknown size")}}},
+        "/studies/{name}/run": {"post": {
+            "summary": "Run the study at a size with fresh seeds: one sweep",
+            "parameters": name, "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": REF.format(model="StudyRun")}, "example": {"seeds": 5, "size": "quick"}}}},
+            "responses": {"201": _json(SweepOut, "Created: the sweep, `id` at the top level"),
+                          "404": _error("Unknown study"), "422": _error("Unknown size, bad seeds"),
+                          "503": _error("Stored, but the broker is unreachable")}}},
     }
 
 

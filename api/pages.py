@@ -13,9 +13,11 @@ from api.schemas import MAX_ID, JobQuery
 from shared.specs import PRESETS
 from shared.store import jobs
 from shared.store.models import JobStatus
+from shared.store.report import TABLES
 
 bp = Blueprint("pages", __name__)
 PAGE_SIZE = 50
+REPORT_PRESETS = {title: presets for title, presets, _, _ in TABLES}  # each table's run button
 
 
 @bp.get("/")
@@ -52,9 +54,12 @@ def compare():
 
 @bp.get("/report")
 def seed_report():
+    """The seed's tables over all runs of the lab's recipe; `?format=json` gives the same data."""
     with session() as s:
-        sections = views.seed_report(s)
-    return render_template("report.html", sections=sections)
+        data = views.seed_report(s)
+    if request.args.get("format") == "json":
+        return data
+    return render_template("report.html", report=data, presets=REPORT_PRESETS)
 
 
 def _error(status: int, message: str):

@@ -10,7 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstr
 from shared.specs import Spec
 from shared.stats import CellStats
 from shared.store.models import Checkpoint, Job, JobStatus, StepLoss, Sweep
+from shared.store.report import MAX_REPORT_SEEDS
+from shared.store.studies import MAX_STUDY_SEEDS, StudyAnswer
 from shared.store.sweeps import CellSummary
+from shared.study_types import LISTED_SIZES, Study
 from shared.sweepgrid import SweepRequest
 from shared.train.results import EpochMetrics, RunSummary
 
@@ -177,11 +180,12 @@ class SweepSummary(BaseModel):
     id: int
     name: str | None
     preset: str | None
-    grid: dict[str, list[Any]]
+    grid: dict[str, list[Any]] | None = Field(description="the product grid; null when the cells are listed")
+    listed_cells: list[dict[str, Any]] | None = Field(description="the cells as listed (POST /sweeps `cells`), or null")
     seeds: list[int]
     study: str | None
     study_version: int | None
-    size: str | None = Field(description="a study's size (quick | full), null for a plain sweep")
+    size: str | None = Field(description="a study's size (quick | full | smoke), null for a plain sweep")
     priority: int
     created_at: Time
     jobs: int = Field(description="cells x seeds")
@@ -189,8 +193,10 @@ class SweepSummary(BaseModel):
 
     @classmethod
     def of(cls, sweep: Sweep, counts: dict[str, int]):
-        data = {k: getattr(sweep, k) for k in ("id", "name", "preset", "grid", "seeds", "study", "study_version",
+        data = {k: getattr(sweep, k) for k in ("id", "name", "preset", "seeds", "study", "study_version",
                                                 "size", "priority", "created_at")}
+        listed = isinstance(sweep.grid, list)
+        data |= {"grid": None if listed else sweep.grid, "listed_cells": sweep.grid if listed else None}
         return cls.model_validate(data | {"jobs": sum(counts.values()), "counts": counts})
 
 
@@ -231,3 +237,64 @@ class Error(BaseModel):
     """Every 4xx and 5xx answer has this shape."""
 
     error: ErrorBody
+
+
+class StudySizeOut(BaseModel):
+    """One size of a study: what it changes, what it cannot show, and its measured cost."""
+
+    name: str
+    overrides: dict[str, Any]
+    note: str
+    minutes_5_seeds: float | None = Field(description="measured estimate, 5 seeds on 2 CPU cores")
+    reduced: bool = Field(description="trains less than the lab's recipe: its verdicts say so")
+
+
+class StudySummary(BaseModel):
+    """A study as listed (GET /studies)."""
+
+    name: str
+    version: int
+    title: str
+    question: str
+    lab_question: str
+    preset: str
+    sizes: list[StudySizeOut]
+
+    @classmethod
+    def of(cls, study: Study):
+        sizes = [StudySizeOut(name=n, overrides=study.base(n), note=study.sizes[n].note, reduced=study.reduced(n),
+                              minutes_5_seeds=study.sizes[n].minutes_5_seeds) for n in LISTED_SIZES]
+        return cls(name=study.name, version=study.version, title=study.title, question=study.question,
+                   lab_question=study.lab_question, preset=study.preset, sizes=sizes)
+
+
+class StudyList(BaseModel):
+    items: list[StudySummary]
+
+
+class StudyOut(StudySummary):
+    """GET /studies/<name>: the study, its cells and claims, and the answer drawn from its runs at one size."""
+
+    seed_answer: str
+    cells: dict[str, dict[str, Any]] = Field(description="label -> the cell's values at the answer's size")
+    claims: list[dict[str, Any]]
+    answer: StudyAnswer
+
+
+class StudyRun(BaseModel):
+    """POST /studies/<name>/run body: seeds are fresh (after the seeds of earlier runs of this size and version)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seeds: int = Field(5, ge=1, le=MAX_STUDY_SEEDS)
+    size: str = Field("quick", description="quick | full")
+    priority: int = Field(0, ge=0, le=9)
+
+
+class ReportRun(BaseModel):
+    """POST /report/run body: run each recipe's missing seeds, up to `seeds` per recipe."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seeds: int = Field(5, ge=1, le=MAX_REPORT_SEEDS)
+    presets: list[str] | None = Field(None, description="some of the report's presets; null: all of them")

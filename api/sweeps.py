@@ -17,7 +17,7 @@ from api.schemas import MAX_ID, JobCsvQuery, SweepCancel, SweepCreate, SweepList
 from shared.store import jobs, sweeps
 from shared.store.jobs import NotFound
 from shared.store.models import Job
-from shared.sweepgrid import SweepTooLarge
+from shared.sweepgrid import SweepTooLarge, fields_of
 
 bp = Blueprint("sweeps", __name__)
 SWEEP = f"/sweeps/<int(max={MAX_ID}):sweep_id>"
@@ -43,15 +43,21 @@ def create_sweep():
             sweep = sweeps.create_sweep(s, body, data_root=current_app.config["DATA_DIR"])
         except SweepTooLarge as exc:
             raise APIError(422, f"sweep too large: {exc}", [{"field": "grid", "message": str(exc)}]) from None
-        s.commit()  # stored before enqueued: a worker never sees an id the database lacks
-        out = sweep_out(s, sweep.id)
-        try:
-            sweeps.dispatch(s, sweep.id, current_app.config["BROKER_URL"])
-        except Exception as exc:  # noqa: BLE001 - broker down: the jobs stay queued; the dispatcher sends them
-            log.warning("enqueue of sweep %s failed: %s", sweep.id, exc)
-            raise APIError(503, f"sweep {sweep.id} is stored but the broker is unreachable; its jobs will be "
-                                f"dispatched once the broker is back", {"sweep": out}) from None
+        out = commit_and_dispatch(s, sweep.id)
     return out, 201, {"Location": url_for("sweeps.get_sweep", sweep_id=out["id"])}
+
+
+def commit_and_dispatch(s, sweep_id: int) -> dict[str, Any]:
+    """Commit the new sweep, then enqueue its jobs; the sweep's body (503 with it if the broker is down)."""
+    s.commit()  # stored before enqueued: a worker never sees an id the database lacks
+    out = sweep_out(s, sweep_id)
+    try:
+        sweeps.dispatch(s, sweep_id, current_app.config["BROKER_URL"])
+    except Exception as exc:  # noqa: BLE001 - broker down: the jobs stay queued; the dispatcher sends them
+        log.warning("enqueue of sweep %s failed: %s", sweep_id, exc)
+        raise APIError(503, f"sweep {sweep_id} is stored but the broker is unreachable; its jobs will be "
+                            f"dispatched once the broker is back", {"sweep": out}) from None
+    return out
 
 
 def wants_html() -> bool:
@@ -126,7 +132,7 @@ def _csv(header: list[str], rows: list[list[str]], filename: str) -> Response:
 def results_csv(sweep_id: int):
     """One row per job: the swept fields (named as in the grid), seed, status, metrics (accuracy a fraction)."""
     with session() as s:
-        fields = list(sweeps.get_sweep(s, sweep_id).grid)
+        fields = fields_of(sweeps.get_sweep(s, sweep_id).grid)  # listed cells: the union of their fields
         rows = [[plain((j.cell or {}).get(f)) for f in fields] + [plain(j.spec.get("seed")), j.status]
                 + _metrics(j) + [str(j.id)] for j in sweeps.sweep_jobs(s, sweep_id)]
     header = [*fields, "seed", "status", *METRIC_COLUMNS, "job_id"]

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from shared.stats import compare, summarize
 from shared.store import sweeps
 from shared.store.models import EpochMetric, Job, JobStatus
-from shared.sweepgrid import cell_label
+from shared.sweepgrid import cell_label, fields_of
 
 CURVE_METRICS = ("test_accuracy", "test_loss")
 MAX_COMPARE_LINK = 12  # the /compare page takes at most this many jobs
@@ -20,6 +20,18 @@ MAX_COMPARE_LINK = 12  # the /compare page takes at most this many jobs
 
 def _numeric(values: list[Any]) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def as_grid(stored: dict[str, list[Any]] | list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """A stored grid, or listed cells as field -> the values they take (first seen first), for the chart's axis."""
+    if not isinstance(stored, list):
+        return stored
+    out: dict[str, list[Any]] = {k: [] for k in fields_of(stored)}
+    for cell in stored:
+        for k in out:
+            if cell.get(k) not in out[k]:
+                out[k].append(cell.get(k))
+    return out
 
 
 def metric_chart(grid: dict[str, list[Any]], cells: list[dict[str, Any]]) -> dict[str, Any]:
@@ -31,7 +43,7 @@ def metric_chart(grid: dict[str, list[Any]], cells: list[dict[str, Any]]) -> dic
         acc = c["test_accuracy"]
         if acc["mean"] is None:
             continue
-        x = c["values"][keys[0]] if numeric else c["label"]
+        x = c["values"].get(keys[0]) if numeric else c["label"]
         ci = [v * 100 for v in acc["ci95"]] if acc["ci95"] else None
         points.append({"x": x, "y": acc["mean"] * 100, "ci": ci, "n": acc["n"]})
     positive = numeric and all(v > 0 for v in grid[keys[0]])
@@ -82,9 +94,10 @@ def sweep_view(session: Session, sweep: dict[str, Any]) -> dict[str, Any]:
             accuracy[j.cell_index].append(j.result.test_accuracy)
     seeds = {j.id: (j.spec or {}).get("seed") for j in jobs}
     status = {j.id: j.status for j in jobs}
-    return {"sweep": sweep, "cells": cells, "keys": list(sweep["grid"]), "seeds_of": seeds, "status_of": status,
+    grid = as_grid(sweep["listed_cells"] if sweep["grid"] is None else sweep["grid"])
+    return {"sweep": sweep, "cells": cells, "keys": list(grid), "seeds_of": seeds, "status_of": status,
             "verdicts": against_first(cells, accuracy),
-            "chart": metric_chart(sweep["grid"], cells), "curves": curves(session, sweep["id"], cells),
+            "chart": metric_chart(grid, cells), "curves": curves(session, sweep["id"], cells),
             "compare_limit": MAX_COMPARE_LINK}
 
 

@@ -63,7 +63,7 @@ def _lenet_vs_vgg() -> Study:
         sizes={"quick": SizeSpec(overrides={"train_limit": 10000, "test_limit": 2000, "epochs": 2},
                                  note="VGG's edge needs epochs: 2 epochs on 10,000 images are far too little for a "
                                       "9-million-parameter net, so the quick size cannot show the seed's claim (it "
-                                      "measures the early gap only). Run the full size on a GPU."),
+                                      "measures the early gap only). Run the full size on a GPU.", shows_claims=False),
                "full": SizeSpec(note="Both nets get VGG's recipe (Adam 1e-3, batch 128, crop+flip, CIFAR-10 "
                                      "mean/std), so the difference is the architecture; the seed's 64% LeNet ran "
                                      "without augmentation at batch 64 (the cifar10-lenet preset).")})

@@ -12,10 +12,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Size = Literal["quick", "full"]
+Size = Literal["quick", "full", "smoke"]
+LISTED_SIZES: tuple[Size, ...] = ("quick", "full")  # "smoke" is hidden: tests and the bench's --smoke only
 Verdict = Literal["holds", "does_not_hold", "inconclusive"]
 
 QUICK_PREFIX = "Quick size (training subsets, see the note): "
+SMOKE_PREFIX = "Smoke size (a test-only run on a few hundred images, it shows nothing): "
+# The hidden size: the quick size on a few hundred images, 1 epoch (a cell's own epochs kept), to test the plumbing.
+SMOKE = {"train_limit": 300, "test_limit": 200, "epochs": 1}
 
 
 class Claim(BaseModel):
@@ -43,6 +47,8 @@ class SizeSpec(BaseModel):
     cells: dict[str, dict[str, Any]] = Field(default_factory=dict)
     note: str = Field("", description="what this size cannot show that the full size does")
     minutes_5_seeds: float | None = Field(None, description="measured estimate, 5 seeds on 2 CPU cores")
+    shows_claims: bool = Field(True, description="False: this size cannot show what the claims are about (the note "
+                                                 "says why); its verdicts are withheld, the data still shown")
 
 
 class Study(BaseModel):
@@ -61,7 +67,7 @@ class Study(BaseModel):
     grid: dict[str, list[Any]] | None = Field(None, description="a product grid (POST /sweeps); None: listed cells")
     cells: dict[str, dict[str, Any]] = Field(description="label -> the cell's values, keyed like a grid's fields")
     claims: list[Claim]
-    sizes: dict[Size, SizeSpec]
+    sizes: dict[Literal["quick", "full"], SizeSpec]
 
     @model_validator(mode="after")
     def _consistent(self) -> "Study":
@@ -74,13 +80,22 @@ class Study(BaseModel):
                 raise ValueError(f"{self.name}: size {size} replaces unknown cells {set(spec.cells) - set(self.cells)}")
         return self
 
+    def size_spec(self, size: Size) -> SizeSpec:
+        """The size's overrides; "smoke" is the quick size shrunk to SMOKE (a test-only size, never listed)."""
+        if size != "smoke":
+            return self.sizes[size]
+        quick = self.sizes["quick"]
+        return SizeSpec(overrides={**quick.overrides, **SMOKE}, cells=quick.cells, shows_claims=quick.shows_claims,
+                        note="A test-only size: a few hundred images, one epoch. Its verdicts mean nothing.")
+
     def base(self, size: Size) -> dict[str, Any]:
         """The overrides every cell shares at `size` (the study's, then the size's)."""
-        return {**self.overrides, **self.sizes[size].overrides}
+        return {**self.overrides, **self.size_spec(size).overrides}
 
     def cell_values(self, size: Size) -> dict[str, dict[str, Any]]:
         """label -> the cell's values at `size`."""
-        return {label: {**values, **self.sizes[size].cells.get(label, {})} for label, values in self.cells.items()}
+        spec = self.size_spec(size)
+        return {label: {**values, **spec.cells.get(label, {})} for label, values in self.cells.items()}
 
     def cell_overrides(self, size: Size) -> dict[str, dict[str, Any]]:
         """label -> the full overrides of that cell's jobs (with the preset, everything but the seed)."""
@@ -90,12 +105,13 @@ class Study(BaseModel):
         """Whether `size` trains less than the lab's recipe (the full size): its verdicts say so."""
         return self.cell_overrides(size) != self.cell_overrides("full")
 
-    def sweep_body(self, size: Size, seeds: int = 5) -> dict[str, Any]:
-        """A POST /sweeps body for a product-grid study (listed cells need one sweep per cell, or a cells API)."""
-        if self.grid is None:
-            raise ValueError(f"study {self.name} lists its cells: it is not a product grid")
-        return {"name": f"{self.name} v{self.version} ({size})", "base": {"preset": self.preset,
-                "overrides": self.base(size)}, "grid": self.grid, "seeds": seeds}
+    def sweep_body(self, size: Size, seeds: int | list[int] = 5) -> dict[str, Any]:
+        """A POST /sweeps body: the product grid where the study has one (and the size keeps it), else listed cells."""
+        body: dict[str, Any] = {"name": f"{self.name} v{self.version} ({size})",
+                                "base": {"preset": self.preset, "overrides": self.base(size)}, "seeds": seeds}
+        if self.grid is not None and not self.size_spec(size).cells:
+            return body | {"grid": self.grid}
+        return body | {"cells": list(self.cell_values(size).values())}
 
 
 def decide(claim: Claim, low: float | None, high: float | None) -> Verdict:
@@ -114,10 +130,12 @@ def decide(claim: Claim, low: float | None, high: float | None) -> Verdict:
     return "does_not_hold" if low > 0 or high < 0 else "inconclusive"
 
 
-def word(claim: Claim, verdict: Verdict, evidence: str, reduced: bool) -> str:
-    """The sentence for a verdict; one from a reduced size (`Study.reduced`) says so."""
+def word(claim: Claim, verdict: Verdict, evidence: str, reduced: bool, size: Size | None = None) -> str:
+    """The sentence for a verdict; one from a reduced size (`Study.reduced`) says so (the smoke size loudest)."""
     text = {"holds": claim.holds, "does_not_hold": claim.does_not_hold, "inconclusive": claim.inconclusive}[verdict]
     text = text.format(evidence=evidence, a=claim.a, b=claim.b)
+    if size == "smoke":
+        return SMOKE_PREFIX + text
     return QUICK_PREFIX + text if reduced else text
 
 

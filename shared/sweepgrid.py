@@ -41,11 +41,21 @@ class SweepRequest(BaseModel):
 
     name: str | None = Field(None, max_length=200, pattern=r"^[^\x00]*$")
     base: SweepBase
-    grid: dict[str, list[Any]] = Field(default_factory=dict,
-                                       description="field -> values; dotted keys reach model_args "
-                                                   "(model_args.n_feature); `seed` is not a grid key")
+    grid: dict[str, list[Any]] | None = Field(None, description="field -> values; dotted keys reach model_args "
+                                                              "(model_args.n_feature); `seed` is not a grid key")
+    cells: list[dict[str, Any]] | None = Field(None, description="the cells listed instead of a grid (exactly one "
+                                                                 "of grid and cells): [{field: value, ...}, ...]")
     seeds: int | list[int] = Field(3, description="N (seeds 0..N-1) or the list of seeds every cell runs")
     priority: int = Field(0, ge=0, le=9, description="9 runs first")
+
+
+    def cell_values(self) -> list[dict[str, Any]]:
+        """The cells in order: the listed ones, or the grid's product (no grid and no cells: one base cell)."""
+        return [dict(c) for c in self.cells] if self.cells is not None else cells(self.grid or {})
+
+    def stored_grid(self) -> dict[str, list[Any]] | list[dict[str, Any]]:
+        """What the sweeps table's `grid` column holds: the grid, or the list of listed cells."""
+        return [dict(c) for c in self.cells] if self.cells is not None else dict(self.grid or {})
 
 
 class Cell(BaseModel):
@@ -110,6 +120,32 @@ def check_grid(grid: dict[str, list[Any]]) -> None:
             raise _error(f"grid.{field}", "a value is repeated")
 
 
+def check_cells(listed: list[dict[str, Any]]) -> None:
+    """Listed cells: at least one, each an object of fields (not `seed`), no cell repeated."""
+    if not listed:
+        raise _error("cells", "give at least one cell")
+    for index, values in enumerate(listed):
+        for field in values:
+            if field == "seed":
+                raise _error(f"cells.{index}.seed", "seed is not a cell field: give the seeds in `seeds`")
+            if not field or field.startswith(".") or field.endswith("."):
+                raise _error(f"cells.{index}.{field}", "not a spec field")
+    keys = [_key(c) for c in listed]
+    if len(set(keys)) != len(keys):
+        repeated = next(i for i, k in enumerate(keys) if keys.index(k) != i)
+        raise _error(f"cells.{repeated}", f"cell {repeated} repeats cell {keys.index(keys[repeated])}")
+
+
+def stored_cells(grid: dict[str, list[Any]] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A stored sweep's cells in order: its listed cells, or its grid's product."""
+    return [dict(c) for c in grid] if isinstance(grid, list) else cells(grid)
+
+
+def fields_of(grid: dict[str, list[Any]] | list[dict[str, Any]]) -> list[str]:
+    """A stored sweep's swept fields: the grid's keys, or the union of the listed cells' fields (first seen first)."""
+    return list(dict.fromkeys(k for c in grid for k in c)) if isinstance(grid, list) else list(grid)
+
+
 def cells(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """The cartesian product in the order given: the last key varies fastest; an empty grid is one cell."""
     keys = list(grid)
@@ -144,15 +180,20 @@ def _cell_error(index: int, values: dict[str, Any], exc: SpecError) -> SpecError
 def expand(request: SweepRequest, check: Callable[[Spec], None] | None = None) -> Expansion:
     """Validate the base, the grid, the size and every cell's spec (and `check`, e.g. check_runnable)."""
     seeds = parse_seeds(request.seeds)
-    check_grid(request.grid)
+    if request.grid is not None and request.cells is not None:
+        raise _error("cells", "give either a grid or a list of cells, not both")
+    if request.cells is not None:
+        check_cells(request.cells)
+    check_grid(request.grid or {})
     if "seed" in (request.base.overrides or {}):
         raise _error("base.overrides.seed", "the seeds are given in `seeds`, not as an override")
-    size = math.prod(len(v) for v in request.grid.values()) * len(seeds)
+    n_cells = len(request.cells) if request.cells is not None else math.prod(len(v) for v in (request.grid or {}).values())
+    size = n_cells * len(seeds)
     if size > MAX_JOBS:
         raise SweepTooLarge(f"the sweep would make {size:,} jobs (cells x seeds); at most {MAX_JOBS:,}")
     base = resolve(request.base.preset, request.base.overrides, request.base.spec)  # one of preset | spec
     out = []
-    for index, values in enumerate(cells(request.grid)):
+    for index, values in enumerate(request.cell_values()):
         try:
             spec = _cell_spec(request.base, values)
             if check is not None:

@@ -15,7 +15,7 @@ from shared.stats import CellStats, Comparison, compare, summarize
 from shared.store import publish
 from shared.store.jobs import NotFound, check_runnable, queue_for
 from shared.store.models import Job, JobStatus, Sweep, utcnow
-from shared.sweepgrid import Expansion, SweepRequest, cell_label, cells, expand
+from shared.sweepgrid import Expansion, SweepRequest, cell_label, expand, stored_cells
 
 log = logging.getLogger(__name__)
 CELL_METRICS = ("test_accuracy", "test_loss", "train_seconds")
@@ -43,7 +43,8 @@ def create_sweep(session: Session, request: SweepRequest, *, data_root=None, stu
                  study_version: int | None = None, size: str | None = None) -> Sweep:
     """Validate every cell, then store the sweep and its queued jobs (the caller commits, then `dispatch`es)."""
     plan = expand(request, check=lambda spec: check_runnable(spec, data_root))
-    sweep = Sweep(name=request.name, preset=request.base.preset, base=plan.base.model_dump(), grid=request.grid,
+    sweep = Sweep(name=request.name, preset=request.base.preset, base=plan.base.model_dump(),
+                  grid=request.stored_grid(),
                   seeds=plan.seeds, study=study, study_version=study_version, size=size, priority=request.priority)
     session.add(sweep)
     session.flush()
@@ -117,12 +118,12 @@ def _summary(index: int, values: dict[str, Any], members: list[Job]) -> CellSumm
 
 
 def cell_summaries(session: Session, sweep_id: int) -> list[CellSummary]:
-    """Every cell of the grid (in grid order), with the statistics of its succeeded jobs."""
+    """Every cell (grid order, or as listed), with the statistics of its succeeded jobs."""
     sweep = get_sweep(session, sweep_id)
     by_cell: dict[int, list[Job]] = {}
     for job in sweep_jobs(session, sweep_id):
         by_cell.setdefault(job.cell_index, []).append(job)
-    return [_summary(i, values, by_cell.get(i, [])) for i, values in enumerate(cells(sweep.grid))]
+    return [_summary(i, values, by_cell.get(i, [])) for i, values in enumerate(stored_cells(sweep.grid))]
 
 
 def cancel_sweep(session: Session, sweep_id: int) -> dict[str, int]:

@@ -195,26 +195,46 @@ def verdicts(html: str) -> list[str]:
     return re.findall(r'<span class="verdict [\w-]+">([\w ]+)</span>', html)
 
 
-def test_report_checks_the_seeds_claims_against_the_latest_runs(client, db_url):
-    add_job(db_url, "mnist-fc", accuracy=0.99, age_minutes=60)  # older: the report takes the latest
-    add_job(db_url, "mnist-fc", accuracy=0.90)
-    add_job(db_url, "mnist-fc", status="failed")
-    add_job(db_url, "mnist-cnn", accuracy=0.97)
-    add_job(db_url, "mnist-fc-permuted", accuracy=0.899)
-    add_job(db_url, "mnist-cnn-permuted", accuracy=0.93)
-    add_job(db_url, "cifar10-vgg", accuracy=0.84, overrides={"dataset": "cifar10-jpeg"})
+def recipe_run(url, preset, seed, accuracy, **overrides) -> int:
+    """A succeeded run of the preset's recipe (its own epochs) with this seed, unless overrides depart from it."""
+    epochs = 10 if preset.startswith("cifar10") else 1
+    return add_job(url, preset, accuracy=accuracy, epochs=epochs, overrides={"seed": seed, **overrides})
+
+
+def test_report_pools_every_run_of_the_recipe_and_keeps_departures_out(client, db_url):
+    for seed, acc in enumerate((0.904, 0.906, 0.905)):
+        recipe_run(db_url, "mnist-fc", seed, acc)
+        recipe_run(db_url, "mnist-fc-permuted", seed, acc - 0.0005 * seed)
+    for seed, acc in enumerate((0.97, 0.975, 0.972)):
+        recipe_run(db_url, "mnist-cnn", seed, acc, device="cpu")  # where it ran does not matter
+        recipe_run(db_url, "mnist-cnn-permuted", seed, acc - 0.04)
+    add_job(db_url, "mnist-fc", accuracy=0.99, epochs=1, overrides={"train_limit": 10000})  # departures: kept out
+    add_job(db_url, "mnist-fc", accuracy=0.99, epochs=1, overrides={"test_limit": 1000})
+    add_job(db_url, "mnist-fc", accuracy=0.99, epochs=2)
+    add_job(db_url, "mnist-fc", status="failed", epochs=1)
+    recipe_run(db_url, "cifar10-vgg", 0, 0.84, dataset="cifar10-jpeg")
+    recipe_run(db_url, "cifar10-vgg", 1, 0.846, dataset="cifar10-jpeg")
     html = client.get("/report").get_data(as_text=True)
-    assert verdicts(html) == ["holds", "holds", "holds", "not yet run"]
-    assert "no succeeded cifar10-lenet job yet" in html
-    assert "mnist-cnn 97.00% vs mnist-fc 90.00% (+7.00 points)" in html
-    assert "82.87%" in html and "+1.13 points" in html and "JPEG (quality 75) re-encoding" in html
-    assert 'dataset="cifar10-jpeg"' in html.replace("&#34;", '"')
+    assert verdicts(html) == ["holds", "holds", "holds", "inconclusive"]
+    assert "not enough runs to compare" in html and "82.87%" in html and "JPEG (quality 75) re-encoding" in html
+    data = client.get("/report?format=json").json
+    fc, cnn = data["tables"][0]["rows"]
+    assert fc["n"] == 3 and fc["seeds"] == [0, 1, 2] and fc["test_accuracy"]["mean"] == pytest.approx(0.905)
+    assert cnn["n"] == 3 and fc["dataset"] == "mnist"
+    claim = data["tables"][0]["claims"][0]
+    assert claim["verdict"] == "holds" and claim["evidence"]["n_a"] == claim["evidence"]["n_b"] == 3
+    assert claim["evidence"]["diff"] == pytest.approx(100 * ((0.97 + 0.975 + 0.972) / 3 - 0.905))
+    assert claim["evidence"]["p_value"] < 0.001
+    lenet, vgg = data["tables"][2]["rows"]
+    assert lenet["n"] == 0 and lenet["dataset"] == "cifar10-jpeg" and lenet["seed_accuracy"] == 0.63
+    assert vgg["dataset"] == "cifar10-jpeg" and vgg["n"] == 2 and vgg["vs_seed"] == pytest.approx(0.843 - 0.8287)
 
 
 def test_report_says_when_a_claim_does_not_hold_or_nothing_ran(client, db_url):
-    assert verdicts(client.get("/report").get_data(as_text=True)) == ["not yet run"] * 4
-    add_job(db_url, "mnist-cnn", accuracy=0.97)
-    add_job(db_url, "mnist-cnn-permuted", accuracy=0.965)
+    assert verdicts(client.get("/report").get_data(as_text=True)) == ["inconclusive"] * 4
+    for seed, acc in enumerate((0.97, 0.972, 0.971)):
+        recipe_run(db_url, "mnist-cnn", seed, acc)
+        recipe_run(db_url, "mnist-cnn-permuted", seed, acc - 0.001)
     assert verdicts(client.get("/report").get_data(as_text=True))[2] == "does not hold"
 
 

@@ -46,9 +46,18 @@ def test_grid_studies_cells_are_the_grid_product(name):
         assert body["grid"] == study.grid and body["base"]["preset"] == study.preset
 
 
-def test_listed_cells_studies_have_no_sweep_body():
-    with pytest.raises(ValueError, match="lists its cells"):
-        get_study("raise-accuracy").sweep_body("quick")
+def test_listed_cells_studies_list_their_cells_in_the_sweep_body():
+    study = get_study("raise-accuracy")
+    body = study.sweep_body("quick", seeds=2)
+    assert "grid" not in body and len(body["cells"]) == len(study.cells) and body["cells"][0] == {}
+    assert {"epochs": 6} in body["cells"] and body["base"]["overrides"]["train_limit"] == 20000
+
+
+def test_the_hidden_smoke_size_shrinks_the_quick_size():
+    study = get_study("raise-accuracy")
+    assert study.base("smoke")["train_limit"] == 300 and study.base("smoke")["epochs"] == 1
+    assert study.cell_values("smoke")["2x epochs"] == {"epochs": 6} and study.reduced("smoke")
+    assert "smoke" not in study.sizes
 
 
 def test_cells_differ_from_each_other_and_only_in_the_swept_values():

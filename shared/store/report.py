@@ -1,0 +1,167 @@
+"""The seed's tables over every run of the lab's recipe: a run counts when its spec is the preset's apart from the seed.
+
+Dataset rule: CIFAR-10 may be the original release (`cifar10`) or the JPEG re-encoding on this machine
+(`cifar10-jpeg`); each row is one preset on one dataset and says which, and a claim only compares rows of one
+dataset. Anything else that departs from the preset (train_limit, test_limit, epochs, ...) keeps a run out.
+Only `device` and `log_every` are ignored: they change where a run trains and how often it logs, not what it learns.
+"""
+
+from __future__ import annotations
+
+import inspect
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from shared.specs import Spec, preset_spec
+from shared.stats import CellStats, summarize
+from shared.store.models import Job, JobStatus
+from shared.store.studies import ClaimAnswer, datasets_of, judge, runnable_dataset
+from shared.store.sweeps import create_sweep
+from shared.studies import get_study
+from shared.sweepgrid import SweepRequest
+
+IGNORED = ("seed", "device", "log_every")
+JPEG_NOTE = ("cifar10-jpeg is a JPEG (quality 75) re-encoding of CIFAR-10, not the original release the seed used: "
+             "accuracies on it can differ from the seed's by a point or so.")
+MAX_REPORT_SEEDS = 5
+# (title, presets, the seed's printed accuracies, claims as (study, claim index, preset a, preset b))
+TABLES = [
+    ("FC vs CNN at equal parameters (MNIST)", ["mnist-fc", "mnist-cnn"], {},
+     [("fc-vs-cnn", 0, "mnist-cnn", "mnist-fc")]),
+    ("Normal vs permuted pixels (MNIST)", ["mnist-fc", "mnist-cnn", "mnist-fc-permuted", "mnist-cnn-permuted"], {},
+     [("fc-vs-cnn", 1, "mnist-fc-permuted", "mnist-fc"), ("fc-vs-cnn", 2, "mnist-cnn", "mnist-cnn-permuted")]),
+    ("LeNet vs VGG (CIFAR-10)", ["cifar10-lenet", "cifar10-vgg"], {"cifar10-lenet": 0.63, "cifar10-vgg": 0.8287},
+     [("lenet-vs-vgg", 0, "cifar10-vgg", "cifar10-lenet")]),
+]
+PRESETS = list(dict.fromkeys(p for _, presets, _, _ in TABLES for p in presets))
+
+
+class Row(BaseModel):
+    preset: str
+    dataset: str
+    n: int = Field(description="succeeded runs of the recipe on this dataset")
+    seeds: list[int]
+    job_ids: list[int]
+    test_accuracy: CellStats
+    seed_accuracy: float | None = Field(description="the seed document's printed figure, if it gives one")
+    vs_seed: float | None = Field(description="mean - the seed's figure, a fraction")
+
+
+class TableClaim(ClaimAnswer):
+    dataset: str
+
+
+class Table(BaseModel):
+    title: str
+    rows: list[Row]
+    claims: list[TableClaim]
+    notes: list[str]
+    seed_figures: bool
+
+
+class Report(BaseModel):
+    rule: str
+    tables: list[Table]
+
+
+@cache
+def _arg_defaults(model: str) -> dict[str, Any]:
+    """The model's constructor defaults, so `{}` and `{"n_feature": 6}` are the same net (lazy torch import)."""
+    from shared.train.nets import model_info
+
+    params = inspect.signature(model_info(model).build).parameters.values()
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
+def canonical(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """A spec as the recipe compares it: defaults filled (model_args too), the ignored fields dropped."""
+    try:
+        data = Spec.model_validate(spec).model_dump()
+        args = {**_arg_defaults(data["model"]), **data["model_args"]}
+    except (ValueError, TypeError):  # a spec an older version wrote that no longer validates: not the recipe
+        return None
+    return {k: v for k, v in data.items() if k not in IGNORED} | {"model_args": args}
+
+
+def recipe(preset: str, dataset: str) -> dict[str, Any]:
+    return canonical(preset_spec(preset).model_dump() | {"dataset": dataset})
+
+
+def matching_jobs(session: Session, statuses=(JobStatus.SUCCEEDED,)) -> dict[tuple[str, str], list[Job]]:
+    """(preset, dataset) -> the jobs in `statuses` whose spec is that recipe apart from the seed."""
+    wanted = {(p, d): recipe(p, d) for p in PRESETS for d in datasets_of(p)}
+    names = {d for _, d in wanted}
+    query = (select(Job).where(Job.status.in_(list(statuses)), Job.dataset.in_(names))
+             .options(selectinload(Job.result)).order_by(Job.id))
+    out: dict[tuple[str, str], list[Job]] = {k: [] for k in wanted}
+    for job in session.scalars(query):
+        spec = canonical(job.spec or {})
+        for key, target in wanted.items():
+            if spec == target:
+                out[key].append(job)
+    return out
+
+
+def _row(preset: str, dataset: str, jobs: list[Job], seed: dict[str, float]) -> Row:
+    done = [j for j in jobs if j.result is not None]
+    stats = summarize([j.result.test_accuracy for j in done])
+    figure = seed.get(preset)
+    return Row(preset=preset, dataset=dataset, n=len(done), seeds=sorted(j.spec["seed"] for j in done),
+               job_ids=[j.id for j in done], test_accuracy=stats, seed_accuracy=figure,
+               vs_seed=stats.mean - figure if figure is not None and stats.mean is not None else None)
+
+
+def _datasets(presets: list[str], runs) -> dict[str, list[str]]:
+    """Each preset's rows: the datasets it has runs on, else the one its table's other rows use, else its own."""
+    used = list(dict.fromkeys(d for p in presets for d in datasets_of(p) if runs[(p, d)]))
+    return {p: [d for d in datasets_of(p) if runs[(p, d)]] or [d for d in datasets_of(p) if d in used][:1]
+            or [datasets_of(p)[0]] for p in presets}
+
+
+def _claims(claims, rows: list[Row], runs) -> list[TableClaim]:
+    """Each claim once per dataset that either side has rows on (never across datasets)."""
+    out = []
+    for study, index, a, b in claims:
+        claim = get_study(study).claims[index].model_copy(update={"a": a, "b": b})
+        for d in dict.fromkeys(r.dataset for r in rows if r.preset in (a, b)):
+            values = [[j.result.test_accuracy for j in runs.get((p, d), []) if j.result is not None] for p in (a, b)]
+            out.append(TableClaim(**judge(claim, *values, reduced=False).model_dump(), dataset=d))
+    return out
+
+
+def _table(title: str, presets: list[str], seed: dict[str, float], claims, runs) -> Table:
+    rows = [_row(p, d, runs[(p, d)], seed) for p, ds in _datasets(presets, runs).items() for d in ds]
+    notes = [JPEG_NOTE] if any(r.dataset == "cifar10-jpeg" for r in rows) else []
+    return Table(title=title, rows=rows, claims=_claims(claims, rows, runs), notes=notes, seed_figures=bool(seed))
+
+
+RULE = ("A run counts when its spec equals the preset's apart from the seed (device and log_every aside), on the full "
+        "test set; any other override (train_limit, epochs, batch size, ...) keeps it out. CIFAR-10 rows are per "
+        "dataset: the original release (cifar10) or the JPEG re-encoding (cifar10-jpeg), never pooled.")
+
+
+def report(session: Session) -> Report:
+    runs = matching_jobs(session)
+    return Report(rule=RULE, tables=[_table(t, p, s, c, runs) for t, p, s, c in TABLES])
+
+
+def run_missing(session: Session, seeds: int, presets: list[str], data_root=None) -> list[dict[str, Any]]:
+    """Per preset, one sweep of the seeds it lacks up to `seeds` (runs succeeded, queued or running count)."""
+    have = matching_jobs(session, (JobStatus.SUCCEEDED, JobStatus.QUEUED, JobStatus.RUNNING))
+    out = []
+    for preset in presets:
+        dataset = runnable_dataset(preset, data_root)
+        used = {j.spec["seed"] for j in have[(preset, dataset)]}
+        fresh = [s for s in range(seeds + len(used)) if s not in used][:max(0, seeds - len(used))]
+        item = {"preset": preset, "dataset": dataset, "had": len(used), "seeds": fresh, "sweep_id": None}
+        if fresh:
+            overrides = {"dataset": dataset} if dataset != preset_spec(preset).dataset else {}
+            request = SweepRequest(name=f"report: {preset}", base={"preset": preset, "overrides": overrides},
+                                   seeds=fresh)
+            item["sweep_id"] = create_sweep(session, request, data_root=data_root).id
+        out.append(item)
+    return out

@@ -1,0 +1,125 @@
+"""The study and report pages in a real headless Chromium: cells with CIs, the chart's error bars, verdicts.
+
+Needs Debian's `chromium` and `playwright`, as tests/browser/test_browser.py; screenshots go to var/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from support import migrate
+
+from api import create_app
+from shared.store import report, studies
+from shared.store.db import session_scope
+from shared.store.models import Job, JobStatus, Result
+from shared.studies import get_study
+
+CHROMIUM = os.environ.get("CNNLAB_CHROMIUM", "/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[2]
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None,
+                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+INK = """id => {
+  const canvas = document.getElementById(id), chart = Chart.getChart(canvas);
+  const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let ink = 0; for (let i = 3; i < px.length; i += 4) ink += px[i] > 0;
+  return {points: chart.data.datasets.map(d => d.data.length), ink,
+          bars: (chart.data.datasets[0].errorBars || []).filter(Boolean).length};
+}"""
+NORMALIZATION = ((0.985, 0.987, 0.986), (0.975, 0.978, 0.976), (0.984, 0.986, 0.983))  # per cell, per seed
+RECIPES = {"mnist-fc": (0.905, 0.907, 0.906), "mnist-cnn": (0.972, 0.975, 0.973),
+           "mnist-fc-permuted": (0.906, 0.905, 0.907), "mnist-cnn-permuted": (0.93, 0.935, 0.931)}
+
+
+def succeed(s, job: Job, accuracy: float) -> None:
+    job.status = JobStatus.SUCCEEDED
+    s.add(Result(job_id=job.id, test_accuracy=accuracy, test_loss=1 - accuracy, params=6422, epochs=1,
+                 train_seconds=40.0, samples_per_second=1500.0, data={}, environment={}, details={}))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, data_root):
+    url = f"sqlite:///{tmp_path_factory.mktemp('studies') / 'pages.db'}"
+    migrate(url)
+    with session_scope(url) as s:
+        sweep = studies.run_study(s, get_study("normalization"), "quick", 3, data_root=data_root)
+        for job in sweep.jobs:
+            succeed(s, job, NORMALIZATION[job.cell_index][job.spec["seed"]])
+        runs = report.run_missing(s, 3, list(RECIPES), data_root)
+        s.flush()
+        assert runs[1]["had"] == 3 and runs[1]["sweep_id"] is None  # the study's mean/std cell is mnist-cnn's recipe
+        for item in runs[:1] + runs[2:]:
+            for job in s.get(type(sweep), item["sweep_id"]).jobs:
+                succeed(s, job, RECIPES[item["preset"]][job.spec["seed"]])
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, create_app({"DATABASE_URL": url}), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield {"base": f"http://127.0.0.1:{server.server_port}"}
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = ctx.new_page()
+    pg.problems = []
+    pg.on("console", lambda m: m.type == "error" and pg.problems.append(f"console: {m.text}"))
+    pg.on("pageerror", lambda e: pg.problems.append(f"page error: {e}"))
+    pg.on("response", lambda r: r.status >= 400 and pg.problems.append(f"HTTP {r.status}: {r.url}"))
+    yield pg
+    ctx.close()
+
+
+def shot(pg, name: str) -> None:
+    folder = Path(os.environ.get("CNNLAB_SCREENSHOT_DIR", REPO / "var" / "screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def test_study_page_draws_the_cells_with_error_bars_and_states_the_verdicts(site, page):
+    page.goto(site["base"] + "/studies")
+    page.click("#studies a[href$='/studies/normalization']")
+    page.wait_for_selector("#chart-metric")
+    assert page.locator("#cells tbody tr").count() == 3
+    assert "98.60%" in page.locator("#cells tbody tr").first.inner_text()
+    assert page.locator("#claims .verdict").all_inner_texts() == ["holds", "does not hold"]  # 0.2 points < 1
+    assert "(95% CI)" in page.locator("#claims").inner_text() and page.locator("#size-note").count() == 0
+    chart = page.evaluate(INK, "chart-metric")
+    assert chart["points"] == [3] and chart["bars"] == 3 and chart["ink"] > 1000, chart
+    assert page.locator("#run button").is_visible()
+    shot(page, "study")
+    assert page.problems == []
+
+
+def test_a_quick_study_without_runs_says_what_it_cannot_show(site, page):
+    page.goto(site["base"] + "/studies/lenet-vs-vgg?size=quick")
+    assert "cannot show" in page.locator("#size-note").inner_text()
+    assert page.locator("#no-data").is_visible() and page.locator("#claims .verdict").all_inner_texts() == [
+        "not shown"]  # the quick size cannot show VGG's edge: no verdict
+    shot(page, "study-quick-empty")
+    assert page.problems == []
+
+
+def test_report_page_pools_the_recipe_runs(site, page):
+    page.goto(site["base"] + "/report")
+    assert page.locator(".verdict").all_inner_texts() == ["holds", "holds", "holds", "inconclusive"]
+    assert page.locator("form.report-run button").count() == 3
+    assert "n = 3 and 3" in page.locator("section.report").first.inner_text()
+    shot(page, "report-pooled")
+    assert page.problems == []
