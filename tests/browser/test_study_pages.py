@@ -5,13 +5,8 @@ Needs Debian's `chromium` and `playwright`, as tests/browser/test_browser.py; sc
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
-from pathlib import Path
-
 import pytest
-from support import migrate
+from support import DRAWN, migrate, serve, shot
 
 from api import create_app
 from shared.store import report, studies
@@ -19,20 +14,6 @@ from shared.store.db import session_scope
 from shared.store.models import Job, JobStatus, Result
 from shared.studies import get_study
 
-CHROMIUM = os.environ.get("CNNLAB_CHROMIUM", "/usr/bin/chromium")
-REPO = Path(__file__).resolve().parents[2]
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None,
-                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-INK = """id => {
-  const canvas = document.getElementById(id), chart = Chart.getChart(canvas);
-  const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-  let ink = 0; for (let i = 3; i < px.length; i += 4) ink += px[i] > 0;
-  return {points: chart.data.datasets.map(d => d.data.length), ink,
-          bars: (chart.data.datasets[0].errorBars || []).filter(Boolean).length};
-}"""
 NORMALIZATION = ((0.985, 0.987, 0.986), (0.975, 0.978, 0.976), (0.984, 0.986, 0.983))  # per cell, per seed
 RECIPES = {"mnist-fc": (0.905, 0.907, 0.906), "mnist-cnn": (0.972, 0.975, 0.973),
            "mnist-fc-permuted": (0.906, 0.905, 0.907), "mnist-cnn-permuted": (0.93, 0.935, 0.931)}
@@ -58,38 +39,12 @@ def site(tmp_path_factory, data_root):
         for item in runs[:1] + runs[2:]:
             for job in s.get(type(sweep), item["sweep_id"]).jobs:
                 succeed(s, job, RECIPES[item["preset"]][job.spec["seed"]])
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, create_app({"DATABASE_URL": url}), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield {"base": f"http://127.0.0.1:{server.server_port}"}
+    base, server = serve(create_app({"DATABASE_URL": url}))
+    yield {"base": base}
     server.shutdown()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
-
-@pytest.fixture
-def page(browser):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = ctx.new_page()
-    pg.problems = []
-    pg.on("console", lambda m: m.type == "error" and pg.problems.append(f"console: {m.text}"))
-    pg.on("pageerror", lambda e: pg.problems.append(f"page error: {e}"))
-    pg.on("response", lambda r: r.status >= 400 and pg.problems.append(f"HTTP {r.status}: {r.url}"))
-    yield pg
-    ctx.close()
-
-
-def shot(pg, name: str) -> None:
-    folder = Path(os.environ.get("CNNLAB_SCREENSHOT_DIR", REPO / "var" / "screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def test_study_page_draws_the_cells_with_error_bars_and_states_the_verdicts(site, page):
@@ -100,7 +55,7 @@ def test_study_page_draws_the_cells_with_error_bars_and_states_the_verdicts(site
     assert "98.60%" in page.locator("#cells tbody tr").first.inner_text()
     assert page.locator("#claims .verdict").all_inner_texts() == ["holds", "does not hold"]  # 0.2 points < 1
     assert "(95% CI)" in page.locator("#claims").inner_text() and page.locator("#size-note").count() == 0
-    chart = page.evaluate(INK, "chart-metric")
+    chart = page.evaluate(DRAWN, "chart-metric")
     assert chart["points"] == [3] and chart["bars"] == 3 and chart["ink"] > 1000, chart
     assert page.locator("#run button").is_visible()
     shot(page, "study")
