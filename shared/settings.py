@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,10 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(60.0, gt=0, description="a running job whose heartbeat is older is taken over")
     db_outage_seconds: float = Field(600.0, gt=0, description="how long workers and trainers wait out a database "
                                      "outage (retrying with backoff) before a job fails")
+    pack_seeds: Literal["never", "gpu", "always"] = Field(
+        "gpu", description="train a sweep cell's seeds as one pack (stacked where it pays): on GPU workers, always, "
+        "or never")
+    pack_max: int = Field(64, ge=1, description="most jobs in one pack")
     max_attempts: int = Field(3, ge=1, description="tries of a job whose trainer is killed by a signal (OOM, "
                               "an operator) before it fails; a Python error fails it at once")
     dispatch_seconds: float = Field(10.0, gt=0, description="how often workers look for jobs whose broker message "

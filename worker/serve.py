@@ -75,16 +75,20 @@ def output_to(log: Path) -> Iterator[None]:
             os.close(f)
 
 
-def train(hand: Hand) -> int:
-    """One job, as `python -m worker.trainer` runs it; a job that calls sys.exit fails instead of ending us."""
+def train(hand: Hand) -> dict[int, int]:
+    """One job (or a pack), as `python -m worker.trainer` runs it; a job that calls sys.exit fails instead of
+    ending us. Returns each job's code."""
     from worker import trainer
 
     resume, sha = (Path(hand.resume[0]), hand.resume[1]) if hand.resume else (None, None)
+    members = [hand.job_id, *hand.pack]
     try:
-        return trainer.run(hand.job_id, resume, sha)
+        if hand.pack:
+            return trainer.run_pack(members)
+        return {hand.job_id: trainer.run(hand.job_id, resume, sha)}
     except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt from a job: that job failed
         print(f"trainer: job {hand.job_id} raised {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return dict.fromkeys(members, 1)
 
 
 def tidy() -> None:
@@ -107,11 +111,11 @@ def serve(conn: Connection) -> None:
             return
         if not isinstance(hand, Hand):
             raise TypeError(f"expected a job, got {hand!r}")
-        with output_to(job_dir(hand.job_id) / "log.txt"):
+        with output_to(job_dir(hand.job_id) / "log.txt"):  # a pack's output: its first job's log
             send(conn, Started(job_id=hand.job_id))
-            code = train(hand)
+            codes = train(hand)
         tidy()
-        send(conn, Done(job_id=hand.job_id, code=code))
+        send(conn, Done(job_id=hand.job_id, code=codes[hand.job_id], codes=codes))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -68,7 +69,9 @@ def run_job(job_id: int, worker: str) -> str:
     claimed = retry(lambda s: _claim(s, job_id, worker), what=f"claiming job {job_id}")
     if claimed is None:  # a duplicate delivery, a cancelled job, or another worker holds a live lease
         return "skipped"
-    spec, resume, attempt = claimed
+    spec, resume, attempt, mates = claimed
+    if mates:
+        return _run_pack(job_id, mates, worker, attempt)
     out = _prepare(job_id)
     if spec.world_size == 1 and settings().warm_trainers:
         rc, owned, cancelled = _train_warm(job_id, worker, out, resume)
@@ -76,6 +79,11 @@ def run_job(job_id: int, worker: str) -> str:
         rc, owned, cancelled = _train_fresh(job_id, worker, out, spec.world_size, resume)
     if not owned:
         return "lost"
+    return _end(job_id, worker, rc, cancelled, out, attempt)
+
+
+def _end(job_id: int, worker: str, rc: int, cancelled: bool, out: Path, attempt: int) -> str:
+    """Record how the job's attempt ended; a trainer killed from outside queues the job again instead."""
     if -rc in INFRA_SIGNALS and not cancelled and attempt < settings().max_attempts:
         # Killed from outside (the OOM killer, an operator): infrastructure, not the job's code. Queue it
         # again; the dispatcher sends it and the next claim resumes from the newest intact checkpoint.
@@ -84,7 +92,29 @@ def run_job(job_id: int, worker: str) -> str:
         return "requeued"
     status, error = _outcome(rc, cancelled, out)
     retry(lambda s: jobs.finish(s, job_id, worker, status, error), what=f"ending job {job_id}")
+    log.info("job %s %s (attempt %s, %s)", job_id, status, attempt, worker)
     return status
+
+
+def _run_pack(job_id: int, mates: list[int], worker: str, attempt: int) -> str:
+    """Train a sweep cell's seeds as one pack in this slot's warm trainer; end each job by its own outcome."""
+    members = {j: _prepare(j) for j in (job_id, *mates)}
+    log.info("job %s trains with its cell mates %s as one pack", job_id, mates)
+    trainer = warm.slot_trainer()
+    rc, owned, cancelled, codes = 1, False, set(), {}
+    try:
+        trainer.hand(job_id, [], pack=mates)
+        rc, owned, cancelled = _watch(trainer, members, worker)
+        codes = trainer.codes
+    except OSError as exc:
+        log.warning("could not hand pack %s to trainer %s: %s", list(members), trainer.proc.pid, exc)
+        rc, owned = trainer.wait(0) or 1, True
+    finally:
+        warm.after_job(reusable=rc == 0 and owned and not cancelled and not any(codes.values()))
+    if not owned:
+        return "lost"
+    ends = {j: _end(j, worker, codes.get(j, rc), j in cancelled, out, attempt) for j, out in members.items()}
+    return ends[job_id]
 
 
 def _outcome(rc: int, cancelled: bool, out: Path) -> tuple[JobStatus, str | None]:
@@ -95,8 +125,9 @@ def _outcome(rc: int, cancelled: bool, out: Path) -> tuple[JobStatus, str | None
     return JobStatus.FAILED, _error_text(out, rc)
 
 
-def _claim(s, job_id: int, worker: str) -> tuple[Spec, list[str], int] | None:
-    """Take the job; its spec, the checkpoint to resume from ([path, sha256], or [] to start over), its attempt.
+def _claim(s, job_id: int, worker: str) -> tuple[Spec, list[str], int, list[int]] | None:
+    """Take the job; its spec, the checkpoint to resume from ([path, sha256], or [] to start over), its attempt,
+    and the cell mates claimed with it to train as one pack (see `packing`).
 
     Safe to retry: a claim whose commit landed before the connection broke is found as ours."""
     job = jobs.claim(s, job_id, worker) or jobs.held_by(s, job_id, worker)
@@ -105,7 +136,17 @@ def _claim(s, job_id: int, worker: str) -> tuple[Spec, list[str], int] | None:
     ckpt = _resume_point(jobs.checkpoints_newest_first(s, job_id))
     # A retry resumes from the last intact checkpoint of the lost attempt, so finished epochs are not redone.
     jobs.discard_after(s, job_id, ckpt.epoch if ckpt else 0)
-    return Spec.model_validate(job.spec), ([ckpt.path, ckpt.sha256] if ckpt else []), job.attempts
+    spec = Spec.model_validate(job.spec)
+    mates = [] if ckpt or not packing(spec) else jobs.claim_cell_mates(s, job, worker, settings().pack_max - 1)
+    return spec, ([ckpt.path, ckpt.sha256] if ckpt else []), job.attempts, [m.id for m in mates]
+
+
+def packing(spec: Spec) -> bool:
+    """Whether this worker trains a sweep cell's seeds as one pack: a warm trainer, one rank, and
+    CNNLAB_PACK_SEEDS (`gpu`: on GPU workers, where stacked seeds pay; `always`; `never`)."""
+    mode = settings().pack_seeds
+    on_gpu = bool(os.environ.get("CUDA_VISIBLE_DEVICES"))  # python -m worker sets it: GPU ids, or "" for CPUs
+    return settings().warm_trainers and spec.world_size == 1 and (mode == "always" or (mode == "gpu" and on_gpu))
 
 
 def _resume_point(checkpoints: list) -> object | None:
@@ -137,7 +178,8 @@ def _train_fresh(job_id: int, worker: str, out: Path, world_size: int, resume: l
         proc = subprocess.Popen(trainer_command(job_id, world_size, resume), stdout=logfile,
                                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent())
         try:
-            return _watch(FreshProcess(proc), job_id, worker, out)
+            rc, owned, cancelled = _watch(FreshProcess(proc), {job_id: out}, worker)
+            return rc, owned, bool(cancelled)
         finally:
             kill_group(proc)  # sweep any rank or loader process left behind, also if watching failed
 
@@ -148,7 +190,8 @@ def _train_warm(job_id: int, worker: str, out: Path, resume: list[str]) -> tuple
     rc, owned, cancelled = 1, False, False
     try:
         trainer.hand(job_id, resume)
-        rc, owned, cancelled = _watch(trainer, job_id, worker, out)
+        rc, owned, stopped = _watch(trainer, {job_id: out}, worker)
+        cancelled = bool(stopped)
     except OSError as exc:  # the trainer died before the job reached it (it was checked alive just before)
         log.warning("could not hand job %s to trainer %s: %s", job_id, trainer.proc.pid, exc)
         rc, owned = trainer.wait(0) or 1, True
@@ -157,28 +200,30 @@ def _train_warm(job_id: int, worker: str, out: Path, resume: list[str]) -> tuple
     return rc, owned, cancelled
 
 
-def _watch(attempt: Attempt, job_id: int, worker: str, out: Path) -> tuple[int, bool, bool]:
-    """Heartbeat while the job trains; pass on a cancel; returns (exit code, still owned, cancel seen)."""
-    cancel_at = None
-    renewed = time.monotonic()
+def _watch(attempt: Attempt, members: dict[int, Path], worker: str) -> tuple[int, bool, set[int]]:
+    """Heartbeat while the jobs train (one, or a pack, the first leading); pass on each job's cancel.
+
+    Returns (exit code, the first job still owned, the jobs whose cancel was seen)."""
+    first, cancel_at, renewed = next(iter(members)), {}, time.monotonic()
     while True:
         rc = attempt.wait(HEARTBEAT_SECONDS)
         if rc is not None:
-            return rc, True, cancel_at is not None
+            return rc, True, set(cancel_at)
         try:
             with session_scope() as s:
-                owned, cancel = jobs.heartbeat(s, job_id, worker)
+                beats = {j: jobs.heartbeat(s, j, worker) for j in members}
             renewed = time.monotonic()
         except SQLAlchemyError as exc:  # a database blip: keep training, unless the lease runs out meanwhile
-            log.warning("heartbeat of job %s failed: %s", job_id, exc)
-            owned, cancel = time.monotonic() - renewed < jobs.lease_seconds(), False
-        if not owned:  # our lease was taken over (or lapsed): stop at once, the new owner runs the job
+            log.warning("heartbeat of job %s failed: %s", first, exc)
+            beats = {j: (time.monotonic() - renewed < jobs.lease_seconds(), False) for j in members}
+        if not beats[first][0]:  # our lease was taken over (or lapsed): stop at once, the new owner runs the job
             attempt.kill()
-            return attempt.wait(None) or 1, False, False
-        if cancel and cancel_at is None:
-            cancel_at = time.monotonic()
-            (out / "stop").touch()  # every rank polls this file at step boundaries
-        if cancel_at is not None and time.monotonic() - cancel_at > settings().stop_grace_seconds:
+            return attempt.wait(None) or 1, False, set()
+        for j, (_, cancel) in beats.items():
+            if cancel and j not in cancel_at:
+                cancel_at[j] = time.monotonic()
+                (members[j] / "stop").touch()  # every rank (or pack member) polls its file at step boundaries
+        if len(cancel_at) == len(members) and time.monotonic() - max(cancel_at.values()) > settings().stop_grace_seconds:
             attempt.kill()  # a hung run: the next wait() sees it gone
 
 

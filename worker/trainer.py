@@ -26,6 +26,7 @@ from shared.store.models import Checkpoint, EpochMetric, Job, Result, StepLoss, 
 from shared.train.checkpoint import CheckpointError
 from shared.train.engine import Reporter, Stopped, fit
 from shared.train.results import EpochMetrics, FitResult, RunInfo
+from shared.train.seeds import fit_seeds
 from worker.jobfiles import EXIT_STOPPED, job_dir
 
 
@@ -122,8 +123,10 @@ def job_figures(job_id: int, result: FitResult) -> dict:
     return compute(result.spec, path, sha, settings().data_dir, result.misclassified)
 
 
-def save_result(job_id: int, result: FitResult) -> None:
+def save_result(job_id: int, result: FitResult, pack: dict | None = None) -> None:
     details = result.model_dump(include={"confusion", "misclassified", "history"})
+    if pack is not None:  # trained with its cell mates: the pack's jobs, start, end and (shared) train_seconds
+        details["pack"] = pack
     try:  # the pages' images are extras: failing to draw them must never fail the job
         details["artifacts"] = job_figures(job_id, result)
     except Exception as exc:  # noqa: BLE001
@@ -169,6 +172,45 @@ def run(job_id: int, resume: Path | None = None, resume_sha256: str | None = Non
         traceback.print_exc()  # the full story goes to the job's log
         who = f"rank {rank}: " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
         (out / f"error-rank{rank}.txt").write_text(f"{who}{type(exc).__name__}: {exc}")
+        return 1
+
+
+def run_pack(job_ids: list[int]) -> dict[int, int]:
+    """Train jobs that differ only in their seed as one pack (shared.train.seeds); returns each job's exit code."""
+    started = utcnow()
+    specs = retry(lambda s: {j: Spec.model_validate(s.get(Job, j).spec) for j in job_ids}, what="reading a pack")
+    by_seed = {specs[j].seed: j for j in job_ids}
+    for j in job_ids:
+        job_dir(j).mkdir(parents=True, exist_ok=True)
+        (job_dir(j) / "rank0.pid").write_text(str(os.getpid()))
+        if j != job_ids[0]:
+            with open(job_dir(j) / "log.txt", "a") as f:
+                f.write(f"trained as one pack with jobs {job_ids}: the pack's output is in job {job_ids[0]}'s log\n")
+    print(f"trainer: jobs {job_ids} (seeds {list(by_seed)}) train as one pack", flush=True)
+    reporters = {seed: DbReporter(j) for seed, j in by_seed.items()}
+    try:
+        outcomes = fit_seeds(specs[job_ids[0]], list(by_seed), data_root=settings().data_dir,
+                             out_dirs={seed: job_dir(j) for seed, j in by_seed.items()}, reporters=reporters,
+                             should_stop={seed: (job_dir(j) / "stop").exists for seed, j in by_seed.items()})
+    except Exception as exc:  # noqa: BLE001 - what fails before training fails every member
+        outcomes = dict.fromkeys(by_seed, exc)
+    pack = {"jobs": job_ids, "started_at": started.isoformat(), "finished_at": utcnow().isoformat()}
+    return {j: _member_code(j, reporters[seed], outcomes[seed], pack) for seed, j in by_seed.items()}
+
+
+def _member_code(job_id: int, reporter: DbReporter, outcome: FitResult | BaseException, pack: dict) -> int:
+    """Store one pack member's result (or its error) as `run` would; its exit code."""
+    try:
+        reporter.close()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        save_result(job_id, outcome, pack=pack | {"train_seconds": outcome.train_seconds})
+        return 0
+    except Stopped:
+        return EXIT_STOPPED
+    except Exception as exc:  # noqa: BLE001 - every failure becomes the job's error text
+        traceback.print_exception(exc)
+        (job_dir(job_id) / "error-rank0.txt").write_text(f"{type(exc).__name__}: {exc}")
         return 1
 
 

@@ -4,9 +4,13 @@ The supervisor (in the Celery pool process) and the trainer (`python -m worker.s
 so CUDA is never touched in the Celery process) talk over a socketpair, one JSON message per frame:
 
     trainer -> supervisor   {"kind": "ready", "pid": P}            torch, the engine and torch._dynamo imported
-    supervisor -> trainer   {"kind": "job", "job_id": J, "resume": [CKPT, SHA256] | null}
+    supervisor -> trainer   {"kind": "job", "job_id": J, "resume": [CKPT, SHA256] | null, "pack": [J2, ...]}
     trainer -> supervisor   {"kind": "started", "job_id": J}       its output now goes to the job's log.txt
-    trainer -> supervisor   {"kind": "done", "job_id": J, "code": C}   0 done, EXIT_STOPPED cancelled, 1 failed
+    trainer -> supervisor   {"kind": "done", "job_id": J, "code": C, "codes": {J: C, J2: C2, ...}}
+                                                                   0 done, EXIT_STOPPED cancelled, 1 failed
+
+A job with a `pack` trains with those cell mates as one run of several seeds (shared.train.seeds); `codes` has
+each member's code.
 
 A trainer is used again only after a job that succeeded while its memory stayed under the bound; any other
 ending (failure, cancel, crash, hang, lost lease) kills it and the slot starts a fresh one.
@@ -40,6 +44,7 @@ class Hand(BaseModel):
     kind: Literal["job"] = "job"
     job_id: int
     resume: tuple[str, str] | None = None  # checkpoint path and its sha256
+    pack: list[int] = []  # cell mates trained with this job as one pack (never with a resume)
 
 
 class Started(BaseModel):
@@ -51,6 +56,7 @@ class Done(BaseModel):
     kind: Literal["done"] = "done"
     job_id: int
     code: int
+    codes: dict[int, int] = {}  # each pack member's code
 
 
 Message = TypeAdapter(Ready | Hand | Started | Done)
@@ -75,15 +81,16 @@ class WarmTrainer:
                 stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent())
             self.conn = Connection(os.dup(ours.fileno()))  # the Connection owns (and closes) its own fd
         self.job_id: int | None = None
+        self.codes: dict[int, int] = {}  # the last pack's code per member
         self.died: int | None = None  # exit status once the process is gone
 
     def alive(self) -> bool:
         return self.died is None and self.proc.poll() is None
 
-    def hand(self, job_id: int, resume: list[str]) -> None:
-        """Give it a job (it starts as soon as it is warm); OSError if the process is gone."""
-        self.job_id = job_id
-        send(self.conn, Hand(job_id=job_id, resume=tuple(resume) if resume else None))
+    def hand(self, job_id: int, resume: list[str], pack: list[int] = ()) -> None:
+        """Give it a job, or a pack led by it (it starts as soon as it is warm); OSError if the process is gone."""
+        self.job_id, self.codes = job_id, {}
+        send(self.conn, Hand(job_id=job_id, resume=tuple(resume) if resume else None, pack=list(pack)))
 
     def wait(self, timeout: float | None) -> int | None:
         """The job's code once it is done, None while it runs; a nonzero code when the process died meanwhile."""
@@ -95,7 +102,7 @@ class WarmTrainer:
             except (EOFError, OSError):
                 return self._gone()
             if isinstance(msg, Done) and msg.job_id == self.job_id:
-                self.job_id = None
+                self.job_id, self.codes = None, msg.codes
                 return msg.code
             # `ready` and `started` only say it is working: keep waiting for `done`
         return self.died or EXIT_SILENT  # killed by the supervisor

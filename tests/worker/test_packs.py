@@ -1,0 +1,50 @@
+"""A sweep cell's seeds claimed together and trained as one pack by a warm trainer (CNNLAB_PACK_SEEDS=always)."""
+
+from __future__ import annotations
+
+import pytest
+from support import REDIS_URL, LiveAPI, WorkerProcess, drop_postgres_database, migrate, new_postgres_database, service_env
+
+from shared.store.db import session_scope
+from shared.store.models import Result
+
+SMALL = {"train_limit": 600, "test_limit": 200}
+
+
+@pytest.fixture
+def packing(data_root, cache_root, tmp_path):
+    import redis
+
+    base, db = REDIS_URL.rsplit("/", 1)
+    broker = f"{base}/{int(db) - 1}"  # the fleet tests' database (15 -> 14); tests run one at a time
+    redis.Redis.from_url(broker).flushdb()
+    url = new_postgres_database()
+    migrate(url)
+    env = service_env(url, broker, tmp_path, data_root, cache_root, CNNLAB_PACK_SEEDS="always")
+    worker = WorkerProcess(env, tmp_path / "worker.log", "packer@localhost")
+    api = LiveAPI(url, broker, data_root)
+    yield api, url, tmp_path
+    api.close()
+    worker.stop()
+    drop_postgres_database(url)
+
+
+def test_a_cells_seeds_train_as_one_pack_each_with_its_own_result(packing):
+    api, url, var = packing
+    sweep = api.post("/sweeps", json={"name": "pack", "base": {"preset": "mnist-fc", "overrides": SMALL},
+                                      "grid": {"lr": [0.01]}, "seeds": [0, 1, 2]}).json()
+    ids = sorted(j["id"] for j in api.get(f"/jobs?sweep_id={sweep['id']}").json()["items"])
+    jobs = [api.wait(i) for i in ids]
+    assert [j["status"] for j in jobs] == ["succeeded"] * 3 and {j["attempts"] for j in jobs} == {1}, jobs
+    assert len({j["worker"] for j in jobs}) == 1  # claimed together by one slot
+    with session_scope(url) as s:
+        packs = [s.get(Result, i).details["pack"] for i in ids]
+    assert {tuple(sorted(p["jobs"])) for p in packs} == {tuple(ids)}
+    assert len({p["train_seconds"] for p in packs}) == 1  # the pack's shared training time
+    for i in ids:  # each its own metrics and checkpoint
+        assert [m["epoch"] for m in api.get(f"/jobs/{i}/metrics").json()["epochs"]] == [1]
+        assert api.get(f"/jobs/{i}/checkpoints/1").status_code == 200
+    assert "train as one pack" in (var / "checkpoints" / str(ids[0]) / "log.txt").read_text()
+    alone = api.post("/jobs", json={"preset": "mnist-fc", "overrides": {**SMALL, "lr": 0.01, "seed": 1}}).json()
+    solo = api.wait(alone["id"])
+    assert abs(solo["result"]["test_accuracy"] - jobs[1]["result"]["test_accuracy"]) <= 0.003  # as if alone
