@@ -88,8 +88,19 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
 
 
 # The database is unreachable or busy (down, restarting, a dropped connection, a locked SQLite file, an
-# exhausted pool): worth waiting out. Anything else (a constraint, bad SQL) is a bug to report at once.
+# exhausted pool): worth waiting out. Anything else (a constraint, bad SQL, a missing table) is reported at once.
 TRANSIENT = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+SQLITE_BUSY = ("database is locked", "database table is locked", "unable to open database file", "disk I/O error")
+
+
+def transient(exc: Exception) -> bool:
+    """Whether `exc` says the database is unreachable or busy rather than that the request is wrong."""
+    if not isinstance(exc, TRANSIENT):
+        return False
+    orig = getattr(exc, "orig", None)
+    if orig is not None and type(orig).__module__.startswith("sqlite3"):  # SQLite's OperationalError is both kinds
+        return any(text in str(orig) for text in SQLITE_BUSY)
+    return True
 
 
 def retry(action: Callable[[Session], T], *, url: str | None = None, seconds: float | None = None,
@@ -104,7 +115,7 @@ def retry(action: Callable[[Session], T], *, url: str | None = None, seconds: fl
                 return action(s)
         except TRANSIENT as exc:
             failures += 1
-            if time.monotonic() + pause > deadline:
+            if not transient(exc) or time.monotonic() + pause > deadline:
                 raise
             if failures == 1:
                 log.warning("%s waits for the database: %s", what, str(exc).splitlines()[0])

@@ -21,7 +21,7 @@ def test_a_job_outlives_a_database_outage(redis_url, data_root, cache_root, tmp_
     worker = WorkerProcess(env, tmp_path / "worker.log", "outage@localhost")
     api = LiveAPI(url, broker, data_root)  # the API talks to PostgreSQL directly: only the worker's side is cut
     try:
-        job = api.post("/jobs", json={"preset": "mnist-cnn", "overrides": {"epochs": 3, "train_limit": 4000,
+        job = api.post("/jobs", json={"preset": "mnist-cnn", "overrides": {"epochs": 4, "train_limit": 12000,
                                                                          "test_limit": 500}}).json()
         api.wait(job["id"], statuses=("running",))
         time.sleep(1.0)
@@ -31,9 +31,10 @@ def test_a_job_outlives_a_database_outage(redis_url, data_root, cache_root, tmp_
         done = api.wait(job["id"], timeout=300)
         assert done["status"] == "succeeded" and done["attempts"] == 1, done
         metrics = api.get(f"/jobs/{job['id']}/metrics").json()
-        assert [m["epoch"] for m in metrics["epochs"]] == [1, 2, 3]
+        assert [m["epoch"] for m in metrics["epochs"]] == [1, 2, 3, 4]
         logs = (tmp_path / "checkpoints" / str(job["id"]) / "log.txt").read_text() + (tmp_path / "worker.log").read_text()
-        assert f"heartbeat of job {job['id']} failed" in logs  # the cut was felt (every 2 s while it lasted)
+        # the cut was felt: by the supervisor's heartbeat (every 2 s) or by a write that waited it out
+        assert f"heartbeat of job {job['id']} failed" in logs or "waits for the database" in logs
     finally:
         api.close()
         worker.stop()

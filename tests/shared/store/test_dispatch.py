@@ -68,3 +68,26 @@ def test_unlistable_brokers_fall_back_to_the_age_of_the_last_dispatch(db_url, da
     with session_scope(db_url) as s:
         sent = dispatch.redispatch(s, app, grace=10)
     assert old in sent and fresh not in sent
+
+
+def test_only_an_unreachable_or_busy_database_is_waited_out(tmp_path):
+    """A missing table is a mistake to report at once; a locked SQLite file or a refused connection is waited out."""
+    import sqlite3
+    import time as clock
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from shared.store.db import retry, transient
+
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    t = clock.monotonic()
+    with pytest.raises(OperationalError, match="no such table"):
+        retry(lambda s: s.execute(text("SELECT * FROM jobs")), url=empty, seconds=30)
+    assert clock.monotonic() - t < 5
+    assert transient(OperationalError("x", {}, sqlite3.OperationalError("database is locked")))
+    refused = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
+    t = clock.monotonic()
+    with pytest.raises(OperationalError):
+        retry(lambda s: s.execute(text("SELECT 1")), url=refused, seconds=2)
+    assert clock.monotonic() - t >= 1.5  # tried again with backoff before giving up
