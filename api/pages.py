@@ -1,4 +1,4 @@
-"""Results pages (HTML): the jobs list, one job's results, comparisons and the seed's report."""
+"""Results pages (HTML): the jobs list, one job's results, comparisons and the lab's report."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def compare():
 
 @bp.get("/report")
 def seed_report():
-    """The seed's tables over all runs of the lab's recipe; `?format=json` gives the same data."""
+    """The lab's tables over all runs of the lab's recipe; `?format=json` gives the same data."""
     with session() as s:
         data = views.seed_report(s)
     if request.args.get("format") == "json":

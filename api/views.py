@@ -1,4 +1,4 @@
-"""View models of the results pages: job rows, one job's view, comparisons and the seed's tables, from stored rows."""
+"""View models of the results pages: job rows, one job's view, comparisons and the lab's tables, from stored rows."""
 
 from __future__ import annotations
 
@@ -110,5 +110,5 @@ def compare(session: Session, ids: list[int]) -> dict[str, Any]:
 
 
 def seed_report(session: Session) -> dict[str, Any]:
-    """The seed's tables over every run of each preset's recipe (shared.store.report), as JSON-ready data."""
+    """The lab's tables over every run of each preset's recipe (shared.store.report), as JSON-ready data."""
     return report.report(session).model_dump(mode="json")

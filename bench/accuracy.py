@@ -1,6 +1,6 @@
-"""Accuracy of the full presets, as `cnnlab train` runs them (shared.train.engine.fit), beside the seed's figures.
+"""Accuracy of the full presets, as `cnnlab train` runs them (shared.train.engine.fit), beside the lab's figures.
 
-The seed document prints accuracies only for CIFAR-10 (LeNet 63 %, VGG 82.87 %); for MNIST it states the
+The lab document prints accuracies only for CIFAR-10 (LeNet 63 %, VGG 82.87 %); for MNIST it states the
 findings in words (the CNN clearly beats the equally small fully connected net; shuffling the pixels leaves the
 fully connected net where it was and hurts the CNN), so the MNIST checks below are the usual ranges for those runs.
 CIFAR presets run on the cifar10-jpeg copy (the original release is not on this machine): expect a point or so

@@ -1,10 +1,10 @@
-"""The seed's training loop, as the lab document writes it, to measure the engine against.
+"""The lab's training loop, as the lab document writes it, to measure the engine against.
 
 torchvision datasets decoded per sample through PIL + transforms (ToTensor, Normalize; RandomCrop(32, padding=4)
 and RandomHorizontalFlip for VGG), a shuffling torch DataLoader (num_workers=2 for CIFAR as the seed has it,
-none for MNIST, whose seed loaders set no num_workers), and the seed's loop body: to(device), zero_grad,
-forward, loss, backward, step, with the seed's `loss.item()` print every 100 batches. The networks come from
-shared.train.nets, so both sides train the same architecture; the permuted presets apply the seed's perm_pixel per batch.
+none for MNIST, whose seed loaders set no num_workers), and the lab's loop body: to(device), zero_grad,
+forward, loss, backward, step, with the lab's `loss.item()` print every 100 batches. The networks come from
+shared.train.nets, so both sides train the same architecture; the permuted presets apply the lab's perm_pixel per batch.
 
 Data: torchvision.datasets.MNIST(data_dir, download=False) reads <data_dir>/MNIST/raw; CIFAR-10 is read with
 torchvision.datasets.ImageFolder(<data_dir>/cifar10-jpeg/train) because the original release is not on this
@@ -70,7 +70,7 @@ def seed_model_and_optimizer(preset: str, device: torch.device, seed: int = 0):
 
 
 def perm_pixel(data: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-    """The seed's perm_pixel, verbatim."""
+    """The lab's perm_pixel, verbatim."""
     data_new = data.view(-1, 28 * 28)
     data_new = data_new[:, perm]
     data_new = data_new.view(-1, 1, 28, 28)
@@ -79,7 +79,7 @@ def perm_pixel(data: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
 
 def seed_throughput(preset: str, data_dir: Path = DEFAULT_DATA, steps: int | None = None, warmup: int = 5,
                     device: torch.device | str = "cpu", num_workers: int | None = None, verbose: bool = False) -> dict:
-    """Train the seed's way and time `steps` batches after `warmup` untimed ones (steps=None: rest of one epoch).
+    """Train the lab's way and time `steps` batches after `warmup` untimed ones (steps=None: rest of one epoch).
 
     The warmup takes in the DataLoader's worker start-up and the first allocations; the timed part is steady
     state, the same rule bench/throughput.py applies to the engine."""
@@ -122,7 +122,7 @@ def seed_throughput(preset: str, data_dir: Path = DEFAULT_DATA, steps: int | Non
 
 def seed_loader_throughput(preset: str, data_dir: Path = DEFAULT_DATA, steps: int = 200, warmup: int = 5,
                            num_workers: int | None = None) -> dict:
-    """The seed's DataLoader alone (decode, transforms, collate; no training): the data side's ceiling."""
+    """The lab's DataLoader alone (decode, transforms, collate; no training): the data side's ceiling."""
     loader = seed_loader(preset, data_dir, True, num_workers)
     samples, start = 0, None
     for batch_idx, (_data, target) in enumerate(loader):
@@ -138,7 +138,7 @@ def seed_loader_throughput(preset: str, data_dir: Path = DEFAULT_DATA, steps: in
 
 @torch.inference_mode()
 def seed_test(model, loader, device, perm=None, log_softmax_outputs=True) -> float:
-    """The seed's test(): accuracy over the test loader (a fraction)."""
+    """The lab's test(): accuracy over the test loader (a fraction)."""
     model.eval()
     correct = total = 0
     for data, target in loader:

@@ -2,7 +2,7 @@
 
 For each preset both sides train the same network with the same batch size and optimizer settings for the same
 number of timed steps, warmup excluded:
-  seed   -- torchvision dataset + transforms + DataLoader and the seed's loop; the first WARMUP batches untimed;
+  seed   -- torchvision dataset + transforms + DataLoader and the lab's loop; the first WARMUP batches untimed;
   engine -- shared.train.engine.fit, as `cnnlab train` runs it, on the first `steps` batches of the training set for
             two epochs; epoch 1 is the warmup, epoch 2 is timed (its own train_seconds, evaluation excluded).
 The two sides alternate for `--rounds` rounds and the best round of each counts (other processes on a small
@@ -153,7 +153,7 @@ def measure(preset: str, data_dir: Path, steps: int | None, rounds: int | None, 
         eng = engine_throughput(preset, data_dir, n, device)
         engine_runs.append(eng["samples_per_second"])
         print(f"  engine {eng['samples_per_second']:>10,.0f} samples/s", file=sys.stderr, flush=True)
-    # Ceilings, for what bounds each side: the seed's DataLoader alone, and the model's step alone.
+    # Ceilings, for what bounds each side: the lab's DataLoader alone, and the model's step alone.
     wait_quiet()
     loader_only = seed_loader_throughput(preset, data_dir, steps=min(n, 200), warmup=warm)["samples_per_second"]
     wait_quiet()

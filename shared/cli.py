@@ -54,7 +54,7 @@ class BarReporter(Reporter):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cnnlab", description="Train the seed's CNN experiments.")
+    p = argparse.ArgumentParser(prog="cnnlab", description="Train the lab's CNN experiments.")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("presets", help="list presets with their specs")
     tr = sub.add_parser("train", help="train a preset (with overrides) and print one JSON line")

@@ -1,4 +1,4 @@
-"""Experiment specs: a validated pydantic model, the seed's presets, and preset + overrides resolution."""
+"""Experiment specs: a validated pydantic model, the lab's presets, and preset + overrides resolution."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def _seed_mnist(**kw) -> dict[str, Any]:
     return base | kw
 
 
-# The seed's experiments, hyperparameters exactly as in ../shared/seed/.
+# The lab's experiments, hyperparameters exactly as in ../shared/seed/.
 PRESETS: dict[str, dict[str, Any]] = {
     "mnist-fc": _seed_mnist(model="fc2", model_args={"n_hidden": 8}),
     "mnist-cnn": _seed_mnist(model="cnn", model_args={"n_feature": 6}),
@@ -116,7 +116,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "mnist-cnn-permuted": _seed_mnist(model="cnn", model_args={"n_feature": 6}, permute_pixels=True),
     "cifar10-lenet": dict(model="lenet", dataset="cifar10", epochs=10, batch_size=64, test_batch_size=8,
                           optimizer="adam", lr=1e-3, mean=[0.5] * 3, std=[0.5] * 3),
-    # The seed's answer to 4.6: LeCun's 1989 LeNet used sigmoid activations and average pooling (else as above).
+    # The lab's answer to 4.6: LeCun's 1989 LeNet used sigmoid activations and average pooling (else as above).
     "cifar10-lenet-1989": dict(model="lenet", model_args={"activation": "sigmoid", "pool": "avg"}, dataset="cifar10",
                                epochs=10, batch_size=64, test_batch_size=8, optimizer="adam", lr=1e-3,
                                mean=[0.5] * 3, std=[0.5] * 3),

@@ -1,4 +1,4 @@
-"""The studies: one per closing question of the seed document (section 4) plus its headline claims.
+"""The studies: one per closing question of the lab document (section 4) plus its headline claims.
 
 Each is data (shared/study_types.py says what the fields mean). Accuracy differences are in points;
 `quick` sizes were measured with bench/study_cells.py (docs/fields.md). Imports no torch and no database.
@@ -62,10 +62,10 @@ def _lenet_vs_vgg() -> Study:
         claims=[higher("VGG is more accurate than LeNet.", "VGG (9,231,114 params)", "LeNet (62,006 params)")],
         sizes={"quick": SizeSpec(overrides={"train_limit": 10000, "test_limit": 2000, "epochs": 2},
                                  note="VGG's edge needs epochs: 2 epochs on 10,000 images are far too little for a "
-                                      "9-million-parameter net, so the quick size cannot show the seed's claim (it "
+                                      "9-million-parameter net, so the quick size cannot show the lab's claim (it "
                                       "measures the early gap only). Run the full size on a GPU.", shows_claims=False),
                "full": SizeSpec(note="Both nets get VGG's recipe (Adam 1e-3, batch 128, crop+flip, CIFAR-10 "
-                                     "mean/std), so the difference is the architecture; the seed's 64% LeNet ran "
+                                     "mean/std), so the difference is the architecture; the lab's 64% LeNet ran "
                                      "without augmentation at batch 64 (the cifar10-lenet preset).")})
 
 
@@ -126,7 +126,7 @@ def _epoch_vs_batch() -> Study:
                    "batch 1024, fixed epochs"),
             higher("At a fixed number of updates, larger batches (more samples) learn more.", "batch 1024, 100 updates",
                    "batch 64, 100 updates"),
-            higher("At fixed epochs, batch 64 beats batch 16 (the seed's choice).", "batch 64, fixed epochs",
+            higher("At fixed epochs, batch 64 beats batch 16 (the lab's choice).", "batch 64, fixed epochs",
                    "batch 16, fixed epochs"),
         ],
         sizes={"quick": SizeSpec(note=MNIST_NOTE + " 100 updates are 1,600 to 102,400 samples; the learning rate "
@@ -147,7 +147,7 @@ def _conv1x1() -> Study:
     return Study(
         name="conv1x1-vs-fc", version=1, lab_question="4.4", title="1x1 convolution vs fully connected head",
         question="What is the difference between a 1x1 convolution and a fully connected layer, and what is it "
-                 "for? The seed's CNN with its FC head against a head that is a 1x1 convolution to the classes "
+                 "for? The lab's CNN with its FC head against a head that is a 1x1 convolution to the classes "
                  "followed by global average pooling.",
         seed_answer="Mathematically they are the same: each multiplies the feature map's elements by weights and "
                     "sums. A 1x1 convolution is mainly used to reduce (or raise) the number of channels.",

@@ -27,7 +27,7 @@ class Claim(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    text: str = Field(description="the claim in a sentence, as the seed document makes it")
+    text: str = Field(description="the claim in a sentence, as the lab document makes it")
     a: str = Field(description="label of the first cell")
     b: str = Field(description="label of the second cell")
     metric: Literal["test_accuracy", "test_loss", "train_seconds"] = "test_accuracy"
@@ -58,10 +58,10 @@ class Study(BaseModel):
 
     name: str
     version: int
-    lab_question: str = Field(description="the seed document's section, e.g. 4.1, or 'claims'")
+    lab_question: str = Field(description="the lab document's section, e.g. 4.1, or 'claims'")
     title: str
     question: str
-    seed_answer: str = Field(description="the seed document's answer, summarized in English")
+    seed_answer: str = Field(description="the lab document's answer, summarized in English")
     preset: str
     overrides: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] | None = Field(None, description="a product grid (POST /sweeps); None: listed cells")

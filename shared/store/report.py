@@ -1,4 +1,4 @@
-"""The seed's tables over every run of the lab's recipe: a run counts when its spec is the preset's apart from the seed.
+"""The lab's tables over every run of the lab's recipe: a run counts when its spec is the preset's apart from the seed.
 
 Dataset rule: CIFAR-10 may be the original release (`cifar10`) or the JPEG re-encoding on this machine
 (`cifar10-jpeg`); each row is one preset on one dataset and says which, and a claim only compares rows of one
@@ -26,9 +26,9 @@ from shared.sweepgrid import SweepRequest
 
 IGNORED = ("seed", "device", "log_every")
 JPEG_NOTE = ("cifar10-jpeg is a JPEG (quality 75) re-encoding of CIFAR-10, not the original release the seed used: "
-             "accuracies on it can differ from the seed's by a point or so.")
+             "accuracies on it can differ from the lab's by a point or so.")
 MAX_REPORT_SEEDS = 5
-# (title, presets, the seed's printed accuracies, claims as (study, claim index, preset a, preset b))
+# (title, presets, the lab's printed accuracies, claims as (study, claim index, preset a, preset b))
 TABLES = [
     ("FC vs CNN at equal parameters (MNIST)", ["mnist-fc", "mnist-cnn"], {},
      [("fc-vs-cnn", 0, "mnist-cnn", "mnist-fc")]),
@@ -47,8 +47,8 @@ class Row(BaseModel):
     seeds: list[int]
     job_ids: list[int]
     test_accuracy: CellStats
-    seed_accuracy: float | None = Field(description="the seed document's printed figure, if it gives one")
-    vs_seed: float | None = Field(description="mean - the seed's figure, a fraction")
+    seed_accuracy: float | None = Field(description="the lab document's printed figure, if it gives one")
+    vs_seed: float | None = Field(description="mean - the lab's figure, a fraction")
 
 
 class TableClaim(ClaimAnswer):

@@ -17,7 +17,7 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def pixel_permutation(height: int, width: int, seed: int) -> torch.Tensor:
-    """The fixed pixel shuffle of the seed's permuted-MNIST experiment, reproducible from `seed`."""
+    """The fixed pixel shuffle of the lab's permuted-MNIST experiment, reproducible from `seed`."""
     return torch.randperm(height * width, generator=torch.Generator().manual_seed(seed))
 
 

@@ -22,7 +22,7 @@ from shared.train.engine import load_data
 from shared.train.nets import Residual, build_model, model_info
 from shared.train.results import Misclassified
 
-GRID_ROWS, GRID_COLS = 8, 5  # the seed's 8x5 figure of training samples
+GRID_ROWS, GRID_COLS = 8, 5  # the lab's 8x5 figure of training samples
 MAX_MAPS = 16  # feature maps kept per stage: enough to see what a layer does, small enough to store
 MAX_FILTERS = 64
 
@@ -58,15 +58,15 @@ def to_uint8(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tenso
 
 
 def permute(images: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-    """The seed's perm_pixel on uint8 images: the same shuffle of pixel positions in every channel."""
+    """The lab's perm_pixel on uint8 images: the same shuffle of pixel positions in every channel."""
     n, c, h, w = images.shape
     return images.flatten(2)[:, :, perm].view(n, c, h, w)
 
 
 def samples(images: torch.Tensor, labels: torch.Tensor, classes: list[str], perm: torch.Tensor | None) -> dict:
-    """The seed's 8x5 grid of training images; for permuted jobs 20 of them before and after the shuffle."""
+    """The lab's 8x5 grid of training images; for permuted jobs 20 of them before and after the shuffle."""
     n = GRID_ROWS * GRID_COLS
-    # A fixed random draw, like the seed's shuffled batch: ImageFolder splits are sorted by class.
+    # A fixed random draw, like the lab's shuffled batch: ImageFolder splits are sorted by class.
     pick = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:n]
     images, labels = images[pick], labels[pick]
     out = {"rows": GRID_ROWS, "cols": GRID_COLS, "png": grid_uri(images[:n], GRID_COLS),

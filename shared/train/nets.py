@@ -1,6 +1,6 @@
 """The lab's networks and a registry with each model's facts: `build_model(name, in_shape, num_classes, **args)`.
 
-Every net returns logits (the loss is `cross_entropy`, which is the seed's log_softmax + nll_loss in one).
+Every net returns logits (the loss is `cross_entropy`, which is the lab's log_softmax + nll_loss in one).
 Every convolutional net keeps its convolutional trunk in `features` (an nn.Sequential whose first layer is a
 conv) and its head in `classifier`, as in timm's and torchvision's VGG.
 """
@@ -79,13 +79,13 @@ def _after_two_conv5_pools(size: int) -> int:
 
 @register("fc2", convolutional=False)
 class FC2Layer(nn.Module):
-    """The seed's FC2Layer: Linear-ReLU-Linear-ReLU-Linear (784-8-8-10: 6,442 params)."""
+    """The lab's FC2Layer: Linear-ReLU-Linear-ReLU-Linear (784-8-8-10: 6,442 params)."""
 
     def __init__(self, in_shape: Shape, num_classes: int, n_hidden: int = 8):
         super().__init__()
         c, h, w = in_shape
         self.classifier = nn.Sequential(
-            nn.Flatten(),  # (B, C, H, W) -> (B, C*H*W), the seed's x.view(-1, input_size)
+            nn.Flatten(),  # (B, C, H, W) -> (B, C*H*W), the lab's x.view(-1, input_size)
             nn.Linear(c * h * w, n_hidden),
             nn.ReLU(),
             nn.Linear(n_hidden, n_hidden),
@@ -116,7 +116,7 @@ def _dropout_layers(p: float) -> list[nn.Module]:
 
 @register("cnn", convolutional=True, min_size=16)
 class CNN(nn.Module):
-    """The seed's CNN: (conv5x5-ReLU-maxpool2) x2, fc 50, fc (6 maps on MNIST: 6,422 params).
+    """The lab's CNN: (conv5x5-ReLU-maxpool2) x2, fc 50, fc (6 maps on MNIST: 6,422 params).
 
     head="conv1x1": the classifier is a 1x1 convolution to the classes + global average pooling
     (6 maps on MNIST: 1,062 in the trunk + 70 in the head = 1,132 params; 16 maps: 7,002).
@@ -176,9 +176,9 @@ def _lenet_stage(c_in: int, c_out: int, conv: str, act: type[nn.Module], residua
 
 @register("lenet", convolutional=True, min_size=16)
 class LeNet(nn.Module):
-    """The seed's CIFAR-10 `Net`: conv 6, conv 16 (5x5, ReLU, maxpool), fc 120-84-classes (62,006 params).
+    """The lab's CIFAR-10 `Net`: conv 6, conv 16 (5x5, ReLU, maxpool), fc 120-84-classes (62,006 params).
 
-    model_args, each default the seed's: activation relu | sigmoid | tanh (everywhere), pool max | avg,
+    model_args, each default the lab's: activation relu | sigmoid | tanh (everywhere), pool max | avg,
     dropout (before the two hidden fc layers' outputs go on), conv "5x5" | "3x3x2" (two 3x3 convs in place of
     each 5x5: 62,832 params), residual (a shortcut around each stage's convs, 1x1-projected: +114 params),
     blocks (extra padded 3x3 convs per stage, for depth: +330 and +2,320 params each).
@@ -208,13 +208,13 @@ class LeNet(nn.Module):
         return self.classifier(self.features(x))
 
 
-# The seed's simplified VGG: output channels of each 3x3 conv (+BN+ReLU), "M" a 2x2 max-pool.
+# The lab's simplified VGG: output channels of each 3x3 conv (+BN+ReLU), "M" a 2x2 max-pool.
 VGG_CFG: list[int | str] = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
 
 
 @register("vgg", convolutional=True, min_size=32)
 class VGG(nn.Module):
-    """The seed's VGG: the layer table above, then Linear(512, classes) on 32x32 (9,231,114 params)."""
+    """The lab's VGG: the layer table above, then Linear(512, classes) on 32x32 (9,231,114 params)."""
 
     def __init__(self, in_shape: Shape, num_classes: int, cfg: list[int | str] | None = None):
         super().__init__()

@@ -23,7 +23,7 @@ class EagerStep:
         self.scheduler = scheduler  # stepped after every optimizer step (None: a constant learning rate)
 
     def criterion(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The seed's log_softmax + nll_loss in one, with optional label smoothing."""
+        """The lab's log_softmax + nll_loss in one, with optional label smoothing."""
         return F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
 
     def __call__(self, idx, offsets=None, flips=None, share: float = 1.0) -> torch.Tensor:
@@ -53,7 +53,7 @@ class EagerStep:
 class GraphedStep(EagerStep):
     """The same step captured once as a CUDA graph and replayed.
 
-    At batch 128 the seed's VGG is bound by kernel launches (~150 per step from Python), not by the GPU;
+    At batch 128 the lab's VGG is bound by kernel launches (~150 per step from Python), not by the GPU;
     one graph replay launches them all at once. Batches of another size (an epoch's last) run eagerly.
     """
 

@@ -1,4 +1,4 @@
-"""Specs: presets carry the seed's hyperparameters; bad input names the field at fault."""
+"""Specs: presets carry the lab's hyperparameters; bad input names the field at fault."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ def test_permuted_batch_equals_manual_permutation_of_normalized_image():
     xp, yp = permuted.batch(idx)
     reference = ((split.images[idx].float() / 255 - mean[0]) / std[0])
     assert torch.allclose(x, reference, atol=1e-5)
-    # the seed's perm_pixel: view(-1, 784)[:, perm].view(-1, 1, 28, 28)
+    # the lab's perm_pixel: view(-1, 784)[:, perm].view(-1, 1, 28, 28)
     manual = x.view(-1, 28 * 28)[:, perm].view(-1, 1, 28, 28)
     assert torch.allclose(xp, manual, atol=1e-6)
     assert not torch.allclose(xp, x)

@@ -1,4 +1,4 @@
-"""The seed's networks: exact parameter counts, output shapes, and clear errors."""
+"""The lab's networks: exact parameter counts, output shapes, and clear errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ MNIST, CIFAR = (1, 28, 28), (3, 32, 32)
 
 @pytest.mark.parametrize("name, in_shape, cfg, expected", [
     ("fc2", MNIST, {"n_hidden": 8}, 6442),  # 784*8+8 + 8*8+8 + 8*10+10
-    ("cnn", MNIST, {"n_feature": 6}, 6422),  # the seed's "same number of parameters" CNN
+    ("cnn", MNIST, {"n_feature": 6}, 6422),  # the lab's "same number of parameters" CNN
     ("lenet", CIFAR, {}, 62006),
     ("vgg", CIFAR, {}, 9231114),
 ])
@@ -47,7 +47,7 @@ def test_output_shape(name, in_shape, classes):
 
 @pytest.mark.parametrize("name, in_shape", [("fc2", MNIST), ("cnn", MNIST), ("lenet", CIFAR), ("vgg", CIFAR)])
 def test_every_net_returns_logits_and_cross_entropy_is_the_seeds_loss(name, in_shape):
-    """Logits, not log-probabilities; cross_entropy on them is the seed's log_softmax + nll_loss."""
+    """Logits, not log-probabilities; cross_entropy on them is the lab's log_softmax + nll_loss."""
     torch.manual_seed(0)
     model = build_model(name, in_shape, 10).eval()
     with torch.no_grad():
@@ -100,7 +100,7 @@ def test_unknown_model_arg_is_a_value_error():
         build_model("fc2", MNIST, 10, n_feature=6)
 
 
-# --- model_args for the studies: defaults build the seed's nets exactly -------------------------------------
+# --- model_args for the studies: defaults build the lab's nets exactly -------------------------------------
 
 
 class SeedCNN(torch.nn.Module):
@@ -115,7 +115,7 @@ class SeedCNN(torch.nn.Module):
 
 
 class SeedLeNet(torch.nn.Module):
-    """The seed's CIFAR-10 Net, in the trunk/head layout, as it was before its model_args."""
+    """The lab's CIFAR-10 Net, in the trunk/head layout, as it was before its model_args."""
 
     def __init__(self):
         super().__init__()
