@@ -33,6 +33,8 @@ def test_compose_has_the_services_volumes_and_health_checks():
         assert {env["CNNLAB_DATA_DIR"], env["CNNLAB_VAR_DIR"]} <= mounted
     named = {v.split(":")[0] for s in services.values() for v in s.get("volumes", [])}
     assert named <= set(doc["volumes"])
+    published = [p for s in services.values() for p in s.get("ports", [])]
+    assert published and all(p.startswith("127.0.0.1:") for p in published)  # nothing on other interfaces
 
 
 def test_compose_commands_are_real():
