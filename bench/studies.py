@@ -126,7 +126,8 @@ def write(args, names: list[str], results: list[dict]) -> None:
     report = {"bench": "studies", "partial": partial, "size": args.size, "seeds": args.seeds, "studies": names,
               "when": datetime.now(UTC).isoformat(timespec="seconds"),
               "machine": {"platform": platform.platform(), "cores": os.cpu_count()},
-              "commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results")),
+              "commit": git("rev-parse", "HEAD"),
+              "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results")),
               "service": "gunicorn 2x4 + one worker (concurrency 1), PostgreSQL, Redis", "results": results,
               "note": "wall time per study on a shared, loaded 2-core machine: noisy"}
     args.out.write_text(json.dumps(report, indent=2) + "\n")

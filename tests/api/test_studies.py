@@ -8,8 +8,6 @@ import io
 import pytest
 from sqlalchemy import select
 
-from api import create_app
-from shared.store import publish
 from shared.store.db import session_scope
 from shared.store.models import Job, JobStatus, Result
 from shared.studies import get_study
@@ -18,17 +16,6 @@ LISTED = {"name": "listed", "base": {"preset": "mnist-cnn", "overrides": {"train
           "cells": [{"mean": [0.1307], "std": [0.3081]}, {"mean": [0.5], "std": [0.5]}, {"lr": 0.1}], "seeds": 2}
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    calls = []
-    monkeypatch.setattr(publish, "enqueue", lambda *a, **k: calls.append(a))
-    return calls
-
-
-@pytest.fixture
-def client(db_url, data_root, sent):
-    app = create_app({"DATABASE_URL": db_url, "DATA_DIR": data_root, "BROKER_URL": "redis://127.0.0.1:1/0"})
-    return app.test_client()
 
 
 def finish(db_url, job_ids: list[int], accuracies: list[float]) -> None:
