@@ -171,7 +171,7 @@ def _residual() -> Study:
                  "feature maps? LeNet with shortcuts (a 1x1 projection where the width changes, the input cropped "
                  "to the valid convolution's output) against the same plain net, at LeNet's depth and with 3 extra "
                  "3x3 convolutions per stage.",
-        seed_answer="The seed leaves 4.5 unanswered. 4.7: use 1x1 convolutions to match the number of channels "
+        seed_answer="The lab leaves 4.5 unanswered. 4.7: use 1x1 convolutions to match the number of channels "
                     "and the feature map size.",
         preset="cifar10-lenet", grid=grid, cells=product(grid, label),
         claims=[

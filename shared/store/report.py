@@ -94,8 +94,9 @@ def recipe(preset: str, dataset: str) -> dict[str, Any]:
 def matching_jobs(session: Session, statuses=(JobStatus.SUCCEEDED,)) -> dict[tuple[str, str], list[Job]]:
     """(preset, dataset) -> the jobs in `statuses` whose spec is that recipe apart from the seed."""
     wanted = {(p, d): recipe(p, d) for p in PRESETS for d in datasets_of(p)}
-    names = {d for _, d in wanted}
-    query = (select(Job).where(Job.status.in_(list(statuses)), Job.dataset.in_(names))
+    names, models = {d for _, d in wanted}, {t["model"] for t in wanted.values()}
+    # Narrowed in SQL first: only jobs of the recipes' datasets and models are validated and compared.
+    query = (select(Job).where(Job.status.in_(list(statuses)), Job.dataset.in_(names), Job.model.in_(models))
              .options(selectinload(Job.result)).order_by(Job.id))
     out: dict[tuple[str, str], list[Job]] = {k: [] for k in wanted}
     for job in session.scalars(query):
