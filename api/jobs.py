@@ -10,8 +10,9 @@ from flask import Blueprint, current_app, request, send_file, url_for
 
 from api import session
 from api.errors import APIError
-from api.schemas import MAX_ID, CheckpointList, CheckpointOut, JobCreate, JobList, JobOut, JobQuery, JobSummary, Metrics
-from shared.store import jobs, publish
+from api.schemas import MAX_ID, CheckpointList, CheckpointOut, JobCreate, JobList, JobOut, JobQuery, Metrics
+from api.views import listed
+from shared.store import fleet, jobs, publish
 from shared.store.models import JobStatus
 
 bp = Blueprint("jobs", __name__)
@@ -42,7 +43,7 @@ def create_job():
     key = _idempotency_key()
     with session() as s:
         job, created = jobs.create_job(s, **body.model_dump(), data_root=current_app.config["DATA_DIR"],
-                                       idempotency_key=key)
+                                       idempotency_key=key, fleet_check=_fleet_check)
         s.commit()  # stored before it is enqueued: a worker never sees an id the database lacks
         out = JobOut.of(job).model_dump(mode="json")
     if not created and out["status"] != JobStatus.QUEUED:
@@ -62,10 +63,15 @@ def list_jobs():
     q = JobQuery.model_validate(request.args.to_dict())
     with session() as s:
         items, total = jobs.list_jobs(s, **q.model_dump())
-        page = [JobSummary.of(j) for j in items]
+        columns, page = listed(items)
     more = q.offset + len(page) < total
     nxt = url_for("jobs.list_jobs", **{**request.args.to_dict(), "offset": q.offset + q.limit}) if more else None
-    return JobList(items=page, total=total, limit=q.limit, offset=q.offset, next=nxt).model_dump(mode="json")
+    return JobList(columns=columns, items=page, total=total, limit=q.limit, offset=q.offset,
+                   next=nxt).model_dump(mode="json")
+
+
+def _fleet_check(queue: str):
+    return fleet.queue_warnings(current_app.config["BROKER_URL"], queue)
 
 
 @bp.get(JOB)

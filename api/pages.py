@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, current_app, render_template, request
 from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api import session, views
 from api.errors import RETRY_AFTER_SECONDS, json_error
-from api.schemas import MAX_ID, JobQuery
+from api.schemas import MAX_ID, PageQuery
 from shared.specs import PRESETS
 from shared.store import jobs
 from shared.store.models import JobStatus
@@ -22,18 +22,20 @@ REPORT_PRESETS = {title: presets for title, presets, _, _ in TABLES}  # each tab
 
 @bp.get("/")
 def index():
-    """Jobs, newest first; `?partial=rows` returns only the table rows for the page's refresh."""
-    q = JobQuery.model_validate({"limit": PAGE_SIZE} | {k: v for k, v in request.args.items() if v != ""})
-    status, preset, offset, limit = q.status, q.preset, q.offset, q.limit
+    """Jobs, newest first or sorted; `?partial=rows` returns only the table rows for the page's refresh."""
+    q = PageQuery.model_validate({"limit": PAGE_SIZE} | {k: v for k, v in request.args.items() if v != ""})
+    filters = q.model_dump(exclude={"partial"})
     with session() as s:
-        items, total = jobs.list_jobs(s, status=status, preset=preset, sweep_id=q.sweep_id, limit=limit, offset=offset)
-        rows = [views.job_row(j) for j in items]
+        items, total = jobs.list_jobs(s, **filters)
+        columns, listed = views.listed(items)
+        rows = [views.job_row(j, item) for j, item in zip(items, listed, strict=True)]
         active = views.active_count(s)
-    page = dict(rows=rows, total=total, offset=offset, limit=limit, status=status, preset=preset, active=active,
-                sweep_id=q.sweep_id,
-                statuses=[s.value for s in JobStatus], presets=list(PRESETS))
-    if request.args.get("partial") == "rows":
-        return render_template("_rows.html", **page), {"X-Active-Jobs": str(active)}
+        choices = views.filter_choices(s)
+    query = {k: v for k, v in filters.items() if v is not None and (k, v) not in (("limit", PAGE_SIZE), ("offset", 0))}
+    page = dict(rows=rows, columns=columns, total=total, active=active, query=query,
+                statuses=[s.value for s in JobStatus], presets=list(PRESETS), **choices, **filters)
+    if q.partial == "rows":
+        return render_template("_table.html", **page), {"X-Active-Jobs": str(active)}
     return render_template("index.html", **page)
 
 
@@ -41,6 +43,7 @@ def index():
 def result(job_id: int):
     with session() as s:
         view = views.job_view(s, job_id)
+        view["waiting"] = views.waiting_reason(s, job_id, current_app.config["BROKER_URL"])
     return render_template("result.html", **view)
 
 
@@ -104,3 +107,30 @@ def seconds(value: float | None) -> str:
 def when(iso: str | None) -> str:
     """An ISO timestamp as `YYYY-MM-DD HH:MM` (UTC)."""
     return iso[:16].replace("T", " ") if iso else "–"
+
+
+@bp.app_template_filter("size")
+def size(n: int | None) -> str:
+    """Bytes in binary units at three significant digits: 106 MiB, 4.52 KiB, 980 B."""
+    if not isinstance(n, (int, float)):
+        return "–"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" or n >= 100 else f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} GiB"
+
+
+@bp.app_template_filter("sig")
+def sig(values, digits: int = 4) -> str:
+    """Numbers (one or a list) at `digits` significant digits: 0.1307, 0.3081 rather than 16 digits."""
+    if isinstance(values, (int, float)):
+        return f"{values:.{digits}g}"
+    return ", ".join(f"{v:.{digits}g}" for v in values or [])
+
+
+@bp.app_template_filter("device")
+def device(text: str | None) -> str | None:
+    """'cuda: NVIDIA H200' as is; 'cpu: cpu' (no processor name known) as 'cpu'."""
+    kind, _, name = (text or "").partition(": ")
+    return kind if name in ("", kind) else text

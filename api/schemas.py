@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, field_validator
 
-from shared.specs import Spec
+from shared.specs import Spec, SpecWarning
 from shared.stats import CellStats
+from shared.store import listing
 from shared.store.models import Checkpoint, Job, JobStatus, StepLoss, Sweep
 from shared.store.report import MAX_REPORT_SEEDS
 from shared.store.studies import MAX_STUDY_SEEDS, StudyAnswer
@@ -36,17 +37,33 @@ class JobCreate(BaseModel):
 
 
 class JobQuery(BaseModel):
-    """GET /jobs (and the jobs page) filters and page."""
+    """GET /jobs (and the jobs page) filters, search, order and page; any other parameter is a 422 naming it."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     status: JobStatus | None = None
     preset: Name | None = None
     model: Name | None = None
     dataset: Name | None = None
     sweep_id: int | None = Field(None, ge=0, le=MAX_ID, description="only the jobs of this sweep")
+    q: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00]*$")] | None = Field(
+        None, description="jobs whose name contains this text (case-insensitive)")
+    sort: str | None = Field(None, max_length=80, description="a column (" + ", ".join(listing.FIXED) + "), a spec "
+                             "field (lr, batch_size, ...) or model_args.<name>; '-' first for descending; "
+                             "default: newest first")
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0, le=MAX_ID)
+
+    @field_validator("sort")
+    @classmethod
+    def _known_sort(cls, v: str | None) -> str | None:
+        return v if v is None else listing.check_sort(v)
+
+
+class PageQuery(JobQuery):
+    """The jobs page: the list's parameters, and `partial=rows` for the page's own refresh."""
+
+    partial: Literal["rows"] | None = None
 
 
 class JobCsvQuery(JobQuery):
@@ -105,10 +122,24 @@ class JobOut(JobSummary):
     heartbeat_at: Time | None
     cancel_requested: bool
     result: RunSummary | None
+    warnings: list[SpecWarning] = Field(default_factory=list, description="what the submit-time rules said: "
+                                        "defaults taken, normalization replaced, no worker for the queue")
+
+    @field_validator("warnings", mode="before")
+    @classmethod
+    def _none_is_empty(cls, v):
+        return v or []  # jobs stored before warnings were recorded
+
+
+class JobListItem(JobSummary):
+    """A listed job, with its values of the spec fields that differ among the listed jobs."""
+
+    params: dict[str, Any] = Field(default_factory=dict, description="spec field -> value, for JobList.columns")
 
 
 class JobList(BaseModel):
-    items: list[JobSummary]
+    columns: list[str] = Field(description="the spec fields whose values differ among the listed jobs")
+    items: list[JobListItem]
     total: int
     limit: int
     offset: int
@@ -298,3 +329,40 @@ class ReportRun(BaseModel):
 
     seeds: int = Field(5, ge=1, le=MAX_REPORT_SEEDS)
     presets: list[str] | None = Field(None, description="some of the report's presets; null: all of them")
+
+
+class QueueWorker(BaseModel):
+    """A live worker: its Celery node name, the queues it consumes and the jobs it runs now."""
+
+    name: str
+    queues: list[str]
+    running: list[int] = Field(description="ids of the jobs it runs")
+
+
+class QueueState(BaseModel):
+    name: str
+    depth: int = Field(description="jobs waiting in this queue")
+    workers: list[str] = Field(description="the live workers that consume it")
+
+
+class WaitingJob(BaseModel):
+    """A queued job, in the order the workers take them (priority 9 first, then oldest first)."""
+
+    id: int
+    name: str | None
+    queue: str
+    priority: int
+    position: int = Field(description="1-based place in its queue")
+    preset: str | None
+    model: str
+    dataset: str
+    created_at: Time
+
+
+class QueueOverview(BaseModel):
+    """GET /queue?format=json: the queues, their depth, the live workers and the waiting jobs in order."""
+
+    workers_known: bool = Field(description="false when the workers could not be asked (the lists are then empty)")
+    queues: list[QueueState]
+    workers: list[QueueWorker]
+    waiting: list[WaitingJob]

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from api.schemas import JobOut, JobSummary, Metrics
+from api.schemas import JobListItem, JobOut, JobSummary, Metrics
 from api.sweepviews import cell_groups
-from shared.store import jobs, report
+from shared.store import fleet, jobs, listing, report
 from shared.store.jobs import NotFound, get_job
 from shared.store.models import ACTIVE, Job, JobStatus, utcnow
 
@@ -29,8 +29,18 @@ def duration(job: Job) -> float | None:
     return (end - job.started_at).total_seconds() if end else None
 
 
-def job_row(job: Job) -> dict[str, Any]:
-    return JobSummary.of(job).model_dump(mode="json") | {"duration": duration(job)}
+def job_row(job: Job, item: JobSummary | None = None) -> dict[str, Any]:
+    return (item or JobSummary.of(job)).model_dump(mode="json") | {"duration": duration(job)}
+
+
+def listed(items: list[Job]) -> tuple[list[str], list[JobListItem]]:
+    """The spec fields that differ among `items`, and each job with its values of them."""
+    columns = listing.differing([j.spec or {} for j in items])
+    rows = []
+    for j in items:
+        flat = listing.flat_spec(j.spec or {})
+        rows.append(JobListItem.of(j).model_copy(update={"params": {c: flat.get(c) for c in columns}}))
+    return columns, rows
 
 
 def job_full(job: Job) -> dict[str, Any]:
@@ -39,6 +49,12 @@ def job_full(job: Job) -> dict[str, Any]:
 
 def metrics(session: Session, job_id: int) -> dict[str, Any]:
     return Metrics.of(*jobs.metrics(session, job_id)).model_dump(mode="json")
+
+
+def filter_choices(session: Session) -> dict[str, list[str]]:
+    """The models and datasets the jobs use, for the list's filter menus."""
+    return {"models": list(session.scalars(select(Job.model).distinct().order_by(Job.model))),
+            "datasets": list(session.scalars(select(Job.dataset).distinct().order_by(Job.dataset)))}
 
 
 def active_count(session: Session) -> int:
@@ -69,6 +85,14 @@ def job_view(session: Session, job_id: int) -> dict[str, Any]:
         if details.get("confusion"):
             view["per_class"] = per_class(details["confusion"], classes)
     return view
+
+
+def waiting_reason(session: Session, job_id: int, broker_url: str) -> str | None:
+    """Why a queued job has not started (no worker serves its queue, or its place in it); None otherwise."""
+    job = get_job(session, job_id)
+    if job.status != JobStatus.QUEUED:
+        return None
+    return fleet.why_waiting(session, job, fleet.live_workers(broker_url))
 
 
 def parse_ids(raw: str | None) -> list[int]:

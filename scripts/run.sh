@@ -24,4 +24,6 @@ echo "database: ${CNNLAB_DATABASE_URL:-sqlite:///var/cnnlab.db}; data: ${CNNLAB_
 worker=$!
 trap 'kill $worker 2>/dev/null; wait $worker 2>/dev/null' EXIT INT TERM
 echo "API: http://127.0.0.1:$CNNLAB_PORT  (results page at /, OpenAPI at /openapi.json)"
-"$VENV/bin/gunicorn" --bind "127.0.0.1:$CNNLAB_PORT" --workers 2 --threads 4 --access-logfile - 'api:create_app()'
+# No access log: the pages poll GET /jobs/<id> every 2 s and would flood this terminal; gunicorn's error log
+# (stderr) still shows errors and the app's warnings.
+"$VENV/bin/gunicorn" --bind "127.0.0.1:$CNNLAB_PORT" --workers 2 --threads 4 'api:create_app()'

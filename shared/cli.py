@@ -12,7 +12,7 @@ from pathlib import Path
 
 from shared import cli_sweep
 from shared.settings import settings
-from shared.specs import PRESETS, Spec, SpecError, parse_assignments, preset_spec, resolve
+from shared.specs import PRESETS, Spec, SpecError, parse_assignments, preset_spec, resolve_checked
 from shared.train.checkpoint import CheckpointError
 from shared.train.data import DataError
 from shared.train.distributed import DeviceUnavailable, pick_device, require_cuda_for_sync_bn
@@ -99,7 +99,10 @@ def train(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("asked", True))
     reporter = BarReporter()
     try:
-        spec = resolve(args.preset, parse_assignments(args.overrides))
+        resolved = resolve_checked(args.preset, parse_assignments(args.overrides))
+        for w in resolved.warnings:  # the API returns the same warnings beside the job
+            print(f"cnnlab: warning: {w.field}: {w.message}", file=sys.stderr)
+        spec = resolved.spec
         out = args.out or settings().var_dir / "runs" / args.preset
         if args.seeds is not None:
             return train_seeds(args, spec, out, lambda: stop["asked"])

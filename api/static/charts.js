@@ -23,7 +23,8 @@ function lineChart(id, datasets, { x = "epoch", y = "", percent = false, xMax } 
       interaction: { mode: "nearest", intersect: false },
       scales: {
         x: { type: "linear", title: { display: true, text: x }, ticks: { precision: 0 }, min: 0, max: xMax },
-        y: { title: { display: !!y, text: y }, ticks: percent ? { callback: (v) => v + "%" } : {} },
+        y: { title: { display: !!y, text: y }, ticks: percent ? { callback: (v) => v + "%" } : {},
+          max: percent ? 100 : undefined },  // an accuracy axis never runs past 100%
       },
       plugins: { legend: { display: datasets.length > 1 || !!datasets[0]?.label } },
     },

@@ -26,7 +26,7 @@ async function refresh() {
   try {
     const r = await fetch(url);
     if (r.ok) {
-      table.tBodies[0].innerHTML = await r.text();
+      table.innerHTML = await r.text();  // header too: the differing spec columns can change
       table.dataset.active = r.headers.get("X-Active-Jobs") || "0";
       restore();
     }

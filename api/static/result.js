@@ -2,7 +2,8 @@
 "use strict";
 
 const page = pageData();
-const charts = {
+// A failed or cancelled job with nothing recorded has no canvases: the page says why instead.
+const charts = !document.getElementById("chart-loss") ? {} : {
   // the epoch axes span the whole run, so a running job's curves grow into place
   loss: lineChart("chart-loss", [{ label: "train", data: [] }, { label: "test", data: [] }],
     { y: "loss", xMax: page.epochs }),
@@ -11,6 +12,7 @@ const charts = {
 };
 
 function draw(m) {
+  if (!charts.loss) return;
   charts.loss.data.datasets[0].data = epochPoints(m, "train_loss");
   charts.loss.data.datasets[1].data = epochPoints(m, "test_loss");
   charts.acc.data.datasets[0].data = epochPoints(m, "test_accuracy", 100);

@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from shared.settings import settings
-from shared.specs import Spec, SpecError, resolve
+from shared.specs import Spec, SpecError, SpecWarning, resolve_checked
+from shared.store.listing import order_by
 from shared.store.models import FINISHED, Checkpoint, EpochMetric, Job, JobStatus, StepLoss, utcnow
 
 
@@ -81,14 +82,18 @@ def check_resources(spec: Spec, shape: tuple[int, int, int], num_classes: int) -
 
 def create_job(session: Session, *, preset: str | None = None, overrides: dict | None = None,
                spec: dict | None = None, name: str | None = None, priority: int = 0, data_root=None,
-               idempotency_key: str | None = None) -> tuple[Job, bool]:
+               idempotency_key: str | None = None, fleet_check=None) -> tuple[Job, bool]:
     """Validate and store a queued job, or find the one stored under `idempotency_key`; returns (job, created).
 
+    `fleet_check(queue)` gives warnings about the queue's workers (asked only for the gpu queue).
     The caller commits, then enqueues; with a key, the session holds nothing else yet."""
-    resolved = resolve(preset, overrides, spec)
+    checked = resolve_checked(preset, overrides, spec)
+    resolved = checked.spec
     check_runnable(resolved, data_root)
+    queue = queue_for(resolved)
+    warned: list[SpecWarning] = checked.warnings + (fleet_check(queue) if fleet_check and queue == "gpu" else [])
     job = Job(name=name, preset=preset, model=resolved.model, dataset=resolved.dataset, spec=resolved.model_dump(),
-              status=JobStatus.QUEUED, queue=queue_for(resolved), priority=priority,
+              status=JobStatus.QUEUED, queue=queue, priority=priority, warnings=[w.model_dump() for w in warned],
               idempotency_key=idempotency_key, dispatched_at=utcnow())  # the caller sends it right after commit
     if idempotency_key is not None:
         earlier = _same_request(session, job)
@@ -123,18 +128,28 @@ def get_job(session: Session, job_id: int) -> Job:
 
 
 def list_jobs(session: Session, *, status: str | None = None, preset: str | None = None, model: str | None = None,
-              dataset: str | None = None, sweep_id: int | None = None, limit: int = 50,
-              offset: int = 0) -> tuple[list[Job], int]:
-    """Newest first, filtered; returns one page and the total count (the API's JobQuery validates filters)."""
-    query = select(Job)
+              dataset: str | None = None, sweep_id: int | None = None, q: str | None = None,
+              sort: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[Job], int]:
+    """Filtered, sorted by `sort` (`field` / `-field`, default newest first); one page and the total count
+    (the API's JobQuery validates filters)."""
+    query = job_filter(select(Job), status=status, preset=preset, model=model, dataset=dataset, sweep_id=sweep_id,
+                       q=q)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    page = query.options(selectinload(Job.result)).order_by(*order_by(sort, session.get_bind().dialect.name))
+    jobs = session.scalars(page.limit(limit).offset(offset)).all()
+    return list(jobs), total
+
+
+def job_filter(query, *, status=None, preset=None, model=None, dataset=None, sweep_id=None, q=None):
+    """The list's WHERE: one condition per given filter (`q`: a case-insensitive substring of the name)."""
     for column, value in ((Job.status, status), (Job.preset, preset), (Job.model, model), (Job.dataset, dataset),
                           (Job.sweep_id, sweep_id)):
         if value is not None:
             query = query.where(column == value)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    page = query.options(selectinload(Job.result)).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)
-    jobs = session.scalars(page).all()
-    return list(jobs), total
+    if q:
+        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(func.lower(Job.name).like(pattern, escape="\\"))
+    return query
 
 
 def request_cancel(session: Session, job_id: int) -> Job:

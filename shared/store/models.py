@@ -101,6 +101,8 @@ class Job(Base):
     cell: Mapped[dict[str, Any] | None]  # the cell's swept values, keyed as in the grid ("model_args.n_feature")
     # The client's Idempotency-Key of POST /jobs: a retried POST finds this job instead of making a second one.
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # What the submit-time rules told the submitter ([{field, message}]): shown again on the job's page.
+    warnings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     epochs: Mapped[list["EpochMetric"]] = relationship(order_by="EpochMetric.epoch", cascade="all, delete-orphan",
                                                        passive_deletes=True)

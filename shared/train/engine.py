@@ -157,7 +157,7 @@ def make_optimizer(spec: Spec, params) -> torch.optim.Optimizer:
 
 
 def environment(device: torch.device, world: distributed.World) -> Environment:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine() or "cpu"
     return Environment(torch=torch.__version__, device=f"{device.type}: {name}", world_size=world.size,
                        devices=distributed.gather(f"{device}@{platform.node()}", world), backend=world.backend,
                        threads=torch.get_num_threads(), python=platform.python_version(), host=platform.node(),

@@ -165,4 +165,15 @@ def compute(spec: Spec, checkpoint_path: Path, sha256: str | None, data_root: Pa
         shown = test.images[0] if perm is None else permute(test.images[:1], perm)[0]  # what the model saw
         out["filters"] = filters(first_conv(model, spec.model))
         out["feature_maps"] = feature_maps(model, x, shown, train.classes[int(y[0])])
+        out |= all_layers(model, test, data, perm)
     return out
+
+
+def all_layers(model: nn.Module, test, data: dict, perm: torch.Tensor | None) -> dict:
+    """Every conv layer's filters and maps of a few test images, one per class (shared.train.layerviews)."""
+    from shared.train.layerviews import layer_views, pick_images
+
+    idx = torch.tensor(pick_images(test.labels))
+    x, y = DevicePipeline(test, torch.device("cpu"), data["mean"], data["std"], perm).batch(idx)
+    shown = test.images[idx] if perm is None else permute(test.images[idx], perm)
+    return layer_views(model, x, shown, [test.classes[i] for i in y.tolist()], idx.tolist())

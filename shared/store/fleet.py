@@ -1,0 +1,129 @@
+"""The queues as workers see them: live workers (Celery's remote control), queue depths and the waiting order."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from shared.specs import SpecWarning
+from shared.store.models import Job, JobStatus
+from shared.store.publish import TASK_RUN_JOB, client
+
+log = logging.getLogger(__name__)
+QUEUES = ("cpu", "gpu")  # the queues jobs are routed to (shared.store.jobs.queue_for)
+CACHE_SECONDS = 5.0  # a page polled every 2 s asks the workers at most this often
+_cache: dict[str, tuple[float, list[WorkerInfo] | None]] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A live Celery worker: its node name, the queues it consumes and the job ids it runs now."""
+
+    name: str
+    queues: list[str]
+    running: list[int] = field(default_factory=list)
+
+
+def _job_ids(tasks: list[dict]) -> list[int]:
+    out = []
+    for t in tasks or []:
+        args = t.get("args")
+        if t.get("name") == TASK_RUN_JOB and isinstance(args, (list, tuple)) and args and isinstance(args[0], int):
+            out.append(args[0])
+    return out
+
+
+def ask_workers(broker_url: str, timeout: float = 1.0) -> list[WorkerInfo] | None:
+    """Every worker that answers within `timeout` seconds; None when the broker cannot be asked at all."""
+    app = client(broker_url)
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+        inspect = app.control.inspect(timeout=timeout)
+        with ThreadPoolExecutor(2) as pool:  # both broadcasts wait the whole timeout: ask them together
+            queues_f, active_f = pool.submit(inspect.active_queues), pool.submit(inspect.active)
+            queues, active = queues_f.result() or {}, active_f.result() or {}
+    except Exception as exc:  # noqa: BLE001 - no broker, or one without broadcast (filesystem): unknown
+        log.info("cannot ask the workers: %s", exc)
+        return None
+    return [WorkerInfo(name=n, queues=sorted(q["name"] for q in qs), running=_job_ids(active.get(n, [])))
+            for n, qs in sorted(queues.items())]
+
+
+def live_workers(broker_url: str) -> list[WorkerInfo] | None:
+    """`ask_workers`, remembered for CACHE_SECONDS per broker."""
+    with _lock:
+        hit = _cache.get(broker_url)
+        if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return hit[1]
+    found = ask_workers(broker_url)
+    with _lock:
+        _cache[broker_url] = (time.monotonic(), found)
+    return found
+
+
+def served(workers: list[WorkerInfo] | None, queue: str) -> bool | None:
+    """Whether some live worker consumes `queue`; None when the workers could not be asked."""
+    return None if workers is None else any(queue in w.queues for w in workers)
+
+
+def queue_warnings(broker_url: str, queue: str) -> list[SpecWarning]:
+    """A submit-time warning when no live worker serves `queue` (the job is accepted and waits)."""
+    state = served(live_workers(broker_url), queue)
+    if state is None:
+        return [SpecWarning(field="device", message=f"could not ask the workers whether any serves the {queue} "
+                                                    "queue; the job waits until one does")]
+    if not state:
+        return [SpecWarning(field="device", message=f"no live worker serves the {queue} queue now; the job waits "
+                                                    f"until one starts (e.g. `python -m worker --queues {queue}`)")]
+    return []
+
+
+def waiting_order():
+    """The order workers take queued jobs in: priority (9 first), then oldest first."""
+    return (Job.priority.desc(), Job.created_at, Job.id)
+
+
+def waiting(session: Session, limit: int = 200) -> list[Job]:
+    """Queued jobs in the order they will run, per queue interleaved by that order."""
+    return list(session.scalars(select(Job).where(Job.status == JobStatus.QUEUED).order_by(*waiting_order())
+                                .limit(limit)))
+
+
+def depths(session: Session) -> dict[str, int]:
+    """Queued jobs per queue (every known queue, zeros included)."""
+    counts = dict(session.execute(select(Job.queue, func.count()).where(Job.status == JobStatus.QUEUED)
+                                  .group_by(Job.queue)).all())
+    return {q: counts.get(q, 0) for q in sorted(set(QUEUES) | set(counts))}
+
+
+def position(session: Session, job: Job) -> int:
+    """1-based place of a queued job in its queue: the queued jobs of that queue that run before it, plus one."""
+    ahead = or_(Job.priority > job.priority,
+                and_(Job.priority == job.priority,
+                     or_(Job.created_at < job.created_at, and_(Job.created_at == job.created_at, Job.id < job.id))))
+    return 1 + session.scalar(select(func.count()).select_from(Job).where(
+        Job.status == JobStatus.QUEUED, Job.queue == job.queue, Job.id != job.id, ahead))
+
+
+def why_waiting(session: Session, job: Job, workers: list[WorkerInfo] | None) -> str | None:
+    """Why a queued job has not started, in words; None for a job that is not queued."""
+    if job.status != JobStatus.QUEUED:
+        return None
+    place = position(session, job)
+    where = f"position {place} in the {job.queue} queue" + (" (next to run)" if place == 1 else
+                                                            f" ({place - 1} job{'s' if place > 2 else ''} ahead)")
+    state = served(workers, job.queue)
+    if state is False:
+        return f"no live worker serves the {job.queue} queue; {where}"
+    busy = [w for w in workers or [] if job.queue in w.queues and w.running]
+    if state and len(busy) == sum(job.queue in w.queues for w in workers):
+        return f"{where}; every worker of the {job.queue} queue is busy"
+    return where if state else f"{where} (the workers could not be asked)"

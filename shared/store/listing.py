@@ -1,0 +1,78 @@
+"""The jobs list's columns and sort order: fixed columns, any spec field, and the spec fields that tell jobs apart."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from shared.specs import Spec
+from shared.store.models import Job, Result
+
+# The list's own columns; anything else sortable is a spec field (`lr`, `model_args.n_feature`).
+FIXED = ("id", "name", "status", "preset", "model", "dataset", "queue", "priority", "created_at", "started_at",
+         "finished_at", "test_accuracy", "duration")
+SPEC_FIELDS = tuple(f for f in Spec.model_fields if f not in ("model", "dataset", "model_args"))
+MODEL_ARG = re.compile(r"model_args\.[A-Za-z_][A-Za-z0-9_]{0,63}")
+ALWAYS_SHOWN = {"model", "dataset"}  # the list's own columns: never repeated as a spec column
+
+
+def check_sort(value: str) -> str:
+    """`field` or `-field` (descending) over a known column; ValueError naming the choices otherwise."""
+    key = value.removeprefix("-")
+    if key in FIXED or key in SPEC_FIELDS or MODEL_ARG.fullmatch(key):
+        return value
+    raise ValueError(f"cannot sort by {key!r}; choose one of {', '.join(FIXED)}, a spec field "
+                     f"({', '.join(SPEC_FIELDS[:6])}, ...) or model_args.<name>; prefix '-' for descending")
+
+
+def _duration(dialect: str) -> ColumnElement:
+    if dialect == "sqlite":
+        return func.julianday(Job.finished_at) - func.julianday(Job.started_at)
+    return func.extract("epoch", Job.finished_at - Job.started_at)
+
+
+def _spec_keys(dialect: str, path: list[str]) -> list[ColumnElement]:
+    """A spec value ordered as its JSON type: numbers by value, text by text (PostgreSQL's json has no order)."""
+    if dialect == "sqlite":  # json_extract returns SQL numbers and text, which SQLite orders by type then value
+        return [func.json_extract(Job.spec, "$." + ".".join(path))]
+    node = Job.spec[tuple(path)] if len(path) > 1 else Job.spec[path[0]]
+    text = node.as_string()
+    number = case((func.json_typeof(node) == "number", cast(text, Float)))
+    flag = case((func.json_typeof(node) == "boolean", text))
+    return [number, flag, text]
+
+
+def order_by(sort: str | None, dialect: str) -> list[ColumnElement]:
+    """ORDER BY clauses for `sort` (`field` / `-field`), then newest first; missing values go last."""
+    newest = [Job.created_at.desc(), Job.id.desc()]
+    if not sort:
+        return newest
+    key, desc = sort.removeprefix("-"), sort.startswith("-")
+    if key == "test_accuracy":
+        keys = [select(Result.test_accuracy).where(Result.job_id == Job.id).scalar_subquery()]
+    elif key == "duration":
+        keys = [_duration(dialect)]
+    elif key in FIXED:
+        keys = [getattr(Job, key)]
+    else:
+        keys = _spec_keys(dialect, key.split("."))
+    return [(k.desc() if desc else k.asc()).nulls_last() for k in keys] + newest
+
+
+def flat_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """A stored spec with model_args spread out as `model_args.<name>` keys."""
+    out = {k: v for k, v in spec.items() if k != "model_args"}
+    out |= {f"model_args.{k}": v for k, v in (spec.get("model_args") or {}).items()}
+    return out
+
+
+def differing(specs: list[dict[str, Any]]) -> list[str]:
+    """The spec fields whose values are not all the same across `specs` (model args included), in spec order."""
+    flats = [flat_spec(s) for s in specs]
+    keys = list(dict.fromkeys(k for f in flats for k in f))
+    return [k for k in keys if k not in ALWAYS_SHOWN
+            and len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
