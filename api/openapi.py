@@ -17,6 +17,7 @@ from api.schemas import (
     JobQuery,
     Metrics,
     PresetList,
+    QueueOverview,
     StudyList,
     StudyOut,
     StudyRun,
@@ -30,7 +31,7 @@ from shared.store.models import JobStatus
 
 REF = "#/components/schemas/{model}"
 RESPONSES = [JobOut, JobList, Metrics, CheckpointList, PresetList, Health, Error, SweepOut, SweepList, SweepCancel,
-             StudyList, StudyOut]
+             StudyList, StudyOut, QueueOverview]
 CSV = {"description": "CSV, one row per job", "content": {"text/csv": {"schema": {"type": "string"}}}}
 
 
@@ -100,6 +101,11 @@ def _paths() -> dict:
                           "404": _error("Unknown job or epoch"), "410": _error("File gone from disk, or corrupt")}}},
         **_sweep_paths(),
         **_study_paths(),
+        "/queue": {"get": {"summary": "Queues and their depth, the live workers and what each runs, the waiting jobs "
+                                      "in order (JSON with ?format=json or Accept: application/json; else the page)",
+                           "parameters": [{"name": "format", "in": "query", "required": False,
+                                           "schema": {"type": "string", "enum": ["json"]}}],
+                           "responses": {"200": _json(QueueOverview)}}},
         "/presets": {"get": {"summary": f"The presets ({', '.join(PRESETS)})", "responses": {"200": _json(PresetList)}}},
         "/metrics": {"get": {"summary": "Prometheus metrics: jobs by status and queue, queue depth, retries, "
                                         "job and epoch durations, busy workers' heartbeats",

@@ -25,7 +25,7 @@ def check_sort(value: str) -> str:
     key = value.removeprefix("-")
     if key in FIXED or key in SPEC_FIELDS or MODEL_ARG.fullmatch(key):
         return value
-    raise ValueError(f"cannot sort by {key!r}; choose one of {', '.join(FIXED)}, a spec field "
+    raise ValueError(f"cannot sort by {value!r}; choose one of {', '.join(FIXED)}, a spec field "
                      f"({', '.join(SPEC_FIELDS[:6])}, ...) or model_args.<name>; prefix '-' for descending")
 
 
