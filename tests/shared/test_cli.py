@@ -152,3 +152,22 @@ def test_conv_seeds_on_the_cpu_train_one_after_another_by_default(data_dir, tmp_
 
 def test_seeds_with_missing_data_is_a_one_line_error(tmp_path):
     assert_one_line_error(cnnlab("train", "mnist-fc", "--seeds", "0-1", "--data-dir", tmp_path), "MNIST")
+
+
+def test_the_cli_and_the_api_share_the_submit_rules(data_dir, tmp_path, sqlite_url):
+    """The MNIST preset on CIFAR-10 images: both take the dataset's own normalization and say so (one rule set)."""
+    from api import create_app
+
+    proc = cnnlab("train", "mnist-fc", "--set", "dataset=cifar10-jpeg", "--set", "train_limit=200", "--set",
+                  "test_limit=100", "--data-dir", data_dir, "--out", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr
+    warning = next(line for line in proc.stderr.splitlines() if line.startswith("cnnlab: warning: mean: "))
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["spec"]["mean"] is None and len(result["data"]["mean"]) == 3  # three channels, computed
+    client = create_app({"DATABASE_URL": sqlite_url, "DATA_DIR": data_dir, "BROKER_URL": "redis://127.0.0.1:1/0"})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("shared.store.publish.enqueue", lambda *a, **k: None)
+        r = client.test_client().post("/jobs", json={"preset": "mnist-fc", "overrides": {"dataset": "cifar10-jpeg"}})
+    assert r.status_code == 201, r.json
+    assert r.json["spec"] == {**result["spec"], "train_limit": None, "test_limit": None}
+    assert warning == f"cnnlab: warning: mean: {r.json['warnings'][0]['message']}"
