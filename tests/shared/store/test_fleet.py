@@ -1,0 +1,53 @@
+"""Queue order, positions and 'why it waits' (shared.store.fleet) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from shared.store.db import session_scope
+from shared.store.fleet import WorkerInfo, depths, position, queue_warnings, served, waiting, why_waiting
+from shared.store.models import Job, utcnow
+
+
+def add(s, queue: str, priority: int, age: int, status: str = "queued") -> Job:
+    job = Job(name=uuid.uuid4().hex, model="cnn", dataset="mnist", spec={}, status=status, queue=queue,
+              priority=priority, created_at=utcnow() - timedelta(seconds=age))
+    s.add(job)
+    s.flush()
+    return job
+
+
+def test_positions_follow_priority_then_age_within_a_queue(db_url):
+    with session_scope(db_url) as s:  # a queue of this test's own: nothing else waits in it
+        old_low, new_high, new_low = add(s, "q-test", 0, 30), add(s, "q-test", 9, 10), add(s, "q-test", 0, 5)
+        other, running = add(s, "cpu", 9, 100), add(s, "q-test", 9, 100, "running")
+        assert [position(s, j) for j in (new_high, old_low, new_low)] == [1, 2, 3]
+        ids = {old_low.id, new_high.id, new_low.id, other.id, running.id}
+        mine = [j.id for j in waiting(s, limit=10_000) if j.id in ids and j.queue == "q-test"]
+        assert mine == [new_high.id, old_low.id, new_low.id]  # the running one is not waiting
+        assert depths(s)["q-test"] == 3 and "gpu" in depths(s)
+        s.rollback()
+
+
+def test_why_a_job_waits(db_url):
+    with session_scope(db_url) as s:
+        first, second = add(s, "q-why", 0, 10), add(s, "q-why", 0, 0)
+        assert why_waiting(s, first, []) == "no live worker serves the q-why queue; position 1 in the q-why queue " \
+                                             "(next to run)"
+        idle, busy = [WorkerInfo("w1@h", ["q-why"], [])], [WorkerInfo("w1@h", ["q-why"], [41])]
+        assert why_waiting(s, second, idle) == "position 2 in the q-why queue (1 job ahead)"
+        assert why_waiting(s, second, busy) == "position 2 in the q-why queue (1 job ahead); every worker of the " \
+                                               "q-why queue is busy"
+        assert why_waiting(s, second, None) == "position 2 in the q-why queue (1 job ahead) (the workers could not " \
+                                               "be asked)"
+        first.status = "running"
+        assert why_waiting(s, first, idle) is None
+        s.rollback()
+
+
+def test_served_and_the_submit_warning():
+    workers = [WorkerInfo("a@h", ["cpu"], [])]
+    assert (served(workers, "cpu"), served(workers, "gpu"), served(None, "gpu")) == (True, False, None)
+    unreachable = queue_warnings("redis://127.0.0.1:1/0", "gpu")
+    assert [w.field for w in unreachable] == ["device"] and "could not ask" in unreachable[0].message
