@@ -7,10 +7,22 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from shared.store.db import session_scope
 from shared.store.models import Job, Result, utcnow
+
+
+@pytest.fixture(autouse=True)
+def no_queued_leftovers(client, db_url):
+    """Cancel the queued jobs a test made: the session's database is shared, and the dispatch tests expect no
+    queued job they did not make."""
+    with session_scope(db_url) as s:
+        last = s.scalar(select(func.max(Job.id))) or 0
+    yield
+    with session_scope(db_url) as s:
+        s.execute(update(Job).where(Job.id > last, Job.status == "queued").values(status="cancelled",
+                                                                                 finished_at=utcnow()))
 
 
 @pytest.fixture

@@ -169,5 +169,6 @@ def test_the_cli_and_the_api_share_the_submit_rules(data_dir, tmp_path, sqlite_u
         mp.setattr("shared.store.publish.enqueue", lambda *a, **k: None)
         r = client.test_client().post("/jobs", json={"preset": "mnist-fc", "overrides": {"dataset": "cifar10-jpeg"}})
     assert r.status_code == 201, r.json
+    assert client.test_client().post(f"/jobs/{r.json['id']}/cancel").status_code == 202  # leave nothing queued
     assert r.json["spec"] == {**result["spec"], "train_limit": None, "test_limit": None}
     assert warning == f"cnnlab: warning: mean: {r.json['warnings'][0]['message']}"
