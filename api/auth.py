@@ -38,7 +38,8 @@ class AuthError(APIError):
 
 def init_app(app: Flask, env: Settings) -> None:
     """Sign cookies, identify every request's caller before anything else runs, and add /login and /logout."""
-    app.config.setdefault("SECRET_KEY", env.secret_key or secret_key_file(env.var_dir))
+    if not app.config.get("SECRET_KEY"):  # Flask's default config holds SECRET_KEY=None
+        app.config["SECRET_KEY"] = env.secret_key or secret_key_file(env.var_dir)
     app.config.setdefault("READS_REQUIRE_TOKEN", env.reads_require_token)
     app.config.setdefault("MAX_ACTIVE_JOBS", env.max_active_jobs)
     app.config.update(SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_HTTPONLY=True,

@@ -117,6 +117,9 @@ def claim(session: Session, owner: str, *, job_ids: list[int] = (), sweep_ids: l
     if sweep_ids:
         session.execute(update(Sweep).where(Sweep.id.in_(sweep_ids)).values(owner=owner))
         claimed += session.execute(update(Job).where(Job.sweep_id.in_(sweep_ids)).values(owner=owner)).rowcount
+    for obj in list(session.identity_map.values()):  # rows the caller already holds: read the owner afresh
+        if isinstance(obj, Job | Sweep):
+            session.expire(obj, ["owner"])
     return claimed
 
 
