@@ -146,3 +146,15 @@ def test_sign_in_goes_back_only_to_this_site_and_a_revoked_token_signs_out(app, 
     with session_scope(db_url) as s:
         tokens.revoke_token(s, name)
     _refused(browser.post("/jobs", json=SMALL))
+
+
+def test_the_openapi_document_states_the_tokens_and_their_answers(anon):
+    doc = anon.get("/openapi.json").json
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    post = doc["paths"]["/jobs"]["post"]
+    assert {"bearer": []} in post["security"] and {} not in post["security"]
+    assert {"401", "403", "429"} <= set(post["responses"]) and "Retry-After" in post["responses"]["429"]["headers"]
+    assert "owner" in doc["paths"]["/jobs/{job_id}/cancel"]["post"]["responses"]["403"]["description"]
+    assert "owner" in doc["paths"]["/jobs/{job_id}/checkpoints/{epoch}"]["get"]["responses"]["403"]["description"]
+    assert {} in doc["paths"]["/jobs"]["get"]["security"]  # reads: open by default
+    assert "security" not in doc["paths"]["/healthz"]["get"]
