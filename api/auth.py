@@ -13,7 +13,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, session, url_for
 
 from api import session as db_session
 from api.errors import APIError, json_error
@@ -70,9 +70,11 @@ def secret_key_file(var_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def identify() -> None:
+def identify() -> Response | None:
     """Set g.caller (None: anonymous) and g.via; refuse what needs a token the request lacks."""
     g.caller, g.via = None, None
+    if request.routing_exception is not None:  # no such route or method: its 404/405 says more than a 401
+        return None
     if request.endpoint in OPEN:
         with contextlib.suppress(AuthError):  # a bad token does not block the login page or the health check
             g.caller, g.via = _caller()

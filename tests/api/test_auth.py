@@ -40,6 +40,10 @@ def test_every_write_needs_a_token(anon, path):
     assert "needs an API token" in _refused(anon.post(path, json={}))
 
 
+def test_a_route_that_does_not_exist_is_a_404_or_405_not_a_401(anon):
+    assert anon.post("/no-such-route").status_code == 404 and anon.delete("/jobs").status_code == 405
+
+
 def test_a_bad_malformed_or_revoked_token_is_a_401(anon, alice, db_url):
     assert "not valid" in _refused(anon.post("/jobs", json=SMALL, headers=bearer("nope")))
     assert "Bearer <token>" in _refused(anon.post("/jobs", json=SMALL, headers={"Authorization": "Basic eDp5"}))
