@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, request, send_file, url_for
 
-from api import session
+from api import auth, session
 from api.errors import APIError
 from api.schemas import MAX_ID, CheckpointList, CheckpointOut, JobCreate, JobList, JobOut, JobQuery, Metrics
 from api.views import listed
@@ -44,6 +44,8 @@ def create_job():
     with session() as s:
         job, created = jobs.create_job(s, **body.model_dump(), data_root=current_app.config["DATA_DIR"],
                                        idempotency_key=key, fleet_check=_fleet_check)
+        if created:
+            auth.own(s, job_ids=[job.id])
         s.commit()  # stored before it is enqueued: a worker never sees an id the database lacks
         out = JobOut.of(job).model_dump(mode="json")
     if not created and out["status"] != JobStatus.QUEUED:
@@ -89,6 +91,7 @@ def get_metrics(job_id: int):
 @bp.post(JOB + "/cancel")
 def cancel_job(job_id: int):
     with session() as s:
+        auth.require_manager(jobs.get_job(s, job_id).owner, f"job {job_id}")
         return JobOut.of(jobs.request_cancel(s, job_id)).model_dump(mode="json"), 202
 
 
@@ -105,6 +108,7 @@ def list_checkpoints(job_id: int):
 def get_checkpoint(job_id: int, epoch: int):
     with session() as s:
         ckpt = jobs.get_checkpoint(s, job_id, epoch)
+        auth.require_manager(jobs.get_job(s, job_id).owner, f"job {job_id}")
     path = Path(ckpt.path)
     if not path.is_file():
         raise APIError(410, f"checkpoint file for job {job_id} epoch {epoch} is no longer on disk")

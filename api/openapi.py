@@ -164,8 +164,42 @@ def _study_paths() -> dict:
     }
 
 
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "an API token (`cnnlab tokens create NAME`); every write needs one"},
+    "session": {"type": "apiKey", "in": "cookie", "name": "session",
+                "description": "the pages' signed cookie from /login; a write with it alone must also send "
+                               "X-Requested-With or a JSON body"},
+}
+OPEN = {"/healthz", "/openapi.json"}  # never need a token
+MANAGED = {("/jobs/{job_id}/cancel", "post"), ("/jobs/{job_id}/checkpoints/{epoch}", "get"),
+           ("/sweeps/{sweep_id}/cancel", "post")}  # the owner's or an admin's
+CAPPED = {"/jobs", "/sweeps", "/studies/{name}/run"}  # add queued jobs: the per-token cap applies
+TOO_MANY = {"description": "Rate limit passed (Retry-After: seconds), or a write that would pass the token's cap of "
+                           "queued + running jobs", "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
+
+
+def _secure(paths: dict) -> dict:
+    """Each operation's security and its 401/403/429 answers (api/auth.py, api/limits.py)."""
+    for path, ops in paths.items():
+        if path in OPEN:
+            continue
+        for method, op in ops.items():
+            write = method != "get"
+            op["security"] = [{"bearer": []}, {"session": []}] if write else [{}, {"bearer": []}, {"session": []}]
+            op["responses"]["401"] = _error("No valid token (WWW-Authenticate: Bearer)" if write else
+                                            "No valid token, and reads need one (CNNLAB_READS_REQUIRE_TOKEN)")
+            if (path, method) in MANAGED:
+                op["responses"]["403"] = _error("The token is neither the owner's nor an admin's")
+            elif write:
+                op["responses"]["403"] = _error("Cookie-signed write without X-Requested-With or a JSON body")
+            op["responses"]["429"] = TOO_MANY if write and path in CAPPED else _error("Rate limit passed (Retry-After)")
+    return paths
+
+
 @lru_cache(maxsize=1)
 def document() -> dict:
     return {"openapi": "3.1.0", "info": {"title": "cnnlab", "version": "0.1.0",
                                           "description": "Train the classic CNN lab experiments as jobs."},
-            "paths": _paths(), "components": {"schemas": _schemas()}}
+            "paths": _secure(_paths()), "components": {"schemas": _schemas(), "securitySchemes": SECURITY_SCHEMES}}

@@ -105,6 +105,7 @@ class JobSummary(BaseModel):
     sweep_id: int | None = Field(None, description="the sweep that made the job, if any")
     cell_index: int | None = Field(None, description="its cell in the sweep (0-based, grid order)")
     cell: dict[str, Any] | None = Field(None, description="the cell's swept values, keyed as in the grid")
+    owner: str | None = Field(None, description="the name of the API token that submitted it (null: before tokens)")
 
     @classmethod
     def of(cls, job: Job):
@@ -221,11 +222,12 @@ class SweepSummary(BaseModel):
     created_at: Time
     jobs: int = Field(description="cells x seeds")
     counts: dict[str, int] = Field(description="jobs per status")
+    owner: str | None = Field(None, description="the name of the API token that made it (null: before tokens)")
 
     @classmethod
     def of(cls, sweep: Sweep, counts: dict[str, int]):
         data = {k: getattr(sweep, k) for k in ("id", "name", "preset", "seeds", "study", "study_version",
-                                                "size", "priority", "created_at")}
+                                                "size", "priority", "created_at", "owner")}
         listed = isinstance(sweep.grid, list)
         data |= {"grid": None if listed else sweep.grid, "listed_cells": sweep.grid if listed else None}
         return cls.model_validate(data | {"jobs": sum(counts.values()), "counts": counts})

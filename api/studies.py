@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template, request, url_for
 
-from api import session
+from api import auth, session
 from api.errors import APIError, json_error
 from api.jobs import _json_body
 from api.schemas import ReportRun, StudyList, StudyOut, StudyRun, StudySummary
@@ -86,6 +86,7 @@ def run_study(name: str):
     size = _size(body.size)
     with session() as s:
         sweep = store.run_study(s, study, size, body.seeds, body.priority, current_app.config["DATA_DIR"])
+        auth.own(s, sweep_ids=[sweep.id])
         out = commit_and_dispatch(s, sweep.id)
     return out, 201, {"Location": url_for("sweeps.get_sweep", sweep_id=out["id"])}
 
@@ -107,6 +108,7 @@ def run_report():
                             f"{', '.join(REPORT_PRESETS)}", [{"field": "presets", "message": f"unknown {unknown}"}])
     with session() as s:
         items = run_missing(s, body.seeds, body.presets or REPORT_PRESETS, current_app.config["DATA_DIR"])
+        auth.own(s, sweep_ids=[i["sweep_id"] for i in items if i["sweep_id"] is not None])
         s.commit()  # stored before enqueued, as for POST /sweeps
         out = {"items": items, "jobs": sum(len(i["seeds"]) for i in items)}
         try:

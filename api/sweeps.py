@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
-from api import session, sweepviews
+from api import auth, session, sweepviews
 from api.errors import APIError, json_error
 from api.jobs import _json_body
 from api.schemas import MAX_ID, JobCsvQuery, SweepCancel, SweepCreate, SweepList, SweepOut, SweepSummary
@@ -43,6 +43,7 @@ def create_sweep():
             sweep = sweeps.create_sweep(s, body, data_root=current_app.config["DATA_DIR"])
         except SweepTooLarge as exc:
             raise APIError(422, f"sweep too large: {exc}", [{"field": "grid", "message": str(exc)}]) from None
+        auth.own(s, sweep_ids=[sweep.id])  # a sweep counts as its jobs against the cap
         out = commit_and_dispatch(s, sweep.id)
     return out, 201, {"Location": url_for("sweeps.get_sweep", sweep_id=out["id"])}
 
@@ -98,6 +99,7 @@ def _not_found(exc):
 @bp.post(SWEEP + "/cancel")
 def cancel_sweep(sweep_id: int):
     with session() as s:
+        auth.require_manager(sweeps.get_sweep(s, sweep_id).owner, f"sweep {sweep_id}")
         done = sweeps.cancel_sweep(s, sweep_id)
         s.commit()
         counts = sweeps.status_counts(s, [sweep_id])[sweep_id]

@@ -27,6 +27,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from support import (  # noqa: E402
     WorkerProcess,
+    admin_token,
+    bearer,
     data_dir_for_tests,
     drop_postgres_database,
     migrate,
@@ -35,6 +37,7 @@ from support import (  # noqa: E402
 )
 
 REDIS = "redis://127.0.0.1:6379/13"
+AUTH: dict[str, str] = {}  # the Authorization header, once main() has made an admin token
 PORT = 5099
 
 
@@ -65,6 +68,7 @@ def post_throughput(n: int, threads: int) -> dict:
 
     def client(_):
         s = requests.Session()
+        s.headers.update(AUTH)  # writes need a token
         lat = []
         for _ in range(per_thread):
             t = time.perf_counter()
@@ -85,6 +89,7 @@ def post_throughput(n: int, threads: int) -> dict:
 def time_to_running(n: int) -> dict:
     """POST one job at a time to an idle worker and time until GET shows it running (polled every 5 ms)."""
     s = requests.Session()
+    s.headers.update(AUTH)
     waits = []
     for _ in range(n):
         t = time.perf_counter()
@@ -108,6 +113,7 @@ def overhead(preset: str, overrides: dict, data: Path, env: dict, rounds: int = 
     subprocess.run([sys.executable, "-c", warm], cwd=REPO, env=env, check=True)
     cli, svc = [], []
     s = requests.Session()
+    s.headers.update(AUTH)
     for _ in range(rounds):
         t = time.perf_counter()
         proc = subprocess.run([str(REPO / ".venv/bin/cnnlab"), "train", preset, "--data-dir", str(data), *args,
@@ -143,6 +149,7 @@ def main() -> None:
     data = data_dir_for_tests()
     url = new_postgres_database()
     migrate(url)
+    AUTH.update(bearer(admin_token(url)))  # an admin token: exempt from the rate limits and the job cap
     var = Path("/tmp/cnnlab-bench-service")
     var.mkdir(exist_ok=True)
     env = service_env(url, REDIS, var, data, var / "cache")

@@ -77,9 +77,10 @@ def stop(proc: subprocess.Popen) -> None:
             continue
 
 
-def run_jobs(base: str) -> dict:
+def run_jobs(base: str, token: str) -> dict:
     """POST the jobs one by one, wait until all succeeded; per-job overheads and the wall time."""
     s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {token}"
     t0 = time.perf_counter()
     ids = []
     for seed in range(1, JOBS + 1):
@@ -118,7 +119,7 @@ def one_round(mode: str, args) -> dict:
     env = service_env(var, args.data_dir, args.redis, args.port, mode)
     proc, startup = start(env, var, mode)
     try:
-        out = run_jobs(f"http://127.0.0.1:{args.port}")
+        out = run_jobs(f"http://127.0.0.1:{args.port}", (var / "admin-token").read_text().strip())  # run.sh made it
     finally:
         stop(proc)
         shutil.rmtree(var, ignore_errors=True)

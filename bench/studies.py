@@ -29,6 +29,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from support import (  # noqa: E402 - the tests' helpers start the same real services
     WorkerProcess,
+    admin_token,
+    bearer,
     data_dir_for_tests,
     drop_postgres_database,
     migrate,
@@ -41,6 +43,7 @@ from shared.studies import STUDIES  # noqa: E402
 REDIS = "redis://127.0.0.1:6379/5"  # this branch's own Redis database
 PORT = 5155
 BASE = f"http://127.0.0.1:{PORT}"
+AUTH: dict[str, str] = {}  # the Authorization header, once main() has made an admin token
 OUT = REPO / "bench" / "results" / "studies.json"
 
 
@@ -67,7 +70,7 @@ def start_api(env: dict, log: Path) -> subprocess.Popen:
 def run_one(name: str, size: str, seeds: int, timeout_s: float) -> dict:
     """POST the study's run, wait until no job is queued or running, read the answer."""
     t0 = time.perf_counter()
-    r = requests.post(f"{BASE}/studies/{name}/run", json={"seeds": seeds, "size": size}, timeout=120)
+    r = requests.post(f"{BASE}/studies/{name}/run", json={"seeds": seeds, "size": size}, headers=AUTH, timeout=120)
     r.raise_for_status()
     sweep_id, counts = r.json()["id"], r.json()["counts"]
     while counts["queued"] + counts["running"] and time.perf_counter() - t0 < timeout_s:
@@ -76,7 +79,7 @@ def run_one(name: str, size: str, seeds: int, timeout_s: float) -> dict:
     wall = time.perf_counter() - t0
     done = not counts["queued"] + counts["running"]
     if not done:
-        requests.post(f"{BASE}/sweeps/{sweep_id}/cancel", timeout=60)
+        requests.post(f"{BASE}/sweeps/{sweep_id}/cancel", headers=AUTH, timeout=60)
     answer = requests.get(f"{BASE}/studies/{name}", params={"size": size}, timeout=60).json()["answer"]
     return {"study": name, "sweep_id": sweep_id, "wall_s": round(wall, 1), "finished": done, "counts": counts,
             "dataset": answer["dataset"], "seed_answer": STUDIES[name].seed_answer,
@@ -99,6 +102,7 @@ def main() -> None:
     names = (args.only or list(STUDIES))[:args.limit]
     url = new_postgres_database()
     migrate(url)
+    AUTH.update(bearer(admin_token(url)))  # an admin token: exempt from the rate limits and the job cap
     var = Path("/tmp/cnnlab-bench-studies")
     var.mkdir(exist_ok=True)
     env = service_env(url, REDIS, var, data_dir_for_tests(), var / "cache", OMP_NUM_THREADS="2")

@@ -21,7 +21,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from support import data_dir_for_tests, drop_postgres_database, migrate, new_postgres_database  # noqa: E402
+from support import (  # noqa: E402
+    admin_token,
+    data_dir_for_tests,
+    drop_postgres_database,
+    migrate,
+    new_postgres_database,
+    token_client,
+)
 
 from api import create_app  # noqa: E402
 from shared.sweepgrid import MAX_JOBS  # noqa: E402
@@ -61,8 +68,8 @@ def main() -> None:
     clients = {}
     for name, url in urls.items():
         migrate(url)
-        clients[name] = create_app({"DATABASE_URL": url, "BROKER_URL": args.redis,
-                                    "DATA_DIR": data_dir_for_tests()}).test_client()
+        app = create_app({"DATABASE_URL": url, "BROKER_URL": args.redis, "DATA_DIR": data_dir_for_tests()})
+        clients[name] = token_client(app, admin_token(url))
     runs: dict[str, list[dict]] = {n: [] for n in urls}
     try:
         for _ in range(args.rounds):

@@ -15,10 +15,24 @@ PY
     echo "broker: Redis at ${CNNLAB_REDIS_URL:-redis://127.0.0.1:6379/0}"
   else
     export CNNLAB_BROKER_URL=filesystem://
+    export CNNLAB_RATELIMIT_STORAGE_URL=${CNNLAB_RATELIMIT_STORAGE_URL:-memory://}  # rate-limit counters per process
     echo "broker: Redis is not reachable, using the embedded filesystem broker under ${CNNLAB_VAR_DIR:-var}/broker"
   fi
 fi
 echo "database: ${CNNLAB_DATABASE_URL:-sqlite:///var/cnnlab.db}; data: ${CNNLAB_DATA_DIR:-./data}"
+
+# The first start makes an admin API token (writes need one); it is kept, readable by you alone, in VAR_DIR.
+token_file="${CNNLAB_VAR_DIR:-var}/admin-token"
+new_token=$("$VENV/bin/python" -m shared.cli tokens first-admin --save "$token_file")
+if [ -n "$new_token" ]; then
+  echo "admin API token created: $new_token (kept in $token_file, mode 0600, to find it again)"
+fi
+if [ -r "$token_file" ]; then
+  echo "submit a job: curl -H \"Authorization: Bearer $(cat "$token_file")\" -X POST http://127.0.0.1:$CNNLAB_PORT/jobs" \
+       "-H 'Content-Type: application/json' -d '{\"preset\":\"mnist-fc\"}'"
+else
+  echo "writes need an API token: .venv/bin/cnnlab tokens create NAME [--admin]"
+fi
 
 "$VENV/bin/python" -m worker --loglevel WARNING &
 worker=$!

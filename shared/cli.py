@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared import cli_sweep
+from shared import cli_sweep, cli_tokens
 from shared.settings import settings
 from shared.specs import PRESETS, Spec, SpecError, parse_assignments, preset_spec, resolve_checked
 from shared.train.checkpoint import CheckpointError
@@ -71,6 +71,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--strategy", choices=["auto", "vmap", "sequential"], default="auto",
                     help="--seeds: vmap (stacked) or sequential (one by one; the default for convs on CPUs)")
     cli_sweep.add_parser(sub)
+    cli_tokens.add_parser(sub)
     return p
 
 
@@ -200,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "sweep":
         return cli_sweep.sweep(args)
+    if args.command == "tokens":
+        return cli_tokens.run(args)
     return train(args)
 
 

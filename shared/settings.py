@@ -54,6 +54,19 @@ class Settings(BaseSettings):
     stop_grace_seconds: float = Field(120.0, gt=0, description="a cancelled run gets this long to reach a step "
                                       "boundary before its process is killed")
 
+    secret_key: str | None = Field(None, description="signs the pages' session cookie; default: a random key kept in "
+                                   "VAR_DIR/secret_key (mode 0600), so every gunicorn worker uses the same one")
+    cookie_secure: bool = Field(False, description="send the session cookie over HTTPS only (on behind TLS)")
+    reads_require_token: bool = Field(False, description="reads (GET) need a valid API token too; off: reads are open, "
+                                      "writes always need one")
+    rate_limit_writes: str = Field("120/minute", description="writes (POST, DELETE) per token, or per address "
+                                   "without one (flask-limiter notation; admin tokens are exempt)")
+    rate_limit_reads: str = Field("1200/minute", description="reads per token, or per address without one")
+    ratelimit_storage_url: str | None = Field(None, description="where rate-limit counters live (default REDIS_URL; "
+                                              "memory:// for one process); if it is down, requests are not refused")
+    max_active_jobs: int = Field(1000, ge=1, description="queued + running jobs one token may own (a sweep counts as "
+                                 "its jobs; admin tokens are exempt)")
+
     @model_validator(mode="after")
     def _derived(self) -> "Settings":
         """Absolute paths, and the defaults that hang off var_dir and redis_url."""
@@ -63,6 +76,7 @@ class Settings(BaseSettings):
         self.checkpoint_dir = (self.checkpoint_dir or self.var_dir / "checkpoints").resolve()
         self.database_url = self.database_url or f"sqlite:///{self.var_dir / 'cnnlab.db'}"
         self.broker_url = self.broker_url or self.redis_url
+        self.ratelimit_storage_url = self.ratelimit_storage_url or self.redis_url
         return self
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,10 @@ from support import (
     new_postgres_database,
     service_env,
 )
+
+# Apps built in tests keep their rate-limit counters in memory unless a test points them at Redis: never the
+# shared server's database 0 (the default CNNLAB_REDIS_URL).
+os.environ.setdefault("CNNLAB_RATELIMIT_STORAGE_URL", "memory://")
 
 SERVICE_FIXTURES = {"pg_url", "redis_url", "service"}  # need PostgreSQL, Redis or worker processes
 SERVICE_DIRS = ("worker", "browser")  # real workers, Chromium

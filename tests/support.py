@@ -62,6 +62,42 @@ def drop_postgres_database(url: str) -> None:
     admin.dispose()
 
 
+_ADMIN_TOKENS: dict[str, str] = {}
+
+
+def admin_token(db_url: str) -> str:
+    """An admin API token in that (migrated) database, made once per database per test run."""
+    if db_url not in _ADMIN_TOKENS:
+        from shared.store import tokens
+        from shared.store.db import session_scope
+
+        with session_scope(db_url) as s:
+            _ADMIN_TOKENS[db_url] = tokens.create_token(s, f"test-admin-{uuid.uuid4().hex[:8]}", admin=True)
+    return _ADMIN_TOKENS[db_url]
+
+
+def new_token(db_url: str, name: str | None = None, admin: bool = False) -> tuple[str, str]:
+    """A fresh token (a user of its own): (name, token)."""
+    from shared.store import tokens
+    from shared.store.db import session_scope
+
+    name = name or f"user-{uuid.uuid4().hex[:8]}"
+    with session_scope(db_url) as s:
+        return name, tokens.create_token(s, name, admin=admin)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def token_client(app, token: str):
+    """A Flask test client that sends `Authorization: Bearer <token>` with every request."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    client.token = token
+    return client
+
+
 def service_env(db: str, broker: str, var: Path, data: Path, cache: Path, **extra) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CNNLAB_")}
     return env | {"CNNLAB_DATABASE_URL": db, "CNNLAB_REDIS_URL": broker, "CNNLAB_VAR_DIR": str(var),
@@ -96,23 +132,32 @@ class WorkerProcess:
 
 
 class LiveAPI:
-    """The Flask app on a real socket (werkzeug server in a thread)."""
+    """The Flask app on a real socket (werkzeug server in a thread); get/post/delete carry an admin token.
 
-    def __init__(self, db: str, broker: str, data: Path):
+    `token`/`headers` are that token and its Authorization header; plain `requests` calls go without it."""
+
+    def __init__(self, db: str, broker: str, data: Path, config: dict | None = None):
         from werkzeug.serving import make_server
 
         from api import create_app
 
-        app = create_app({"DATABASE_URL": db, "BROKER_URL": broker, "DATA_DIR": data})
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.app = create_app({"DATABASE_URL": db, "BROKER_URL": broker, "DATA_DIR": data} | (config or {}))
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.token = admin_token(db)
+        self.headers = bearer(self.token)
+        self.http = requests.Session()
+        self.http.headers.update(self.headers)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def get(self, path, **kw):
-        return requests.get(self.url + path, timeout=30, **kw)
+        return self.http.get(self.url + path, timeout=30, **kw)
 
     def post(self, path, **kw):
-        return requests.post(self.url + path, timeout=30, **kw)
+        return self.http.post(self.url + path, timeout=30, **kw)
+
+    def delete(self, path, **kw):
+        return self.http.delete(self.url + path, timeout=30, **kw)
 
     def wait(self, job_id: int, statuses=("succeeded", "failed", "cancelled"), timeout: float = 180,
              attempts: int | None = None) -> dict:
@@ -127,6 +172,7 @@ class LiveAPI:
 
     def close(self):
         self.server.shutdown()
+        self.http.close()
 
 
 def linked_data_dir(source: Path, target: Path) -> Path:

@@ -1,10 +1,14 @@
-"""`make run`'s script as a newcomer meets it: no Redis reachable, so the embedded broker; a job still runs."""
+"""`make run`'s script as a newcomer meets it: no Redis reachable, so the embedded broker; the first start prints an
+admin token and a curl line that submits a job; a job still runs."""
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import signal
 import socket
+import stat
 import subprocess
 import time
 
@@ -35,13 +39,20 @@ def test_run_script_falls_back_to_the_embedded_broker(tmp_path, data_root, cache
             try:
                 if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still starting (a busy machine)
                 pass
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.3)
-        assert "embedded filesystem broker" in log.read_text()
-        job = requests.post(f"{url}/jobs", json={"preset": "mnist-fc", "overrides": {"train_limit": 500,
-                                                                                    "test_limit": 200}}).json()
+        text = log.read_text()
+        assert "embedded filesystem broker" in text
+        token = (tmp_path / "admin-token").read_text().strip()
+        assert stat.S_IMODE((tmp_path / "admin-token").stat().st_mode) == 0o600
+        assert f"admin API token created: {token}" in text
+        curl = shlex.split(re.search(r"submit a job: (curl .*)", text).group(1))
+        assert curl[curl.index("-H") + 1] == f"Authorization: Bearer {token}"
+        body = {"preset": "mnist-fc", "overrides": {"train_limit": 500, "test_limit": 200}}
+        assert requests.post(f"{url}/jobs", json=body).status_code == 401  # writes need the token
+        job = requests.post(f"{url}/jobs", json=body, headers={"Authorization": f"Bearer {token}"}).json()
         while (j := requests.get(f"{url}/jobs/{job['id']}").json())["status"] in ("queued", "running"):
             assert time.monotonic() < deadline + 90, j
             time.sleep(0.3)

@@ -6,8 +6,9 @@ function postForm(form, body, done) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     status.textContent = "starting…";
-    const r = await fetch(form.dataset.url, { method: "POST", headers: { "Content-Type": "application/json",
-      Accept: "application/json" }, body: JSON.stringify(body(new FormData(form))) });
+    const r = await apiFetch(form.dataset.url, { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body(new FormData(form))) });
+    if (r.status === 401) return;  // on the way to the sign-in page
     const out = await r.json();
     if (!r.ok) { status.textContent = out.error ? out.error.message : `HTTP ${r.status}`; return; }
     done(out, status);

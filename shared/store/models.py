@@ -75,6 +75,7 @@ class Job(Base):
     __table_args__ = (
         CheckConstraint(f"status IN {tuple(s.value for s in JobStatus)}", name="status"),
         Index("ix_jobs_status_created_at", "status", "created_at"),
+        Index("ix_jobs_owner_status", "owner", "status"),  # the per-token cap counts a token's active jobs
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -103,6 +104,7 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     # What the submit-time rules told the submitter ([{field, message}]): shown again on the job's page.
     warnings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    owner: Mapped[str | None] = mapped_column(String(100))  # the API token's name that submitted it; NULL: legacy
 
     epochs: Mapped[list["EpochMetric"]] = relationship(order_by="EpochMetric.epoch", cascade="all, delete-orphan",
                                                        passive_deletes=True)
@@ -127,6 +129,7 @@ class Sweep(Base):
     size: Mapped[str | None] = mapped_column(String(16))  # a study's size: quick | full
     priority: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    owner: Mapped[str | None] = mapped_column(String(100))  # as Job.owner
 
     jobs: Mapped[list["Job"]] = relationship(order_by="Job.id", passive_deletes=True)
 
@@ -192,3 +195,17 @@ class Result(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+
+
+class Token(Base):
+    """An API token: only its sha256 is stored (tokens are random, so a fast hash is enough)."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)  # what jobs record as their owner
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    admin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]  # updated at most once a minute

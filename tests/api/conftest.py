@@ -1,8 +1,11 @@
-"""The API in-process (Flask's test client) on a migrated database, with enqueueing recorded instead of sent."""
+"""The API in-process (Flask's test client) on a migrated database, with enqueueing recorded instead of sent.
+
+`client` sends an admin token with every request (`client.token`); `anon` is the same app without one."""
 
 from __future__ import annotations
 
 import pytest
+from support import admin_token, token_client
 
 from api import create_app
 from shared.store import publish
@@ -17,6 +20,15 @@ def sent(monkeypatch):
 
 
 @pytest.fixture
-def client(db_url, data_root, sent):
-    app = create_app({"DATABASE_URL": db_url, "DATA_DIR": data_root, "BROKER_URL": "redis://127.0.0.1:1/0"})
+def app(db_url, data_root, sent):
+    return create_app({"DATABASE_URL": db_url, "DATA_DIR": data_root, "BROKER_URL": "redis://127.0.0.1:1/0"})
+
+
+@pytest.fixture
+def client(app, db_url):
+    return token_client(app, admin_token(db_url))
+
+
+@pytest.fixture
+def anon(app):
     return app.test_client()

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
+from support import admin_token, token_client
 
 from api import create_app
 from shared.store import publish
@@ -132,7 +133,7 @@ def test_cancel_running_sets_the_flag_and_blocks_a_claim(client, db_url):
 
 def test_broker_down_is_a_503_and_the_job_stays_queued(db_url, data_root):
     app = create_app({"DATABASE_URL": db_url, "DATA_DIR": data_root, "BROKER_URL": "redis://127.0.0.1:1/0"})
-    r = app.test_client().post("/jobs", json={"preset": "mnist-fc"})
+    r = token_client(app, admin_token(db_url)).post("/jobs", json={"preset": "mnist-fc"})
     assert r.status_code == 503 and "broker" in r.json["error"]["message"]
     job_id = r.json["error"]["details"]["job"]["id"]
     assert app.test_client().get(f"/jobs/{job_id}").json["status"] == "queued"
@@ -181,7 +182,7 @@ def test_a_database_that_refuses_connections_is_a_fast_503_with_retry_after(data
 
     app = create_app({"DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/nothing",
                       "BROKER_URL": "redis://127.0.0.1:1/0", "DATA_DIR": data_root})
-    client = app.test_client()
+    client = token_client(app, "any-token")  # checking it needs the database too: 503, not 401
     for method, path, body in (("get", "/jobs", None), ("get", "/jobs/1", None),
                                ("post", "/jobs", {"preset": "mnist-fc"}), ("get", "/", None)):
         t = time.monotonic()
@@ -196,7 +197,7 @@ def test_a_retried_post_with_an_idempotency_key_finds_its_job(db_url, data_root)
     import uuid
 
     app = create_app({"DATABASE_URL": db_url, "DATA_DIR": data_root, "BROKER_URL": "redis://127.0.0.1:1/0"})
-    client, key = app.test_client(), {"Idempotency-Key": uuid.uuid4().hex}
+    client, key = token_client(app, admin_token(db_url)), {"Idempotency-Key": uuid.uuid4().hex}
     first = client.post("/jobs", json={"preset": "mnist-fc", "name": "once"}, headers=key)
     assert first.status_code == 503
     job_id = first.json["error"]["details"]["job"]["id"]

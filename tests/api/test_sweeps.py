@@ -7,6 +7,7 @@ import io
 
 import pytest
 from sqlalchemy import func, select
+from support import admin_token, token_client
 
 from api import create_app
 from shared.store.db import session_scope
@@ -137,7 +138,7 @@ def test_jobs_csv_takes_the_list_filters(client):
 
 def test_broker_down_stores_the_sweep_and_answers_503(db_url, data_root):
     app = create_app({"DATABASE_URL": db_url, "DATA_DIR": data_root, "BROKER_URL": "redis://127.0.0.1:1/0"})
-    r = app.test_client().post("/sweeps", json=BODY | {"grid": {}, "seeds": 1})
+    r = token_client(app, admin_token(db_url)).post("/sweeps", json=BODY | {"grid": {}, "seeds": 1})
     assert r.status_code == 503 and "broker is unreachable" in r.json["error"]["message"]
     sweep = r.json["error"]["details"]["sweep"]
     assert sweep["jobs"] == 1 and sweep["counts"]["queued"] == 1 and sweep["cells"][0]["label"] == "base"

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support import admin_token
 
 CHROMIUM = os.environ.get("CNNLAB_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -46,3 +47,19 @@ def page(browser):
     pg.on("response", lambda r: r.status >= 400 and pg.problems.append(f"HTTP {r.status}: {r.url}"))
     yield pg
     ctx.close()
+
+
+@pytest.fixture
+def sign_in():
+    """`sign_in(page, base, db_url)`: sign the page in through /login with an admin token of that database (the
+    pages' writes then work, with the session cookie); returns the token. Pass `token=` to sign in as another."""
+
+    def _sign_in(pg, base: str, db_url: str, token: str | None = None) -> str:
+        token = token or admin_token(db_url)
+        pg.goto(f"{base}/login")
+        pg.fill("#token", token)
+        pg.click("#sign-in")
+        pg.wait_for_selector("#signed-in")
+        return token
+
+    return _sign_in
