@@ -39,11 +39,12 @@ def _job(db_url, data_root, age: float = 60.0, status: str = "queued") -> int:
 def test_a_job_whose_message_is_lost_is_sent_once(db_url, data_root, broker):
     lost, waiting = _job(db_url, data_root), _job(db_url, data_root)
     enqueue(waiting, "cpu", app=broker)  # its message is still in the broker
-    with session_scope(db_url) as s:
-        assert dispatch.redispatch(s, broker, grace=10) == [lost]
+    with session_scope(db_url) as s:  # other tests' jobs may share the database: look at these two only
+        sent = dispatch.redispatch(s, broker, grace=10)
+    assert lost in sent and waiting not in sent
     assert dispatch.broker_job_ids(broker, recent=10) >= {lost, waiting}
     with session_scope(db_url) as s:  # a second watcher in the same round finds nothing to do
-        assert dispatch.redispatch(s, broker, grace=10) == []
+        assert not {lost, waiting} & set(dispatch.redispatch(s, broker, grace=10))
 
 
 def test_a_recent_dispatch_is_not_doubled_and_a_dead_lease_is_sent_again(db_url, data_root, broker):
