@@ -20,8 +20,19 @@ PY
 fi
 echo "database: ${CNNLAB_DATABASE_URL:-sqlite:///var/cnnlab.db}; data: ${CNNLAB_DATA_DIR:-./data}"
 
+# Both run in the background so a signal reaches this script at once (bash runs a trap only after a foreground
+# child returns); the trap passes SIGTERM on and waits: the worker drains (CNNLAB_DRAIN_SECONDS, when a job
+# runs), gunicorn ends its requests (graceful_timeout in gunicorn.conf.py).
+pids=()
+stop() {
+  trap - EXIT INT TERM
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+}
+trap stop EXIT INT TERM
 "$VENV/bin/python" -m worker --loglevel WARNING &
-worker=$!
-trap 'kill $worker 2>/dev/null; wait $worker 2>/dev/null' EXIT INT TERM
+pids+=($!)
 echo "API: http://127.0.0.1:$CNNLAB_PORT  (results page at /, OpenAPI at /openapi.json)"
-"$VENV/bin/gunicorn" --bind "127.0.0.1:$CNNLAB_PORT" --workers 2 --threads 4 --access-logfile - 'api:create_app()'
+"$VENV/bin/gunicorn" -c gunicorn.conf.py --bind "127.0.0.1:$CNNLAB_PORT" --access-logfile - 'api:create_app()' &
+pids+=($!)
+wait -n  # either one ending ends both

@@ -17,6 +17,9 @@ def die_with_parent() -> Callable[[], None]:
     parent = os.getpid()
 
     def arm() -> None:
+        # An ignored signal stays ignored across exec, and a Celery pool process ignores SIGTERM while idle
+        # (worker/drain.py): the child must die of it, from its parent's death or from kill_group.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:  # the parent died between fork and prctl: nobody would ever send the signal
             os._exit(1)

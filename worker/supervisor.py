@@ -24,7 +24,7 @@ from shared.store import jobs
 from shared.store.db import retry, session_scope
 from shared.store.models import JobStatus
 from shared.train.launch import torchrun_command
-from worker import warm
+from worker import drain, warm
 from worker.jobfiles import EXIT_STOPPED, START_MARK, job_dir
 from worker.processes import die_with_parent, kill_group
 
@@ -66,6 +66,13 @@ def trainer_command(job_id: int, world_size: int, resume: list[str]) -> list[str
 
 def run_job(job_id: int, worker: str) -> str:
     """Run job `job_id` if this worker wins the claim; returns the job's final status or 'skipped'."""
+    if drain.requested():  # delivered while this worker shuts down: leave it to the others
+        return "skipped"
+    with drain.running_job():
+        return _run_claimed(job_id, worker)
+
+
+def _run_claimed(job_id: int, worker: str) -> str:
     claimed = retry(lambda s: _claim(s, job_id, worker), what=f"claiming job {job_id}")
     if claimed is None:  # a duplicate delivery, a cancelled job, or another worker holds a live lease
         return "skipped"
@@ -84,6 +91,12 @@ def run_job(job_id: int, worker: str) -> str:
 
 def _end(job_id: int, worker: str, rc: int, cancelled: bool, out: Path, attempt: int) -> str:
     """Record how the job's attempt ended; a trainer killed from outside queues the job again instead."""
+    if -rc in INFRA_SIGNALS and not cancelled and drain.requested():
+        # This worker is shutting down and the job could not finish in time: back to the queue, resumed from
+        # its newest checkpoint by another worker (not counted against max_attempts: nothing went wrong).
+        log.warning("job %s: worker draining; queued again (exit code %s)", job_id, rc)
+        retry(lambda s: jobs.release(s, job_id, worker, refund=True), what=f"releasing job {job_id}")
+        return "released"
     if -rc in INFRA_SIGNALS and not cancelled and attempt < settings().max_attempts:
         # Killed from outside (the OOM killer, an operator): infrastructure, not the job's code. Queue it
         # again; the dispatcher sends it and the next claim resumes from the newest intact checkpoint.
@@ -205,6 +218,7 @@ def _watch(attempt: Attempt, members: dict[int, Path], worker: str) -> tuple[int
 
     Returns (exit code, the first job still owned, the jobs whose cancel was seen)."""
     first, cancel_at, renewed = next(iter(members)), {}, time.monotonic()
+    drained = Drained(first)
     while True:
         rc = attempt.wait(HEARTBEAT_SECONDS)
         if rc is not None:
@@ -219,12 +233,39 @@ def _watch(attempt: Attempt, members: dict[int, Path], worker: str) -> tuple[int
         if not beats[first][0]:  # our lease was taken over (or lapsed): stop at once, the new owner runs the job
             attempt.kill()
             return attempt.wait(None) or 1, False, set()
+        if drained.enough():  # finished or checkpointed what it could: the next worker resumes from there
+            attempt.kill()
+            return attempt.wait(None) or 1, True, set(cancel_at)
         for j, (_, cancel) in beats.items():
             if cancel and j not in cancel_at:
                 cancel_at[j] = time.monotonic()
                 (members[j] / "stop").touch()  # every rank (or pack member) polls its file at step boundaries
         if len(cancel_at) == len(members) and time.monotonic() - max(cancel_at.values()) > settings().stop_grace_seconds:
             attempt.kill()  # a hung run: the next wait() sees it gone
+
+
+class Drained:
+    """While the worker drains: whether the job has had its chance, a new checkpoint or CNNLAB_DRAIN_SECONDS."""
+
+    def __init__(self, job_id: int):
+        self.job_id = job_id
+        self.since: float | None = None  # monotonic time the drain was first seen
+        self.epoch = 0  # the newest checkpoint's epoch then
+
+    def enough(self) -> bool:
+        if not drain.requested():
+            return False
+        try:
+            with session_scope() as s:
+                epoch = getattr(jobs.latest_checkpoint(s, self.job_id), "epoch", 0)
+        except SQLAlchemyError:  # a database blip: count the time only
+            epoch = self.epoch
+        if self.since is None:
+            self.since, self.epoch = time.monotonic(), epoch
+            log.warning("job %s: draining; waiting for its next checkpoint (at most %ss)", self.job_id,
+                        settings().drain_seconds)
+            return False
+        return epoch > self.epoch or time.monotonic() - self.since > settings().drain_seconds
 
 
 def _error_text(out: Path, rc: int) -> str:

@@ -224,11 +224,12 @@ def finish(session: Session, job_id: int, worker: str, status: JobStatus, error:
     return bool(done)
 
 
-def release(session: Session, job_id: int, worker: str) -> bool:
-    """Give a running job we own back to the queue (its trainer was killed): the dispatcher sends it again."""
+def release(session: Session, job_id: int, worker: str, refund: bool = False) -> bool:
+    """Give a running job we own back to the queue (its trainer was killed): the dispatcher sends it again.
+    `refund`: the attempt does not count (a draining worker gave it back; nothing failed)."""
     done = session.execute(update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == JobStatus.RUNNING)
                            .values(status=JobStatus.QUEUED, worker=None, heartbeat_at=None, dispatched_at=None,
-                                   progress=None)).rowcount
+                                   progress=None, attempts=Job.attempts - (1 if refund else 0))).rowcount
     session.commit()
     return bool(done)
 

@@ -1,0 +1,30 @@
+"""Gunicorn's settings for the API (`gunicorn -c gunicorn.conf.py 'api:create_app()'`), used by scripts/run.sh and
+docker-compose. Threads, not processes, carry concurrent requests; a client that sends its request slower than
+CNNLAB_CLIENT_TIMEOUT_SECONDS allows between two packets is dropped, so slow clients cannot hold every thread."""
+
+from shared.settings import settings
+
+_s = settings()
+bind = [f"127.0.0.1:{_s.port}"]  # this host only; docker-compose binds 0.0.0.0 inside its network
+worker_class = "gthread"
+workers = _s.api_workers
+threads = _s.api_threads  # each request holds one thread while it runs or while its client sends
+timeout = 60  # seconds a worker may go silent (a stuck request) before the arbiter restarts it
+graceful_timeout = 5  # seconds in-flight requests get on SIGTERM: the API's requests are short
+keepalive = 5  # seconds an idle keep-alive connection is kept
+limit_request_line = 8190
+limit_request_fields = 100
+control_socket_disable = True  # gunicorn's control socket is one path per user: two instances would share it
+
+
+def post_worker_init(worker) -> None:
+    """Give every client socket a read timeout: a request body trickling in ends in an error, not a held thread."""
+    app, seconds = worker.wsgi, settings().client_timeout_seconds
+
+    def with_timeout(environ, start_response):
+        sock = environ.get("gunicorn.socket")
+        if sock is not None:
+            sock.settimeout(seconds)
+        return app(environ, start_response)
+
+    worker.wsgi = with_timeout
