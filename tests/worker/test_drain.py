@@ -59,7 +59,7 @@ def test_sigterm_mid_job_gives_the_job_back_and_another_worker_resumes_it(fleet,
     api, start, var = fleet
     first = start("worker-a")
     job_id = api.post("/jobs", json={"preset": "mnist-cnn", "overrides": {
-        "epochs": EPOCHS, "train_limit": 2000, "test_limit": 200}}).json()["id"]
+        "epochs": EPOCHS, "train_limit": 2000, "test_limit": 200, "keep_checkpoints": EPOCHS}}).json()["id"]
     deadline = time.monotonic() + 120
     while not api.get(f"/jobs/{job_id}/checkpoints").json()["items"]:  # one epoch done, the next one under way
         assert time.monotonic() < deadline, api.get(f"/jobs/{job_id}").json()
