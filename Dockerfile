@@ -9,9 +9,9 @@ COPY shared ./shared
 COPY api ./api
 COPY worker ./worker
 COPY migrations ./migrations
-COPY alembic.ini ./
+COPY alembic.ini gunicorn.conf.py ./
 RUN pip install -e .
 ARG CNNLAB_COMMIT=unknown
 ENV CNNLAB_COMMIT=$CNNLAB_COMMIT
 EXPOSE 5000
-CMD ["gunicorn", "--bind", "0.0.0.0:5000", "--workers", "4", "--threads", "4", "api:create_app()"]
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "--bind", "0.0.0.0:5000", "api:create_app()"]

@@ -43,6 +43,12 @@ def _database_unavailable(exc):
     return body, status, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
+def _http_error(exc: HTTPException):
+    """Werkzeug's errors in our shape, keeping their headers (a 405's Allow, a 401's WWW-Authenticate)."""
+    body, status = json_error(exc.code or 500, exc.description or exc.name)
+    return body, status, [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+
+
 def register(app: Flask) -> None:
     app.register_error_handler(APIError, lambda e: json_error(e.status, e.message, e.details))
     app.register_error_handler(SpecError, lambda e: json_error(422, f"invalid spec: {e}", e.errors))
@@ -56,7 +62,7 @@ def register(app: Flask) -> None:
     app.register_error_handler(OperationalError, _database_unavailable)
     app.register_error_handler(InterfaceError, _database_unavailable)
     app.register_error_handler(PoolTimeout, _database_unavailable)
-    app.register_error_handler(HTTPException, lambda e: json_error(e.code or 500, e.description or e.name))
+    app.register_error_handler(HTTPException, _http_error)
 
     @app.errorhandler(Exception)
     def _unexpected(exc):  # a bug: log the traceback, never send it

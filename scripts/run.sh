@@ -34,10 +34,21 @@ else
   echo "writes need an API token: .venv/bin/cnnlab tokens create NAME [--admin]"
 fi
 
+# Both run in the background so a signal reaches this script at once (bash runs a trap only after a foreground
+# child returns); the trap passes SIGTERM on and waits: the worker drains (CNNLAB_DRAIN_SECONDS, when a job
+# runs), gunicorn ends its requests (graceful_timeout in gunicorn.conf.py).
+pids=()
+stop() {
+  trap - EXIT INT TERM
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+}
+trap stop EXIT INT TERM
 "$VENV/bin/python" -m worker --loglevel WARNING &
-worker=$!
-trap 'kill $worker 2>/dev/null; wait $worker 2>/dev/null' EXIT INT TERM
+pids+=($!)
 echo "API: http://127.0.0.1:$CNNLAB_PORT  (results page at /, OpenAPI at /openapi.json)"
 # No access log: the pages poll GET /jobs/<id> every 2 s and would flood this terminal; gunicorn's error log
 # (stderr) still shows errors and the app's warnings.
-"$VENV/bin/gunicorn" --bind "127.0.0.1:$CNNLAB_PORT" --workers 2 --threads 4 'api:create_app()'
+"$VENV/bin/gunicorn" -c gunicorn.conf.py --bind "127.0.0.1:$CNNLAB_PORT" 'api:create_app()' &
+pids+=($!)
+wait -n  # either one ending ends both

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
         default_factory=lambda: {"cpu": os.cpu_count() or 1, "gpu": 8},
         description="most ranks (world_size) a job may ask for, per queue (JSON)")
     port: int = Field(5000, description="the API's port under `make run`")
+    api_workers: int = Field(2, ge=1, description="gunicorn worker processes of the API (gunicorn.conf.py)")
+    api_threads: int = Field(16, ge=1, description="threads per API worker process: requests served at once")
+    client_timeout_seconds: float = Field(10.0, gt=0, description="the API drops a client that sends nothing for "
+                                          "this long while it sends its request")
     warm_trainers: bool = Field(True, description="a worker slot keeps one trainer process alive between jobs "
                                 "(world_size 1); off: a fresh process per job")
     trainer_max_rss_mb: float = Field(4096.0, gt=0, description="a warm trainer whose resident memory (MiB) is "
@@ -53,6 +57,8 @@ class Settings(BaseSettings):
                                  "between runs (least recently used dropped first; 0: none)")
     stop_grace_seconds: float = Field(120.0, gt=0, description="a cancelled run gets this long to reach a step "
                                       "boundary before its process is killed")
+    drain_seconds: float = Field(60.0, ge=0, description="on SIGTERM a worker lets its running job train until its "
+                                 "next checkpoint, at most this long, then queues it again for another worker")
 
     secret_key: str | None = Field(None, description="signs the pages' session cookie; default: a random key kept in "
                                    "VAR_DIR/secret_key (mode 0600), so every gunicorn worker uses the same one")

@@ -65,6 +65,13 @@ class Spec(BaseModel):
         "(CosineAnnealingLR from lr to 0), onecycle (OneCycleLR with max_lr = lr)")
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="cross-entropy label smoothing in training "
                                    "(the evaluation loss stays plain cross-entropy)")
+    max_minutes: float | None = Field(None, gt=0, le=43_200, description="wall-time limit of one run (attempt) in "
+                                      "minutes: the worker kills it when reached and the job fails; null: none")
+    memory_gb: float | None = Field(None, gt=0, le=4096, description="resident memory (GB) the job's training "
+                                    "processes may use together: the worker kills them above it and the job fails; "
+                                    "null: its queue's (CNNLAB_QUEUE_MEMORY_GB)")
+    keep_checkpoints: int = Field(2, ge=1, le=1000, description="epoch checkpoints kept: the newest N (the final "
+                                  "one among them); older ones are deleted, file and record, as the run goes")
 
     @field_validator("model")
     @classmethod

@@ -31,7 +31,7 @@ def test_compose_has_the_services_volumes_and_health_checks():
         assert env["CNNLAB_REDIS_URL"] == "redis://redis:6379/0"
         mounted = {v.split(":")[1] for v in services[name]["volumes"]}
         assert {env["CNNLAB_DATA_DIR"], env["CNNLAB_VAR_DIR"]} <= mounted
-    named = {v.split(":")[0] for s in services.values() for v in s.get("volumes", [])}
+    named = {v.split(":")[0] for s in services.values() for v in s.get("volumes", []) if not v.startswith(("./", "/"))}
     assert named <= set(doc["volumes"])
     published = [p for s in services.values() for p in s.get("ports", [])]
     assert published and all(p.startswith("127.0.0.1:") for p in published)  # nothing on other interfaces
@@ -57,3 +57,28 @@ def test_dockerfile_copies_what_exists():
         if line.startswith("COPY "):
             for src in line.split()[1:-1]:
                 assert (REPO / src).exists(), src
+
+
+def test_the_api_is_reached_through_a_proxy_that_buffers_slow_clients():
+    services = compose()["services"]
+    assert "ports" not in services["api"] and services["api"]["expose"] == ["5000"]
+    proxy = services["proxy"]
+    assert proxy["image"].startswith("nginx:") and proxy["ports"] == ["127.0.0.1:5000:80"]
+    source, target = proxy["volumes"][0].split(":")[:2]
+    conf = (REPO / source).read_text()
+    assert target == "/etc/nginx/conf.d/default.conf"
+    assert "server api:5000;" in conf and "proxy_pass http://cnnlab_api;" in conf
+    for directive in ("client_body_timeout", "client_header_timeout", "proxy_request_buffering on",
+                      "client_max_body_size 64k"):
+        assert directive in conf, directive
+    assert proxy["depends_on"]["api"]["condition"] == "service_healthy"
+
+
+def test_gunicorn_runs_from_its_config_everywhere():
+    api = compose()["services"]["api"]["command"]
+    assert api[:3] == ["gunicorn", "-c", "gunicorn.conf.py"]
+    assert "COPY alembic.ini gunicorn.conf.py ./" in (REPO / "Dockerfile").read_text()
+    assert "-c gunicorn.conf.py" in (REPO / "scripts" / "run.sh").read_text()
+    cfg = {}
+    exec(compile((REPO / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), cfg)  # noqa: S102
+    assert cfg["worker_class"] == "gthread" and cfg["threads"] >= 16 and cfg["graceful_timeout"] <= 10

@@ -6,13 +6,13 @@ import logging
 import threading
 import time
 
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutting_down
 
 from shared.settings import settings
 from shared.store import dispatch
 from shared.store.db import forget_connections, session_scope
 from shared.store.publish import make_celery
-from worker import warm
+from worker import drain, warm
 
 app = make_celery()
 app.conf.include = ["worker.tasks"]
@@ -42,7 +42,19 @@ def on_ready(sender=None, **_):
     threading.Thread(target=_watch_dispatch, name="cnnlab-dispatch", daemon=True).start()
 
 
+@worker_init.connect
+def on_init(**_):
+    drain.prepare()  # before the pool forks: the pipe that tells its processes to drain
+
+
+@worker_shutting_down.connect
+def on_shutdown(**_):
+    """SIGTERM (or SIGINT, SIGQUIT): the pool processes drain (worker/drain.py)."""
+    drain.start()
+
+
 @worker_process_init.connect
 def on_fork(**_):
     forget_connections()  # a pool process must not share the parent's database connections
+    drain.pool_process_ignores_sigterm()
     warm.prestart()  # this slot's trainer imports torch while the pool waits for its first job

@@ -8,8 +8,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # prctl option from <linux/prctl.h>
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 def die_with_parent() -> Callable[[], None]:
@@ -17,6 +19,9 @@ def die_with_parent() -> Callable[[], None]:
     parent = os.getpid()
 
     def arm() -> None:
+        # An ignored signal stays ignored across exec, and a Celery pool process ignores SIGTERM while idle
+        # (worker/drain.py): the child must die of it, from its parent's death or from kill_group.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:  # the parent died between fork and prctl: nobody would ever send the signal
             os._exit(1)
@@ -51,6 +56,20 @@ def rss_mb(pid: int) -> float:
     except (FileNotFoundError, ProcessLookupError):
         pass
     return 0.0
+
+
+def group_rss_mb(pgid: int) -> float:
+    """Resident memory of every process in process group `pgid` together, in MiB (a trainer and its ranks and loader
+    workers; pages they share are counted once per process, so this errs high)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[2]) == pgid:  # after the name: state, ppid, pgrp
+            total += int(fields[21]) * PAGE_BYTES / 2**20  # rss, in pages
+    return total
 
 
 def alive(pid: int) -> bool:

@@ -103,11 +103,14 @@ def tidy() -> None:
 def serve(conn: Connection) -> None:
     """Train the jobs that arrive until the supervisor closes the connection."""
     warm_up()
-    send(conn, Ready(pid=os.getpid()))
+    try:
+        send(conn, Ready(pid=os.getpid()))
+    except OSError:  # the supervisor went away while this trainer warmed up (a worker shutting down)
+        return
     while True:
         try:
             hand = receive(conn)
-        except EOFError:
+        except (EOFError, OSError):  # closed or reset by the supervisor: no more jobs, exit quietly
             return
         if not isinstance(hand, Hand):
             raise TypeError(f"expected a job, got {hand!r}")

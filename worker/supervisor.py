@@ -24,8 +24,9 @@ from shared.store import jobs
 from shared.store.db import retry, session_scope
 from shared.store.models import JobStatus
 from shared.train.launch import torchrun_command
-from worker import warm
-from worker.jobfiles import EXIT_STOPPED, START_MARK, job_dir
+from worker import drain, warm
+from worker.jobfiles import EXIT_STOPPED, LIMIT_FILE, START_MARK, job_dir
+from worker.limits import Limits
 from worker.processes import die_with_parent, kill_group
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ INFRA_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGHUP}
 
 class Attempt(Protocol):
     """A job being trained somewhere: a fresh process or a warm trainer."""
+
+    proc: subprocess.Popen  # leads the attempt's process group
 
     def wait(self, timeout: float | None) -> int | None: ...  # its exit code once done, else None
     def kill(self) -> None: ...
@@ -66,17 +69,25 @@ def trainer_command(job_id: int, world_size: int, resume: list[str]) -> list[str
 
 def run_job(job_id: int, worker: str) -> str:
     """Run job `job_id` if this worker wins the claim; returns the job's final status or 'skipped'."""
+    if drain.requested():  # delivered while this worker shuts down: leave it to the others
+        return "skipped"
+    with drain.running_job():
+        return _run_claimed(job_id, worker)
+
+
+def _run_claimed(job_id: int, worker: str) -> str:
     claimed = retry(lambda s: _claim(s, job_id, worker), what=f"claiming job {job_id}")
     if claimed is None:  # a duplicate delivery, a cancelled job, or another worker holds a live lease
         return "skipped"
     spec, resume, attempt, mates = claimed
+    limits = Limits.of(spec)
     if mates:
-        return _run_pack(job_id, mates, worker, attempt)
+        return _run_pack(job_id, mates, worker, attempt, limits)
     out = _prepare(job_id)
     if spec.world_size == 1 and settings().warm_trainers:
-        rc, owned, cancelled = _train_warm(job_id, worker, out, resume)
+        rc, owned, cancelled = _train_warm(job_id, worker, out, resume, limits)
     else:
-        rc, owned, cancelled = _train_fresh(job_id, worker, out, spec.world_size, resume)
+        rc, owned, cancelled = _train_fresh(job_id, worker, out, spec.world_size, resume, limits)
     if not owned:
         return "lost"
     return _end(job_id, worker, rc, cancelled, out, attempt)
@@ -84,7 +95,14 @@ def run_job(job_id: int, worker: str) -> str:
 
 def _end(job_id: int, worker: str, rc: int, cancelled: bool, out: Path, attempt: int) -> str:
     """Record how the job's attempt ended; a trainer killed from outside queues the job again instead."""
-    if -rc in INFRA_SIGNALS and not cancelled and attempt < settings().max_attempts:
+    ours = (out / LIMIT_FILE).exists()  # killed for passing its own limits: its fault, never retried
+    if -rc in INFRA_SIGNALS and not cancelled and not ours and drain.requested():
+        # This worker is shutting down and the job could not finish in time: back to the queue, resumed from
+        # its newest checkpoint by another worker (not counted against max_attempts: nothing went wrong).
+        log.warning("job %s: worker draining; queued again (exit code %s)", job_id, rc)
+        retry(lambda s: jobs.release(s, job_id, worker, refund=True), what=f"releasing job {job_id}")
+        return "released"
+    if -rc in INFRA_SIGNALS and not cancelled and not ours and attempt < settings().max_attempts:
         # Killed from outside (the OOM killer, an operator): infrastructure, not the job's code. Queue it
         # again; the dispatcher sends it and the next claim resumes from the newest intact checkpoint.
         log.warning("job %s: trainer killed by signal %s on attempt %s; queued again", job_id, -rc, attempt)
@@ -96,7 +114,7 @@ def _end(job_id: int, worker: str, rc: int, cancelled: bool, out: Path, attempt:
     return status
 
 
-def _run_pack(job_id: int, mates: list[int], worker: str, attempt: int) -> str:
+def _run_pack(job_id: int, mates: list[int], worker: str, attempt: int, limits: Limits) -> str:
     """Train a sweep cell's seeds as one pack in this slot's warm trainer; end each job by its own outcome."""
     members = {j: _prepare(j) for j in (job_id, *mates)}
     log.info("job %s trains with its cell mates %s as one pack", job_id, mates)
@@ -104,7 +122,7 @@ def _run_pack(job_id: int, mates: list[int], worker: str, attempt: int) -> str:
     rc, owned, cancelled, codes = 1, False, set(), {}
     try:
         trainer.hand(job_id, [], pack=mates)
-        rc, owned, cancelled = _watch(trainer, members, worker)
+        rc, owned, cancelled = _watch(trainer, members, worker, limits)
         codes = trainer.codes
     except OSError as exc:
         log.warning("could not hand pack %s to trainer %s: %s", list(members), trainer.proc.pid, exc)
@@ -120,6 +138,8 @@ def _run_pack(job_id: int, mates: list[int], worker: str, attempt: int) -> str:
 def _outcome(rc: int, cancelled: bool, out: Path) -> tuple[JobStatus, str | None]:
     if rc == 0:
         return JobStatus.SUCCEEDED, None
+    if (out / LIMIT_FILE).exists() and not cancelled:
+        return JobStatus.FAILED, (out / LIMIT_FILE).read_text()
     if cancelled or rc == EXIT_STOPPED:
         return JobStatus.CANCELLED, None
     return JobStatus.FAILED, _error_text(out, rc)
@@ -166,31 +186,32 @@ def _prepare(job_id: int) -> Path:
     """The job's directory without a previous attempt's stop, error and pid files; the attempt's mark in its log."""
     out = job_dir(job_id)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in [out / "stop", *out.glob("error-rank*.txt"), *out.glob("rank*.pid")]:
+    for stale in [out / "stop", out / LIMIT_FILE, *out.glob("error-rank*.txt"), *out.glob("rank*.pid")]:
         stale.unlink(missing_ok=True)
     with open(out / "log.txt", "ab") as logfile:
         logfile.write(f"{START_MARK}\n".encode())
     return out
 
 
-def _train_fresh(job_id: int, worker: str, out: Path, world_size: int, resume: list[str]) -> tuple[int, bool, bool]:
+def _train_fresh(job_id: int, worker: str, out: Path, world_size: int, resume: list[str],
+                 limits: Limits) -> tuple[int, bool, bool]:
     with open(out / "log.txt", "ab") as logfile:
         proc = subprocess.Popen(trainer_command(job_id, world_size, resume), stdout=logfile,
                                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent())
         try:
-            rc, owned, cancelled = _watch(FreshProcess(proc), {job_id: out}, worker)
+            rc, owned, cancelled = _watch(FreshProcess(proc), {job_id: out}, worker, limits)
             return rc, owned, bool(cancelled)
         finally:
             kill_group(proc)  # sweep any rank or loader process left behind, also if watching failed
 
 
-def _train_warm(job_id: int, worker: str, out: Path, resume: list[str]) -> tuple[int, bool, bool]:
+def _train_warm(job_id: int, worker: str, out: Path, resume: list[str], limits: Limits) -> tuple[int, bool, bool]:
     """Hand the job to this slot's warm trainer; keep that trainer only if the job ended cleanly."""
     trainer = warm.slot_trainer()
     rc, owned, cancelled = 1, False, False
     try:
         trainer.hand(job_id, resume)
-        rc, owned, stopped = _watch(trainer, {job_id: out}, worker)
+        rc, owned, stopped = _watch(trainer, {job_id: out}, worker, limits)
         cancelled = bool(stopped)
     except OSError as exc:  # the trainer died before the job reached it (it was checked alive just before)
         log.warning("could not hand job %s to trainer %s: %s", job_id, trainer.proc.pid, exc)
@@ -200,11 +221,13 @@ def _train_warm(job_id: int, worker: str, out: Path, resume: list[str]) -> tuple
     return rc, owned, cancelled
 
 
-def _watch(attempt: Attempt, members: dict[int, Path], worker: str) -> tuple[int, bool, set[int]]:
-    """Heartbeat while the jobs train (one, or a pack, the first leading); pass on each job's cancel.
+def _watch(attempt: Attempt, members: dict[int, Path], worker: str, limits: Limits) -> tuple[int, bool, set[int]]:
+    """Heartbeat while the jobs train (one, or a pack, the first leading); pass on each job's cancel; end a run
+    past its limits, or a draining worker's.
 
     Returns (exit code, the first job still owned, the jobs whose cancel was seen)."""
     first, cancel_at, renewed = next(iter(members)), {}, time.monotonic()
+    drained = Drained(first)
     while True:
         rc = attempt.wait(HEARTBEAT_SECONDS)
         if rc is not None:
@@ -219,12 +242,49 @@ def _watch(attempt: Attempt, members: dict[int, Path], worker: str) -> tuple[int
         if not beats[first][0]:  # our lease was taken over (or lapsed): stop at once, the new owner runs the job
             attempt.kill()
             return attempt.wait(None) or 1, False, set()
+        if drained.enough() or _over_limit(attempt, members, limits):
+            attempt.kill()
+            return attempt.wait(None) or 1, True, set(cancel_at)
         for j, (_, cancel) in beats.items():
             if cancel and j not in cancel_at:
                 cancel_at[j] = time.monotonic()
                 (members[j] / "stop").touch()  # every rank (or pack member) polls its file at step boundaries
         if len(cancel_at) == len(members) and time.monotonic() - max(cancel_at.values()) > settings().stop_grace_seconds:
             attempt.kill()  # a hung run: the next wait() sees it gone
+
+
+def _over_limit(attempt: Attempt, members: dict[int, Path], limits: Limits) -> bool:
+    """Whether the run is past its wall time or memory; if so the reason goes to each member's limit file."""
+    why = limits.breach(attempt.proc.pid)  # the trainer leads its own process group (start_new_session)
+    if why is not None:
+        log.warning("job %s: %s", next(iter(members)), why)
+        for out in members.values():
+            (out / LIMIT_FILE).write_text(why)
+    return why is not None
+
+
+class Drained:
+    """While the worker drains: whether the job has had its chance, a new checkpoint or CNNLAB_DRAIN_SECONDS."""
+
+    def __init__(self, job_id: int):
+        self.job_id = job_id
+        self.since: float | None = None  # monotonic time the drain was first seen
+        self.epoch = 0  # the newest checkpoint's epoch then
+
+    def enough(self) -> bool:
+        if not drain.requested():
+            return False
+        try:
+            with session_scope() as s:
+                epoch = getattr(jobs.latest_checkpoint(s, self.job_id), "epoch", 0)
+        except SQLAlchemyError:  # a database blip: count the time only
+            epoch = self.epoch
+        if self.since is None:
+            self.since, self.epoch = time.monotonic(), epoch
+            log.warning("job %s: draining; waiting for its next checkpoint (at most %ss)", self.job_id,
+                        settings().drain_seconds)
+            return False
+        return epoch > self.epoch or time.monotonic() - self.since > settings().drain_seconds
 
 
 def _error_text(out: Path, rc: int) -> str:

@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from sqlalchemy import insert, update
+from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.settings import settings
@@ -45,6 +45,7 @@ class DbReporter(Reporter):
         self.min_interval = min_interval
         self.last = 0.0
         self.epochs = 1
+        self.keep: int | None = None  # the spec's keep_checkpoints, known at on_start
         self.error: Exception | None = None
         self.pending: queue.Queue = queue.Queue(maxsize=self.BUFFER)
         self.writer = threading.Thread(target=self._write, name="db-reporter", daemon=True)
@@ -69,6 +70,7 @@ class DbReporter(Reporter):
 
     def on_start(self, info: RunInfo) -> None:
         self.epochs = info.epochs or info.spec.epochs  # `steps` runs count their epochs from the step budget
+        self.keep = info.spec.keep_checkpoints
         done = info.start_epoch
         self._progress(phase="training", epoch=done, epochs=self.epochs, step=0, steps=info.steps_per_epoch,
                        fraction=done / self.epochs)
@@ -88,8 +90,12 @@ class DbReporter(Reporter):
         self.pending.put([insert(EpochMetric).values(job_id=self.job_id, **metrics.model_dump())])
 
     def on_checkpoint(self, epoch, path, sha256):
-        self.pending.put([insert(Checkpoint).values(job_id=self.job_id, epoch=epoch, path=str(path), sha256=sha256,
-                                                    size_bytes=Path(path).stat().st_size, created_at=utcnow())])
+        statements = [insert(Checkpoint).values(job_id=self.job_id, epoch=epoch, path=str(path), sha256=sha256,
+                                                size_bytes=Path(path).stat().st_size, created_at=utcnow())]
+        if self.keep is not None:  # the engine deletes the file that falls out of the newest `keep`; its record too
+            statements.append(delete(Checkpoint).where(Checkpoint.job_id == self.job_id,
+                                                       Checkpoint.epoch <= epoch - self.keep))
+        self.pending.put(statements)
 
 
 def write_again(statements: list, what: str) -> None:

@@ -29,6 +29,7 @@ from typing import Literal
 from pydantic import BaseModel, TypeAdapter
 
 from shared.settings import settings
+from worker import drain
 from worker.processes import die_with_parent, kill_group, rss_mb
 
 log = logging.getLogger(__name__)
@@ -156,5 +157,5 @@ def after_job(reusable: bool) -> None:
 
 def prestart() -> None:
     """Start the slot's trainer ahead of the first job, so its imports overlap the wait for work."""
-    if settings().warm_trainers:
+    if settings().warm_trainers and not drain.requested():  # a draining worker starts no trainer
         slot_trainer()

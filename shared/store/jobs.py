@@ -72,12 +72,16 @@ def check_resources(spec: Spec, shape: tuple[int, int, int], num_classes: int) -
         raise SpecError([{"field": "world_size", "message": f"the {queue} queue runs at most {ranks} ranks "
                                                             f"(CNNLAB_QUEUE_MAX_WORLD_SIZE), got {spec.world_size}"}])
     need, limit = estimate(spec, shape, num_classes), env.queue_memory_gb.get(queue, float("inf"))
+    if spec.memory_gb is not None and spec.memory_gb > limit:
+        raise SpecError([{"field": "memory_gb", "message": f"the {queue} queue's jobs may use at most {limit:g} GB "
+                                                           f"(CNNLAB_QUEUE_MEMORY_GB), got {spec.memory_gb:g}"}])
+    limit = spec.memory_gb or limit
     if need.total_gb > limit:
         raise SpecError([{"field": "spec", "message": (
             f"needs about {need.total_gb:,.1f} GB (weights, gradients and optimizer state "
             f"{need.weights_bytes / 2**30:,.1f} GB, one batch's activations {need.activations_bytes / 2**30:,.1f} GB, "
-            f"data {need.data_bytes / 2**30:,.1f} GB); the {queue} queue's jobs may use {limit:g} GB "
-            f"(CNNLAB_QUEUE_MEMORY_GB): lower batch_size or the model's size")}])
+            f"data {need.data_bytes / 2**30:,.1f} GB); the job may use {limit:g} GB "
+            f"(memory_gb, else the {queue} queue's CNNLAB_QUEUE_MEMORY_GB): lower batch_size or the model's size")}])
 
 
 def create_job(session: Session, *, preset: str | None = None, overrides: dict | None = None,
@@ -239,11 +243,12 @@ def finish(session: Session, job_id: int, worker: str, status: JobStatus, error:
     return bool(done)
 
 
-def release(session: Session, job_id: int, worker: str) -> bool:
-    """Give a running job we own back to the queue (its trainer was killed): the dispatcher sends it again."""
+def release(session: Session, job_id: int, worker: str, refund: bool = False) -> bool:
+    """Give a running job we own back to the queue (its trainer was killed): the dispatcher sends it again.
+    `refund`: the attempt does not count (a draining worker gave it back; nothing failed)."""
     done = session.execute(update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == JobStatus.RUNNING)
                            .values(status=JobStatus.QUEUED, worker=None, heartbeat_at=None, dispatched_at=None,
-                                   progress=None)).rowcount
+                                   progress=None, attempts=Job.attempts - (1 if refund else 0))).rowcount
     session.commit()
     return bool(done)
 

@@ -69,3 +69,11 @@ def _sidecar(path: Path) -> Path:
 
 def path_for(out_dir: Path, epoch: int) -> Path:
     return Path(out_dir) / f"epoch-{epoch:03d}.pt"
+
+
+def prune(out_dir: Path, epoch: int, keep: int) -> None:
+    """Delete the checkpoint that falls out of the newest `keep` once `epoch` is written (file and sidecar)."""
+    if epoch - keep >= 1:
+        old = path_for(out_dir, epoch - keep)
+        old.unlink(missing_ok=True)
+        _sidecar(old).unlink(missing_ok=True)

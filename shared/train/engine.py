@@ -29,7 +29,8 @@ from shared.train.steps import EagerStep, GraphedStep
 
 CUDNN_BENCHMARK = False  # timing algorithms costs ~2 s at start (H100, VGG) and gains ~0.02 s an epoch
 # Fields a resumed run may change: they do not alter what is learned, only how or how long.
-RESUMABLE_CHANGES = {"epochs", "world_size", "device", "precision", "test_batch_size", "log_every", "sync_bn"}
+RESUMABLE_CHANGES = {"epochs", "world_size", "device", "precision", "test_batch_size", "log_every", "sync_bn",
+                     "max_minutes", "memory_gb", "keep_checkpoints"}
 
 
 class Stopped(Exception):
@@ -325,6 +326,7 @@ def save_checkpoint(run: Run, epoch: int, out_dir: Path, reporter: Reporter) -> 
                            "rng": {"torch": torch.get_rng_state() if run.rng_state is None else run.rng_state}},
                           path)
     reporter.on_checkpoint(epoch, path, sha)
+    checkpoint.prune(out_dir, epoch, run.spec.keep_checkpoints)
 
 
 def summarize(run: Run, last: Evaluation | None) -> FitResult:

@@ -76,6 +76,7 @@ def test_unknown_field_is_named():
 @pytest.mark.parametrize("field, value", [
     ("epochs", 0), ("lr", -1), ("optimizer", "rmsprop"), ("batch_size", 0), ("momentum", 1.0),
     ("model", "resnet"), ("dataset", "../etc"), ("device", "tpu"), ("std", [0.0]),
+    ("max_minutes", 0), ("memory_gb", -1), ("memory_gb", 5000), ("keep_checkpoints", 0),
 ])
 def test_bad_value_names_the_field(field, value):
     with pytest.raises(SpecError) as exc:

@@ -154,3 +154,11 @@ def test_same_spec_and_seed_give_identical_metrics(data_dir, tmp_path):
     r3 = fit(resolve("mnist-cnn", {"epochs": 2, "train_limit": 1000, "test_limit": 200, "seed": 1}),
              data_root=data_dir)
     assert [m.train_loss for m in r3.history] != [m.train_loss for m in r1.history]
+
+
+def test_only_the_newest_checkpoints_are_kept(data_dir, tmp_path):
+    spec = resolve("mnist-fc", {"epochs": 4, "train_limit": 300, "test_limit": 100, "keep_checkpoints": 2})
+    fit(spec, data_root=data_dir, out_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("epoch-*")) == [
+        "epoch-003.pt", "epoch-003.pt.sha256", "epoch-004.pt", "epoch-004.pt.sha256"]
+    checkpoint.load(checkpoint.path_for(tmp_path, 4))  # the final one, intact

@@ -105,7 +105,7 @@ def test_lr_schedules():
 
 @pytest.mark.parametrize("kind", ["cosine", "onecycle"])
 def test_a_resumed_schedule_continues_where_it_stopped(data_dir, tmp_path, kind):
-    spec = resolve("mnist-cnn", {**SMALL, "epochs": 3, "lr_schedule": kind})
+    spec = resolve("mnist-cnn", {**SMALL, "epochs": 3, "lr_schedule": kind, "keep_checkpoints": 3})
     straight = fit(spec, data_root=data_dir, out_dir=tmp_path / "s")
     calls = {"n": 0}
 

@@ -1,0 +1,33 @@
+"""Gunicorn's settings for the API (`gunicorn -c gunicorn.conf.py 'api:create_app()'`), used by scripts/run.sh and
+docker-compose (behind nginx there, which buffers slow clients; deploy/nginx.conf).
+
+Threads, not processes, carry concurrent requests, and a request holds its thread while its client sends the body.
+So every client socket gets a read timeout (CNNLAB_CLIENT_TIMEOUT_SECONDS): a body that stalls ends in a 400, and
+a few slow clients cannot hold every thread while /healthz waits."""
+
+from shared.settings import settings
+
+_s = settings()
+bind = [f"127.0.0.1:{_s.port}"]  # this host only; docker-compose binds 0.0.0.0 inside its network
+worker_class = "gthread"
+workers = _s.api_workers
+threads = _s.api_threads  # requests served at once per worker process
+timeout = 60  # seconds a worker may go silent (a stuck request) before the arbiter restarts it
+graceful_timeout = 5  # seconds in-flight requests get on SIGTERM: the API's requests are short
+keepalive = 5  # seconds an idle keep-alive connection is kept
+limit_request_line = 8190
+limit_request_fields = 100
+control_socket_disable = True  # gunicorn's control socket is one path per user: two instances would share it
+
+
+def post_worker_init(worker) -> None:
+    """Wrap the app: each client socket gets a read timeout (werkzeug answers a body that stalls with a 400)."""
+    app, seconds = worker.wsgi, settings().client_timeout_seconds
+
+    def with_timeout(environ, start_response):
+        sock = environ.get("gunicorn.socket")
+        if sock is not None:
+            sock.settimeout(seconds)
+        return app(environ, start_response)
+
+    worker.wsgi = with_timeout

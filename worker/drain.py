@@ -1,0 +1,73 @@
+"""Graceful drain: on SIGTERM a worker takes no new job, lets its running job finish or reach its next
+checkpoint (at most CNNLAB_DRAIN_SECONDS), gives it back to the queue if it cannot, and starts no trainer.
+
+The Celery main process stops consuming on SIGTERM (a warm shutdown) and writes one byte to a pipe that every
+pool process inherits (also one forked during the shutdown), so `requested()` is true in all of them whether the
+signal reached only the main process (`docker stop`) or the whole process group (Ctrl-C, systemd). A pool process
+ignores SIGTERM while idle (the main process ends the pool once the running jobs are done) and, while it runs a
+job, leaves the job to the supervisor's watch loop (worker/supervisor.py) instead of dying with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import threading
+
+log = logging.getLogger(__name__)
+_channel: tuple[int, int] | None = None  # (read end, write end), made by the main process before the pool forks
+_told = threading.Event()  # this process got SIGTERM itself
+_busy = threading.Event()  # this pool process runs a job
+
+
+def prepare() -> None:
+    """In the main process, before the pool starts: the pipe its pool processes will watch."""
+    global _channel
+    if _channel is None:
+        _channel = os.pipe()
+
+
+def requested() -> bool:
+    """Whether this worker drains: its main process said so, or this process got SIGTERM."""
+    if _told.is_set():
+        return True
+    if _channel is None:
+        return False
+    return bool(select.select([_channel[0]], [], [], 0)[0])  # the byte is never read: readable for every process
+
+
+def start() -> None:
+    """In the main process: every pool process, present and future, now drains (idempotent)."""
+    _told.set()
+    if _channel is not None:
+        with contextlib.suppress(OSError):
+            os.write(_channel[1], b"x")
+
+
+def pool_process_ignores_sigterm() -> None:
+    """In a fresh pool process: SIGTERM must not kill it (billiard keeps a signal that is ignored as it is)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def running_job():
+    """Mark this pool process busy for one job; a SIGTERM meanwhile drains instead of killing it."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    _busy.set()
+    try:
+        yield
+    finally:
+        _busy.clear()
+
+
+def _on_sigterm(signum, frame) -> None:
+    from worker import warm
+
+    if not _told.is_set():
+        log.info("pool process %s draining (%s)", os.getpid(), "its job runs on" if _busy.is_set() else "idle")
+    _told.set()
+    if not _busy.is_set():
+        warm.retire()  # idle: its trainer exits now, not after a job that will never come
