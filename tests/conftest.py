@@ -8,6 +8,7 @@ import pytest
 from support import (
     REDIS_URL,
     LiveAPI,
+    MotoServer,
     WorkerProcess,
     data_dir_for_tests,
     drop_postgres_database,
@@ -17,7 +18,7 @@ from support import (
     service_env,
 )
 
-SERVICE_FIXTURES = {"pg_url", "redis_url", "service"}  # need PostgreSQL, Redis or worker processes
+SERVICE_FIXTURES = {"pg_url", "redis_url", "service", "moto"}  # need PostgreSQL, Redis or worker processes
 SERVICE_DIRS = ("worker", "browser")  # real workers, Chromium
 
 
@@ -91,3 +92,12 @@ def service(redis_url, data_root, cache_root, tmp_path_factory):
     api.close()
     worker.stop()
     drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory):
+    """A local S3-compatible server (moto in server mode) with one bucket; `.url` is an s3:// store URL and
+    `.env` the AWS_* variables that point s3fs at it."""
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.settings import settings
 from shared.specs import Spec
+from shared.store import artifacts
 from shared.store.db import retry
 from shared.store.jobs import latest_checkpoint
 from shared.store.models import Checkpoint, EpochMetric, Job, Result, StepLoss, utcnow
@@ -27,7 +28,7 @@ from shared.train.checkpoint import CheckpointError
 from shared.train.engine import Reporter, Stopped, fit
 from shared.train.results import EpochMetrics, FitResult, RunInfo
 from shared.train.seeds import fit_seeds
-from worker.jobfiles import EXIT_STOPPED, job_dir
+from worker.jobfiles import EXIT_STOPPED, job_dir, local_checkpoint
 
 
 class DbReporter(Reporter):
@@ -54,6 +55,8 @@ class DbReporter(Reporter):
         while (statements := self.pending.get()) is not None:
             if self.error is None:
                 try:
+                    if callable(statements):  # an upload first, then the row that records it
+                        statements = statements()
                     write_again(statements, what=f"job {self.job_id}'s progress")
                 except Exception as exc:  # noqa: BLE001 - surfaced by close()
                     self.error = exc
@@ -88,8 +91,15 @@ class DbReporter(Reporter):
         self.pending.put([insert(EpochMetric).values(job_id=self.job_id, **metrics.model_dump())])
 
     def on_checkpoint(self, epoch, path, sha256):
-        self.pending.put([insert(Checkpoint).values(job_id=self.job_id, epoch=epoch, path=str(path), sha256=sha256,
-                                                    size_bytes=Path(path).stat().st_size, created_at=utcnow())])
+        """Upload the checkpoint to the artifact store (on the writer thread: training goes on), then record its key:
+        a recorded checkpoint is always in the store, whole."""
+        def upload() -> list:
+            key = artifacts.artifact_key(self.job_id, Path(path).name)
+            artifacts.upload(Path(path), key)
+            return [insert(Checkpoint).values(job_id=self.job_id, epoch=epoch, key=key, sha256=sha256,
+                                              size_bytes=Path(path).stat().st_size, created_at=utcnow())]
+
+        self.pending.put(upload)
 
 
 def write_again(statements: list, what: str) -> None:
@@ -119,8 +129,10 @@ def job_figures(job_id: int, result: FitResult) -> dict:
     ckpt = retry(lambda s: latest_checkpoint(s, job_id), what=f"job {job_id}'s checkpoint")
     if ckpt is None:
         raise CheckpointError(f"job {job_id} has no checkpoint to draw filters and feature maps from")
-    path, sha = Path(ckpt.path), ckpt.sha256
-    return compute(result.spec, path, sha, settings().data_dir, result.misclassified)
+    path = local_checkpoint(job_id, ckpt.key, ckpt.sha256)
+    if path is None:
+        raise CheckpointError(f"job {job_id}'s checkpoint {ckpt.key} is neither here nor intact in the store")
+    return compute(result.spec, path, ckpt.sha256, settings().data_dir, result.misclassified)
 
 
 def save_result(job_id: int, result: FitResult, pack: dict | None = None) -> None:

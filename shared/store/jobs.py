@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from shared.settings import settings
 from shared.specs import Spec, SpecError, resolve
-from shared.store.models import FINISHED, Checkpoint, EpochMetric, Job, JobStatus, StepLoss, utcnow
+from shared.store.models import FINISHED, Checkpoint, EpochMetric, Job, JobAttempt, JobStatus, StepLoss, utcnow
 
 
 def lease_seconds() -> float:
@@ -248,6 +248,12 @@ def discard_after(session: Session, job_id: int, epoch: int) -> None:
     for model in (StepLoss, EpochMetric, Checkpoint):
         session.execute(delete(model).where(model.job_id == job_id, model.epoch > epoch))
     session.commit()
+
+
+def record_attempt(session: Session, job_id: int, attempt: int, worker: str, start_epoch: int) -> None:
+    """Add the attempt to the job's attempt log (a merge: a retried write after a lost commit is the same row)."""
+    session.merge(JobAttempt(job_id=job_id, attempt=attempt, worker=worker, started_at=utcnow(),
+                             start_epoch=start_epoch))
 
 
 def get_checkpoint(session: Session, job_id: int, epoch: int) -> Checkpoint:

@@ -219,21 +219,32 @@ def test_an_idempotency_key_of_a_started_job_answers_200_without_enqueueing(clie
     assert client.post("/jobs", json={"preset": "mnist-fc"}, headers={"Idempotency-Key": ""}).status_code == 400
 
 
-def test_a_corrupt_checkpoint_is_never_served(client, db_url, tmp_path):
+def test_a_corrupt_checkpoint_is_never_served(client, db_url, tmp_path, artifact_store):
     import hashlib
+    from pathlib import Path
+    from urllib.parse import urlparse
 
+    from shared.store import artifacts
     from shared.store.models import Checkpoint
 
     job_id = client.post("/jobs", json={"preset": "mnist-fc"}).json["id"]
     path = tmp_path / "epoch-001.pt"
     path.write_bytes(b"weights" * 100)
+    key = artifacts.artifact_key(job_id, path.name)
+    artifacts.upload(path, key)
     with session_scope(db_url) as s:
-        s.add(Checkpoint(job_id=job_id, epoch=1, path=str(path), size_bytes=700,
+        s.add(Checkpoint(job_id=job_id, epoch=1, key=key, size_bytes=700,
                          sha256=hashlib.sha256(path.read_bytes()).hexdigest()))
-    assert client.get(f"/jobs/{job_id}/checkpoints/1").status_code == 200
-    path.write_bytes(b"weightz" * 100)  # same size, one byte per block changed
+    ok = client.get(f"/jobs/{job_id}/checkpoints/1")
+    assert ok.status_code == 200 and ok.data == path.read_bytes()
+    assert ok.headers["Content-Disposition"] == f"attachment; filename=job{job_id}-epoch001.pt"
+    stored = Path(urlparse(artifact_store).path) / key
+    stored.write_bytes(b"weightz" * 100)  # same size, one byte per block changed
     r = client.get(f"/jobs/{job_id}/checkpoints/1")
     assert r.status_code == 410 and "corrupt" in r.json["error"]["message"]
+    stored.unlink()
+    gone = client.get(f"/jobs/{job_id}/checkpoints/1")
+    assert gone.status_code == 410 and "no longer in the artifact store" in gone.json["error"]["message"]
 
 
 def test_prometheus_metrics_count_jobs_by_status_and_queue(client, db_url):
