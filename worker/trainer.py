@@ -92,10 +92,12 @@ class DbReporter(Reporter):
 
     def on_checkpoint(self, epoch, path, sha256):
         """Upload the checkpoint to the artifact store (on the writer thread: training goes on), then record its key:
-        a recorded checkpoint is always in the store, whole."""
+        a recorded checkpoint is always in the store, whole. The log goes up with it, so a machine that takes the
+        job over after this one dies keeps the story up to this checkpoint."""
         def upload() -> list:
             key = artifacts.artifact_key(self.job_id, Path(path).name)
             artifacts.upload(Path(path), key)
+            artifacts.upload_log(self.job_id, Path(path).parent / "log.txt")
             return [insert(Checkpoint).values(job_id=self.job_id, epoch=epoch, key=key, sha256=sha256,
                                               size_bytes=Path(path).stat().st_size, created_at=utcnow())]
 

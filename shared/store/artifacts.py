@@ -187,9 +187,18 @@ def read_log(job_id: int) -> str | None:
 
 
 def upload_log(job_id: int, local: Path) -> None:
-    """Upload the job's local log (all its attempts on this machine, and those fetched before them)."""
-    if Path(local).is_file():
-        upload(local, artifact_key(job_id, LOG))
+    """Upload the job's local log (its attempts on this machine and those fetched before them), as a snapshot:
+    a trainer may still be appending to it, and an upload must not see the file grow under it."""
+    local = Path(local)
+    if not local.is_file():
+        return
+    fd, snapshot = tempfile.mkstemp(dir=local.parent, prefix=".log-", suffix=".tmp")
+    try:
+        with open(local, "rb") as src, os.fdopen(fd, "wb") as dst:
+            shutil.copyfileobj(src, dst, CHUNK)
+        upload(Path(snapshot), artifact_key(job_id, LOG))
+    finally:
+        Path(snapshot).unlink(missing_ok=True)
 
 
 def fetch_log(job_id: int, local: Path) -> bool:
