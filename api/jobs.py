@@ -98,7 +98,7 @@ def get_checkpoint(job_id: int, epoch: int):
     with session() as s:
         ckpt = jobs.get_checkpoint(s, job_id, epoch)
     try:  # never serve a corrupt file: hash it first (VGG's ~110 MB: ~0.3 s from a local disk), then stream it
-        chunks = artifacts.stream_verified(ckpt.key, ckpt.sha256)
+        chunks = artifacts.stream_verified(ckpt.key, ckpt.sha256, current_app.config["ARTIFACT_STORE"])
     except artifacts.MissingArtifact:
         raise APIError(410, f"checkpoint file for job {job_id} epoch {epoch} is no longer in the artifact store") from None
     except artifacts.CorruptArtifact:

@@ -98,12 +98,13 @@ class WorkerProcess:
 class LiveAPI:
     """The Flask app on a real socket (werkzeug server in a thread)."""
 
-    def __init__(self, db: str, broker: str, data: Path):
+    def __init__(self, db: str, broker: str, data: Path, store: str | None = None):
         from werkzeug.serving import make_server
 
         from api import create_app
 
-        app = create_app({"DATABASE_URL": db, "BROKER_URL": broker, "DATA_DIR": data})
+        app = create_app({"DATABASE_URL": db, "BROKER_URL": broker, "DATA_DIR": data}
+                         | ({"ARTIFACT_STORE": store} if store else {}))
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

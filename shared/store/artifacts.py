@@ -153,7 +153,8 @@ def artifact_key(job_id: int, name: str) -> str:
 LOG = "log.txt"
 
 
-# ---- what workers, the API and other services call ------------------------------------------------------------------
+# ---- what workers, the API and other services call (`url`: another store than CNNLAB_ARTIFACT_STORE, e.g. the
+# API's configured ARTIFACT_STORE) ---------------------------------------------------------------------------------
 
 def upload(local: Path, key: str, tries: int = 5) -> None:
     """Put a local file under `key`, retrying a store that is briefly unreachable (1 s doubling, `tries` times)."""
@@ -170,17 +171,17 @@ def upload(local: Path, key: str, tries: int = 5) -> None:
             pause *= 2
 
 
-def open_artifact(job_id: int, name: str) -> BinaryIO:
+def open_artifact(job_id: int, name: str, url: str | None = None) -> BinaryIO:
     """One of a job's artifacts (`log.txt`, `epoch-001.pt`) for reading, from wherever it was written.
 
     Raises MissingArtifact. Unverified: checkpoints go through `stream_verified` or `download_verified`."""
-    return store().open(artifact_key(job_id, name))
+    return store(url).open(artifact_key(job_id, name))
 
 
-def read_log(job_id: int) -> str | None:
-    """The job's log as last uploaded (at the end of each attempt), or None if none was."""
+def read_log(job_id: int, url: str | None = None) -> str | None:
+    """The job's log as last uploaded (with each checkpoint and at the end of each attempt), or None if none was."""
     try:
-        with open_artifact(job_id, LOG) as f:
+        with open_artifact(job_id, LOG, url) as f:
             return f.read().decode(errors="replace")
     except MissingArtifact:
         return None
@@ -211,28 +212,28 @@ def fetch_log(job_id: int, local: Path) -> bool:
         return False
 
 
-def sha256_of(key: str) -> str:
+def sha256_of(key: str, url: str | None = None) -> str:
     """The sha256 of what the store holds under `key` (streamed: nothing is kept); raises MissingArtifact."""
     h = hashlib.sha256()
-    with store().open(key) as f:
+    with store(url).open(key) as f:
         while chunk := f.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
 
 
-def check(key: str, sha256: str) -> None:
+def check(key: str, sha256: str, url: str | None = None) -> None:
     """Raise MissingArtifact or CorruptArtifact unless the store's bytes under `key` hash to `sha256`."""
-    actual = sha256_of(key)
+    actual = sha256_of(key, url)
     if actual != sha256:
         raise CorruptArtifact(f"{key}: sha256 {actual[:12]}… differs from the recorded {sha256[:12]}…")
 
 
-def stream_verified(key: str, sha256: str) -> Iterator[bytes]:
+def stream_verified(key: str, sha256: str, url: str | None = None) -> Iterator[bytes]:
     """Check the artifact first, then return its bytes in chunks (two reads; nothing lands on this disk)."""
-    check(key, sha256)
+    check(key, sha256, url)
 
     def chunks() -> Iterator[bytes]:
-        with store().open(key) as f:
+        with store(url).open(key) as f:
             while chunk := f.read(CHUNK):
                 yield chunk
 
@@ -258,11 +259,11 @@ def download_verified(key: str, sha256: str, dest: Path) -> Path:
     return dest
 
 
-def delete(key: str) -> None:
+def delete(key: str, url: str | None = None) -> None:
     """Remove one artifact (an old checkpoint under a retention rule); a missing one is fine."""
-    store().delete(key)
+    store(url).delete(key)
 
 
-def delete_job(job_id: int) -> int:
+def delete_job(job_id: int, url: str | None = None) -> int:
     """Remove every artifact of a job (when the job is deleted); returns how many went."""
-    return store().delete_prefix(job_prefix(job_id))
+    return store(url).delete_prefix(job_prefix(job_id))

@@ -281,3 +281,22 @@ def test_memory_limits_are_per_queue_and_name_what_a_job_needs(client, sent, mon
     assert r.status_code == 422 and "needs about 0.4 GB" in r.json["error"]["message"] and "0.25 GB" in r.json["error"]["message"]
     monkeypatch.setenv("CNNLAB_QUEUE_MEMORY_GB", '{"cpu": 1}')
     assert client.post("/jobs", json=spec).status_code == 201
+
+
+def test_get_job_shows_its_attempt_log_in_order_and_openapi_describes_it(client, db_url):
+    from shared.store import jobs as job_services
+
+    job_id = client.post("/jobs", json={"preset": "mnist-fc"}).json["id"]
+    assert client.get(f"/jobs/{job_id}").json["attempt_log"] == []
+    with session_scope(db_url) as s:
+        job_services.record_attempt(s, job_id, 2, "machine-b@host:22", 3)
+        job_services.record_attempt(s, job_id, 1, "machine-a@host:11", 0)
+    with session_scope(db_url) as s:  # written again after a lost commit: the same row, not a second one
+        job_services.record_attempt(s, job_id, 2, "machine-b@host:22", 3)
+    log = client.get(f"/jobs/{job_id}").json["attempt_log"]
+    assert [(a["attempt"], a["worker"], a["start_epoch"]) for a in log] == [
+        (1, "machine-a@host:11", 0), (2, "machine-b@host:22", 3)]
+    assert all(a["started_at"].endswith("Z") or "+00:00" in a["started_at"] for a in log)
+    schemas = client.get("/openapi.json").json["components"]["schemas"]
+    assert "attempt_log" in schemas["JobOut"]["required"]
+    assert set(schemas["AttemptOut"]["properties"]) == {"attempt", "worker", "started_at", "start_epoch"}

@@ -31,7 +31,7 @@ def fleet(data_root, cache_root, tmp_path):
     url = new_postgres_database()
     migrate(url)
     env = service_env(url, broker, tmp_path, data_root, cache_root, CNNLAB_LEASE_SECONDS=str(LEASE))
-    api = LiveAPI(url, broker, data_root)
+    api = LiveAPI(url, broker, data_root, store=(tmp_path / "artifacts").as_uri())  # the workers' default store
     workers = []
     start = lambda name: workers.append(WorkerProcess(env, tmp_path / f"{name}.log", f"{name}@localhost")) or workers[-1]  # noqa: E731
     yield api, start, tmp_path
