@@ -2,7 +2,8 @@
 
 Each worker has a scratch directory of its own (CNNLAB_VAR_DIR, so CNNLAB_CHECKPOINT_DIR too) and shares only the
 database, the broker (a redis-server of the benchmark's own, so its command counts are this run's alone) and the
-artifact store. M tiny jobs go in over the API (gunicorn); every few seconds a worker busy with a job is SIGKILLed
+artifact store. M tiny jobs (`mnist-fc`, train_limit 1000, test_limit 500, 3 epochs so that a job killed midway
+has a checkpoint to resume from) go in over the API (gunicorn); every few seconds a worker busy with a job is SIGKILLed
 with its trainer, and a new one (a new "machine", empty disk) replaces it. Meanwhile GET /jobs is timed with
 `--stored` jobs in the database. Reported: jobs that succeeded exactly once, with each epoch recorded once; jobs
 that resumed on another worker from a checkpoint; jobs started per second; database connections at peak
@@ -159,11 +160,19 @@ def sampler(db_url: str, api: str, done: threading.Event, out: dict) -> None:
         assert r.status_code == 200, r.text
         if time.monotonic() - last_pg >= 1.0:
             last_pg = time.monotonic()
+            out["memory_available_gb"].append(memory_available_gb())
             with engine.connect() as conn:
                 out["connections"].append(conn.scalar(text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")))
         time.sleep(0.05)
     engine.dispose()
+
+
+def memory_available_gb() -> float:
+    """MemAvailable from /proc/meminfo (GiB): what the fleet leaves to the rest of the machine."""
+    with open("/proc/meminfo") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return int(fields["MemAvailable"].split()[0]) / 2**20
 
 
 def start_api(env: dict[str, str], root: Path) -> tuple[subprocess.Popen, str]:
@@ -182,9 +191,9 @@ def start_api(env: dict[str, str], root: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError((root / "api.log").read_text())
 
 
-def submit(api: str, n: int, train_limit: int, test_limit: int) -> list[int]:
+def submit(api: str, n: int, overrides: dict) -> list[int]:
     s = requests.Session()
-    body = {"preset": "mnist-fc", "overrides": {"train_limit": train_limit, "test_limit": test_limit}}
+    body = {"preset": "mnist-fc", "overrides": overrides}
     ids = []
     for _ in range(n):
         r = s.post(f"{api}/jobs", json=body)
@@ -256,9 +265,10 @@ def run(args, root: Path) -> dict:
     redis_proc, broker = own_redis(root)
     extra, moto = store_env(args.store, root)
     env = service_env(db_url, broker, root, data_dir_for_tests(), root / "cache", CNNLAB_LEASE_SECONDS=str(args.lease),
-                      CNNLAB_DISPATCH_SECONDS=str(args.dispatch_seconds), **extra)
+                      CNNLAB_DISPATCH_SECONDS=str(args.dispatch_seconds),
+                      CNNLAB_WARM_TRAINERS="0" if args.fresh else "1", **extra)
     fleet, done, kills = Fleet(root, env), threading.Event(), []
-    samples: dict = {"get_jobs_ms": [], "connections": []}
+    samples: dict = {"get_jobs_ms": [], "connections": [], "memory_available_gb": []}
     api_proc = None
     try:
         fill(db_url, args.stored - args.jobs)
@@ -267,7 +277,8 @@ def run(args, root: Path) -> dict:
             fleet.start()
         threads = [threading.Thread(target=sampler, args=(db_url, api, done, samples), daemon=True)]
         t0 = time.time()
-        ids = submit(api, args.jobs, args.train_limit, args.test_limit)
+        ids = submit(api, args.jobs, {"train_limit": args.train_limit, "test_limit": args.test_limit,
+                                      "epochs": args.epochs})
         threads.append(threading.Thread(target=killer, args=(fleet, db_url, args.kill_every, done, kills), daemon=True))
         for t in threads:
             t.start()
@@ -282,6 +293,7 @@ def run(args, root: Path) -> dict:
                    "kills_of_busy_workers": sum(k["was_running_a_job"] for k in kills),
                    "broker": counts | {"messages_per_job": counts.get("lpush", 0) / len(ids)},
                    "db_connections_peak": max(samples["connections"], default=None),
+                   "memory_available_gb_lowest": min(samples["memory_available_gb"], default=None),
                    "get_jobs": {"requests": len(samples["get_jobs_ms"]), "p50_ms": percentile(samples["get_jobs_ms"], 50),
                                 "p95_ms": percentile(samples["get_jobs_ms"], 95), "stored_jobs": max(args.stored, args.jobs)}}
         with create_engine(db_url).connect() as conn:
@@ -305,11 +317,15 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=500)
     ap.add_argument("--train-limit", type=int, default=1000)
     ap.add_argument("--test-limit", type=int, default=500)
+    ap.add_argument("--epochs", type=int, default=3, help="the preset trains 1 epoch, whose only checkpoint is at "
+                    "the end: with 3, a killed job has checkpoints to resume from")
     ap.add_argument("--kill-every", type=float, default=5.0, help="seconds between two worker kills")
     ap.add_argument("--stored", type=int, default=10_000, help="jobs in the database while GET /jobs is timed")
     ap.add_argument("--store", choices=["file", "s3", "db"], default="file")
     ap.add_argument("--lease", type=float, default=10.0, help="CNNLAB_LEASE_SECONDS: a dead worker's job waits this")
     ap.add_argument("--dispatch-seconds", type=float, default=2.0, help="CNNLAB_DISPATCH_SECONDS")
+    ap.add_argument("--fresh", action="store_true", help="a fresh trainer process per job (CNNLAB_WARM_TRAINERS=0): "
+                    "less memory held by idle workers")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for every job to finish")
     ap.add_argument("--root", type=Path, default=Path("/tmp/cnnlab-bench-fleet"))
     ap.add_argument("--out", type=Path, default=REPO / "bench/results/fleet.json")

@@ -136,12 +136,13 @@ def _claim(s, job_id: int, worker: str) -> tuple[Spec, list[tuple[int, str, str]
     job = jobs.claim(s, job_id, worker) or jobs.held_by(s, job_id, worker)
     if job is None:
         return None
+    jobs.record_attempt(s, job_id, job.attempts, worker, 0)  # logged with the claim: also if this worker dies next
     checkpoints = [(c.epoch, c.key, c.sha256) for c in jobs.checkpoints_newest_first(s, job_id)]
     return Spec.model_validate(job.spec), checkpoints, job.attempts
 
 
 def _begin(s, job_id: int, worker: str, spec: Spec, attempt: int, epoch: int) -> list[int]:
-    """Record the attempt and where it starts; drop what a lost attempt wrote past that; claim the cell mates
+    """Record where the attempt starts; drop what a lost attempt wrote past that; claim the cell mates
     to train with it as one pack (see `packing`; a resumed job runs alone). Safe to retry."""
     # A retry resumes from the last intact checkpoint of the lost attempt, so finished epochs are not redone.
     jobs.discard_after(s, job_id, epoch)

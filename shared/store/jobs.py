@@ -251,9 +251,14 @@ def discard_after(session: Session, job_id: int, epoch: int) -> None:
 
 
 def record_attempt(session: Session, job_id: int, attempt: int, worker: str, start_epoch: int) -> None:
-    """Add the attempt to the job's attempt log (a merge: a retried write after a lost commit is the same row)."""
-    session.merge(JobAttempt(job_id=job_id, attempt=attempt, worker=worker, started_at=utcnow(),
-                             start_epoch=start_epoch))
+    """Add the attempt to the job's attempt log, or set where it resumed (a merge: writing it again, after a lost
+    commit or once the checkpoint is known, updates the one row)."""
+    row = session.get(JobAttempt, (job_id, attempt))
+    if row is None:
+        session.add(JobAttempt(job_id=job_id, attempt=attempt, worker=worker, started_at=utcnow(),
+                               start_epoch=start_epoch))
+    else:
+        row.worker, row.start_epoch = worker, start_epoch
 
 
 def get_checkpoint(session: Session, job_id: int, epoch: int) -> Checkpoint:

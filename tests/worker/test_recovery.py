@@ -44,7 +44,8 @@ def fleet(data_root, cache_root, tmp_path):
 def test_a_killed_worker_s_job_is_taken_over_and_resumed(fleet):
     api, start, var = fleet
     first = start("worker-a")
-    job_id = api.post("/jobs", json={"preset": "mnist-cnn", "overrides": {"epochs": 3}}).json()["id"]
+    job_id = api.post("/jobs", json={"preset": "mnist-cnn", "overrides": {"epochs": 3, "train_limit": 3000,
+                                                                         "test_limit": 500}}).json()["id"]
     deadline = time.monotonic() + 120
     while not api.get(f"/jobs/{job_id}/checkpoints").json()["items"]:  # at least one epoch done
         assert time.monotonic() < deadline, api.get(f"/jobs/{job_id}").json()
