@@ -259,7 +259,34 @@ def store_env(kind: str, root: Path) -> tuple[dict[str, str], MotoServer | None]
     return moto.env | {"CNNLAB_ARTIFACT_STORE": moto.url}, moto
 
 
+def drive(args, db_url: str, api: str, fleet: Fleet, broker: str) -> dict:
+    """Submit the jobs, kill and replace workers while they run, time GET /jobs; the numbers once all are done."""
+    done, kills = threading.Event(), []
+    samples: dict = {"get_jobs_ms": [], "connections": [], "memory_available_gb": []}
+    threads = [threading.Thread(target=sampler, args=(db_url, api, done, samples), daemon=True)]
+    t0 = time.time()
+    ids = submit(api, args.jobs, {"train_limit": args.train_limit, "test_limit": args.test_limit, "epochs": args.epochs})
+    threads.append(threading.Thread(target=killer, args=(fleet, db_url, args.kill_every, done, kills), daemon=True))
+    for t in threads:
+        t.start()
+    finished = wait_done(db_url, ids, args.timeout)
+    wall = time.time() - t0
+    done.set()
+    for t in threads:
+        t.join(timeout=60)
+    counts = broker_counts(broker)
+    return outcome(db_url, ids) | {
+        "all_finished": finished, "wall_seconds": wall, "kills": len(kills),
+        "kills_of_busy_workers": sum(k["was_running_a_job"] for k in kills),
+        "broker": counts | {"messages_per_job": counts.get("lpush", 0) / len(ids)},
+        "db_connections_peak": max(samples["connections"], default=None),
+        "memory_available_gb_lowest": min(samples["memory_available_gb"], default=None),
+        "get_jobs": {"requests": len(samples["get_jobs_ms"]), "p50_ms": percentile(samples["get_jobs_ms"], 50),
+                     "p95_ms": percentile(samples["get_jobs_ms"], 95), "stored_jobs": max(args.stored, args.jobs)}}
+
+
 def run(args, root: Path) -> dict:
+    """Set up the database, broker, store, API and workers; drive the fleet; tear everything down."""
     db_url = new_postgres_database()
     migrate(db_url)
     redis_proc, broker = own_redis(root)
@@ -267,40 +294,17 @@ def run(args, root: Path) -> dict:
     env = service_env(db_url, broker, root, data_dir_for_tests(), root / "cache", CNNLAB_LEASE_SECONDS=str(args.lease),
                       CNNLAB_DISPATCH_SECONDS=str(args.dispatch_seconds),
                       CNNLAB_WARM_TRAINERS="0" if args.fresh else "1", **extra)
-    fleet, done, kills = Fleet(root, env), threading.Event(), []
-    samples: dict = {"get_jobs_ms": [], "connections": [], "memory_available_gb": []}
-    api_proc = None
+    fleet, api_proc = Fleet(root, env), None
     try:
         fill(db_url, args.stored - args.jobs)
         api_proc, api = start_api(env, root)
         for _ in range(args.workers):
             fleet.start()
-        threads = [threading.Thread(target=sampler, args=(db_url, api, done, samples), daemon=True)]
-        t0 = time.time()
-        ids = submit(api, args.jobs, {"train_limit": args.train_limit, "test_limit": args.test_limit,
-                                      "epochs": args.epochs})
-        threads.append(threading.Thread(target=killer, args=(fleet, db_url, args.kill_every, done, kills), daemon=True))
-        for t in threads:
-            t.start()
-        finished = wait_done(db_url, ids, args.timeout)
-        wall = time.time() - t0
-        done.set()
-        for t in threads:
-            t.join(timeout=60)
-        report = outcome(db_url, ids)
-        counts = broker_counts(broker)
-        report |= {"all_finished": finished, "wall_seconds": wall, "kills": len(kills),
-                   "kills_of_busy_workers": sum(k["was_running_a_job"] for k in kills),
-                   "broker": counts | {"messages_per_job": counts.get("lpush", 0) / len(ids)},
-                   "db_connections_peak": max(samples["connections"], default=None),
-                   "memory_available_gb_lowest": min(samples["memory_available_gb"], default=None),
-                   "get_jobs": {"requests": len(samples["get_jobs_ms"]), "p50_ms": percentile(samples["get_jobs_ms"], 50),
-                                "p95_ms": percentile(samples["get_jobs_ms"], 95), "stored_jobs": max(args.stored, args.jobs)}}
+        report = drive(args, db_url, api, fleet, broker)
         with create_engine(db_url).connect() as conn:
             report["db_max_connections"] = int(conn.scalar(text("SHOW max_connections")))
         return report
     finally:
-        done.set()
         fleet.stop()
         if api_proc is not None:
             os.killpg(api_proc.pid, signal.SIGTERM)

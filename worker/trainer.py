@@ -133,7 +133,7 @@ def job_figures(job_id: int, result: FitResult) -> dict:
         raise CheckpointError(f"job {job_id} has no checkpoint to draw filters and feature maps from")
     path = local_checkpoint(job_id, ckpt.key, ckpt.sha256)
     if path is None:
-        raise CheckpointError(f"job {job_id}'s checkpoint {ckpt.key} is neither here nor intact in the store")
+        raise CheckpointError(f"job {job_id}'s checkpoint {ckpt.key} does not exist here, nor intact in the store")
     return compute(result.spec, path, ckpt.sha256, settings().data_dir, result.misclassified)
 
 
