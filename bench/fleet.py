@@ -186,8 +186,9 @@ def start_api(env: dict[str, str], root: Path) -> tuple[subprocess.Popen, str]:
         try:
             requests.get(f"{url}/healthz", timeout=10)
             return proc, url
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or its workers still booting
             time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
     raise RuntimeError((root / "api.log").read_text())
 
 
