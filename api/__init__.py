@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, current_app
 
 from shared.settings import settings
+from shared.store.artifacts import default_url
 from shared.store.db import session_scope
 
 
@@ -16,6 +17,7 @@ def create_app(config: dict | None = None) -> Flask:
         DATABASE_URL=env.database_url,
         BROKER_URL=env.broker_url,
         DATA_DIR=env.data_dir,
+        ARTIFACT_STORE=default_url(),  # checkpoints and logs, whichever machine wrote them
         MAX_CONTENT_LENGTH=env.max_body_bytes,  # bigger bodies get 413
     )
     app.config.update(config or {})

@@ -114,12 +114,25 @@ class JobSummary(BaseModel):
         return out.model_copy(update={"test_accuracy": job.result.test_accuracy if job.result else None})
 
 
+class AttemptOut(BaseModel):
+    """One attempt at a job: the worker that took it, when, and the epoch it resumed after (0: from scratch)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    attempt: int = Field(description="1-based")
+    worker: str = Field(description="host:pid of the worker process that took it")
+    started_at: Time
+    start_epoch: int = Field(description="the checkpoint's epoch it resumed after; 0 for a fresh start")
+
+
 class JobOut(JobSummary):
     """One job in full: its spec, the worker running it, and its result."""
 
     spec: Spec
     worker: str | None = Field(description="host:pid of the worker process that runs (or ran) it")
     attempts: int
+    attempt_log: list[AttemptOut] = Field(description="every attempt, oldest first: who took the job, and where "
+                                                      "it resumed (from the artifact store, on any machine)")
     heartbeat_at: Time | None
     cancel_requested: bool
     result: RunSummary | None

@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="where datasets are looked up (and downloaded to)")
     cache_dir: Path | None = Field(None, description="decoded-split cache (default VAR_DIR/cache)")
     checkpoint_dir: Path | None = Field(None, description="a worker's job files (default VAR_DIR/checkpoints)")
+    artifact_store: str | None = Field(None, description="where checkpoints and logs go for every machine to read: "
+                                       "file:///path, s3://bucket/prefix or db:// (default file://VAR_DIR/artifacts)")
     database_url: str | None = Field(None, description="SQLAlchemy URL (default sqlite:///VAR_DIR/cnnlab.db)")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis, the Celery broker")
     broker_url: str | None = Field(None, description="another Celery broker (e.g. filesystem://); default REDIS_URL")

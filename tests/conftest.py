@@ -9,6 +9,7 @@ import pytest
 from support import (
     REDIS_URL,
     LiveAPI,
+    MotoServer,
     WorkerProcess,
     data_dir_for_tests,
     drop_postgres_database,
@@ -22,7 +23,7 @@ from support import (
 # shared server's database 0 (the default CNNLAB_REDIS_URL).
 os.environ.setdefault("CNNLAB_RATELIMIT_STORAGE_URL", "memory://")
 
-SERVICE_FIXTURES = {"pg_url", "redis_url", "service"}  # need PostgreSQL, Redis or worker processes
+SERVICE_FIXTURES = {"pg_url", "redis_url", "service", "moto"}  # need PostgreSQL, Redis or worker processes
 SERVICE_DIRS = ("worker", "browser")  # real workers, Chromium
 
 
@@ -90,9 +91,18 @@ def service(redis_url, data_root, cache_root, tmp_path_factory):
     data = linked_data_dir(data_root, tmp_path_factory.mktemp("data"))
     env = service_env(url, redis_url, var, data, cache_root)
     worker = WorkerProcess(env, var / "worker.log", "test-worker-1@localhost")
-    api = LiveAPI(url, redis_url, data)
+    api = LiveAPI(url, redis_url, data, store=(var / "artifacts").as_uri())  # the worker's default store
     api.env, api.var, api.worker, api.db_url, api.data_dir = env, var, worker, url, data
     yield api
     api.close()
     worker.stop()
     drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory):
+    """A local S3-compatible server (moto in server mode) with one bucket; `.url` is an s3:// store URL and
+    `.env` the AWS_* variables that point s3fs at it."""
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()

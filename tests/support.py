@@ -136,12 +136,13 @@ class LiveAPI:
 
     `token`/`headers` are that token and its Authorization header; plain `requests` calls go without it."""
 
-    def __init__(self, db: str, broker: str, data: Path, config: dict | None = None):
+    def __init__(self, db: str, broker: str, data: Path, config: dict | None = None, store: str | None = None):
         from werkzeug.serving import make_server
 
         from api import create_app
 
-        self.app = create_app({"DATABASE_URL": db, "BROKER_URL": broker, "DATA_DIR": data} | (config or {}))
+        self.app = create_app({"DATABASE_URL": db, "BROKER_URL": broker, "DATA_DIR": data}
+                              | ({"ARTIFACT_STORE": store} if store else {}) | (config or {}))
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.token = admin_token(db)
@@ -271,3 +272,35 @@ def serve(app) -> tuple[str, object]:
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_port}", server
+
+
+class MotoServer:
+    """moto in server mode on a free port: a local S3-compatible endpoint (a stand-in for S3 or MinIO)."""
+
+    def __init__(self, log: Path, bucket: str = "cnnlab"):
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p",
+                                      str(port)], stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.env = {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                    "AWS_DEFAULT_REGION": "us-east-1"}
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(self.endpoint, timeout=1)
+                break
+            except requests.ConnectionError:
+                assert self.proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        requests.put(f"{self.endpoint}/{bucket}", timeout=5).raise_for_status()  # create the bucket
+        self.url = f"s3://{bucket}/artifacts"
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()

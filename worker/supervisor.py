@@ -6,7 +6,6 @@ when warm trainers are off, gets a fresh process as before (torchrun for several
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import signal
@@ -20,12 +19,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shared.settings import settings
 from shared.specs import Spec
-from shared.store import jobs
+from shared.store import artifacts, jobs
 from shared.store.db import retry, session_scope
 from shared.store.models import JobStatus
 from shared.train.launch import torchrun_command
 from worker import drain, warm
-from worker.jobfiles import EXIT_STOPPED, LIMIT_FILE, START_MARK, job_dir
+from worker.jobfiles import EXIT_STOPPED, LIMIT_FILE, START_MARK, job_dir, local_checkpoint
 from worker.limits import Limits
 from worker.processes import die_with_parent, kill_group
 
@@ -79,8 +78,10 @@ def _run_claimed(job_id: int, worker: str) -> str:
     claimed = retry(lambda s: _claim(s, job_id, worker), what=f"claiming job {job_id}")
     if claimed is None:  # a duplicate delivery, a cancelled job, or another worker holds a live lease
         return "skipped"
-    spec, resume, attempt, mates = claimed
+    spec, checkpoints, attempt = claimed
     limits = Limits.of(spec)
+    epoch, resume = _resume_point(job_id, checkpoints)
+    mates = retry(lambda s: _begin(s, job_id, worker, spec, attempt, epoch), what=f"starting job {job_id}")
     if mates:
         return _run_pack(job_id, mates, worker, attempt, limits)
     out = _prepare(job_id)
@@ -88,8 +89,9 @@ def _run_claimed(job_id: int, worker: str) -> str:
         rc, owned, cancelled = _train_warm(job_id, worker, out, resume, limits)
     else:
         rc, owned, cancelled = _train_fresh(job_id, worker, out, spec.world_size, resume, limits)
-    if not owned:
+    if not owned:  # the new owner's log is the job's now
         return "lost"
+    _upload_log(job_id, out)
     return _end(job_id, worker, rc, cancelled, out, attempt)
 
 
@@ -131,6 +133,8 @@ def _run_pack(job_id: int, mates: list[int], worker: str, attempt: int, limits: 
         warm.after_job(reusable=rc == 0 and owned and not cancelled and not any(codes.values()))
     if not owned:
         return "lost"
+    for j, out in members.items():
+        _upload_log(j, out)
     ends = {j: _end(j, worker, codes.get(j, rc), j in cancelled, out, attempt) for j, out in members.items()}
     return ends[job_id]
 
@@ -145,20 +149,31 @@ def _outcome(rc: int, cancelled: bool, out: Path) -> tuple[JobStatus, str | None
     return JobStatus.FAILED, _error_text(out, rc)
 
 
-def _claim(s, job_id: int, worker: str) -> tuple[Spec, list[str], int, list[int]] | None:
-    """Take the job; its spec, the checkpoint to resume from ([path, sha256], or [] to start over), its attempt,
-    and the cell mates claimed with it to train as one pack (see `packing`).
+def _claim(s, job_id: int, worker: str) -> tuple[Spec, list[tuple[int, str, str]], int] | None:
+    """Take the job; its spec, its checkpoints newest first as (epoch, store key, sha256), and its attempt.
 
     Safe to retry: a claim whose commit landed before the connection broke is found as ours."""
     job = jobs.claim(s, job_id, worker) or jobs.held_by(s, job_id, worker)
     if job is None:
         return None
-    ckpt = _resume_point(jobs.checkpoints_newest_first(s, job_id))
+    jobs.record_attempt(s, job_id, job.attempts, worker, 0)  # logged with the claim: also if this worker dies next
+    checkpoints = [(c.epoch, c.key, c.sha256) for c in jobs.checkpoints_newest_first(s, job_id)]
+    return Spec.model_validate(job.spec), checkpoints, job.attempts
+
+
+def _begin(s, job_id: int, worker: str, spec: Spec, attempt: int, epoch: int) -> list[int]:
+    """Record where the attempt starts; drop what a lost attempt wrote past that; claim the cell mates
+    to train with it as one pack (see `packing`; a resumed job runs alone). Safe to retry."""
     # A retry resumes from the last intact checkpoint of the lost attempt, so finished epochs are not redone.
-    jobs.discard_after(s, job_id, ckpt.epoch if ckpt else 0)
-    spec = Spec.model_validate(job.spec)
-    mates = [] if ckpt or not packing(spec) else jobs.claim_cell_mates(s, job, worker, settings().pack_max - 1)
-    return spec, ([ckpt.path, ckpt.sha256] if ckpt else []), job.attempts, [m.id for m in mates]
+    jobs.discard_after(s, job_id, epoch)
+    jobs.record_attempt(s, job_id, attempt, worker, epoch)
+    job = jobs.held_by(s, job_id, worker)
+    if job is None or epoch or not packing(spec):
+        return []
+    mates = jobs.claim_cell_mates(s, job, worker, settings().pack_max - 1)
+    for mate in mates:
+        jobs.record_attempt(s, mate.id, mate.attempts, worker, 0)
+    return [m.id for m in mates]
 
 
 def packing(spec: Spec) -> bool:
@@ -169,23 +184,33 @@ def packing(spec: Spec) -> bool:
     return settings().warm_trainers and spec.world_size == 1 and (mode == "always" or (mode == "gpu" and on_gpu))
 
 
-def _resume_point(checkpoints: list) -> object | None:
-    """The newest checkpoint whose file is here and intact; a missing or corrupt one is skipped, not fatal."""
-    for ckpt in checkpoints:
-        path = Path(ckpt.path)
-        if not path.is_file():  # another machine's disk (no shared CNNLAB_CHECKPOINT_DIR)
-            continue
-        with open(path, "rb") as f:
-            if hashlib.file_digest(f, "sha256").hexdigest() == ckpt.sha256:
-                return ckpt
-        log.warning("checkpoint %s is corrupt (sha256 differs): resuming from an earlier one", path)
-    return None
+def _resume_point(job_id: int, checkpoints: list[tuple[int, str, str]]) -> tuple[int, list[str]]:
+    """The newest checkpoint intact here or in the artifact store (fetched into this machine's scratch directory):
+    (its epoch, [local path, sha256]); (0, []) to start over. A missing or corrupt one is skipped, not fatal."""
+    for epoch, key, sha in checkpoints:
+        local = local_checkpoint(job_id, key, sha)
+        if local is not None:
+            return epoch, [str(local), sha]
+    return 0, []
+
+
+def _upload_log(job_id: int, out: Path) -> None:
+    """Put the job's log (every attempt so far) in the artifact store for the API and the next machine."""
+    try:
+        artifacts.upload_log(job_id, out / "log.txt")
+    except OSError as exc:  # the log is for people: failing to upload it must not fail the job
+        log.warning("job %s: log upload failed: %s", job_id, exc)
 
 
 def _prepare(job_id: int) -> Path:
     """The job's directory without a previous attempt's stop, error and pid files; the attempt's mark in its log."""
     out = job_dir(job_id)
     out.mkdir(parents=True, exist_ok=True)
+    if not (out / "log.txt").exists():  # new to this machine: continue the log the earlier attempts uploaded
+        try:
+            artifacts.fetch_log(job_id, out / "log.txt")
+        except OSError as exc:
+            log.warning("job %s: the earlier attempts' log could not be fetched: %s", job_id, exc)
     for stale in [out / "stop", out / LIMIT_FILE, *out.glob("error-rank*.txt"), *out.glob("rank*.pid")]:
         stale.unlink(missing_ok=True)
     with open(out / "log.txt", "ab") as logfile:

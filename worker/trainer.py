@@ -20,14 +20,16 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.settings import settings
 from shared.specs import Spec
+from shared.store import artifacts
 from shared.store.db import retry
 from shared.store.jobs import latest_checkpoint
 from shared.store.models import Checkpoint, EpochMetric, Job, Result, StepLoss, utcnow
+from shared.train import checkpoint
 from shared.train.checkpoint import CheckpointError
 from shared.train.engine import Reporter, Stopped, fit
 from shared.train.results import EpochMetrics, FitResult, RunInfo
 from shared.train.seeds import fit_seeds
-from worker.jobfiles import EXIT_STOPPED, job_dir
+from worker.jobfiles import EXIT_STOPPED, job_dir, local_checkpoint
 
 
 class DbReporter(Reporter):
@@ -55,6 +57,8 @@ class DbReporter(Reporter):
         while (statements := self.pending.get()) is not None:
             if self.error is None:
                 try:
+                    if callable(statements):  # an upload first, then the row that records it
+                        statements = statements()
                     write_again(statements, what=f"job {self.job_id}'s progress")
                 except Exception as exc:  # noqa: BLE001 - surfaced by close()
                     self.error = exc
@@ -90,12 +94,26 @@ class DbReporter(Reporter):
         self.pending.put([insert(EpochMetric).values(job_id=self.job_id, **metrics.model_dump())])
 
     def on_checkpoint(self, epoch, path, sha256):
-        statements = [insert(Checkpoint).values(job_id=self.job_id, epoch=epoch, path=str(path), sha256=sha256,
-                                                size_bytes=Path(path).stat().st_size, created_at=utcnow())]
-        if self.keep is not None:  # the engine deletes the file that falls out of the newest `keep`; its record too
-            statements.append(delete(Checkpoint).where(Checkpoint.job_id == self.job_id,
-                                                       Checkpoint.epoch <= epoch - self.keep))
-        self.pending.put(statements)
+        """Upload the checkpoint to the artifact store (on the writer thread: training goes on), then record its key:
+        a recorded checkpoint is always in the store, whole. The log goes up with it, so a machine that takes the
+        job over after this one dies keeps the story up to this checkpoint. The one that falls out of the newest
+        `keep_checkpoints` (the engine deleted its local file) leaves the store and the database too."""
+        def upload() -> list:
+            if not Path(path).is_file():  # already pruned here while the writer lagged: a newer one is recorded
+                return []
+            key = artifacts.artifact_key(self.job_id, Path(path).name)
+            artifacts.upload(Path(path), key)
+            artifacts.upload_log(self.job_id, Path(path).parent / "log.txt")
+            statements = [insert(Checkpoint).values(job_id=self.job_id, epoch=epoch, key=key, sha256=sha256,
+                                                    size_bytes=Path(path).stat().st_size, created_at=utcnow())]
+            if self.keep is not None and epoch - self.keep >= 1:
+                old = checkpoint.path_for(Path(path).parent, epoch - self.keep)
+                artifacts.delete(artifacts.artifact_key(self.job_id, old.name))
+                statements.append(delete(Checkpoint).where(Checkpoint.job_id == self.job_id,
+                                                           Checkpoint.epoch <= epoch - self.keep))
+            return statements
+
+        self.pending.put(upload)
 
 
 def write_again(statements: list, what: str) -> None:
@@ -125,8 +143,10 @@ def job_figures(job_id: int, result: FitResult) -> dict:
     ckpt = retry(lambda s: latest_checkpoint(s, job_id), what=f"job {job_id}'s checkpoint")
     if ckpt is None:
         raise CheckpointError(f"job {job_id} has no checkpoint to draw filters and feature maps from")
-    path, sha = Path(ckpt.path), ckpt.sha256
-    return compute(result.spec, path, sha, settings().data_dir, result.misclassified)
+    path = local_checkpoint(job_id, ckpt.key, ckpt.sha256)
+    if path is None:
+        raise CheckpointError(f"job {job_id}'s checkpoint {ckpt.key} does not exist here, nor intact in the store")
+    return compute(result.spec, path, ckpt.sha256, settings().data_dir, result.misclassified)
 
 
 def save_result(job_id: int, result: FitResult, pack: dict | None = None) -> None:

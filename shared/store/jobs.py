@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from shared.settings import settings
 from shared.specs import Spec, SpecError, SpecWarning, resolve_checked
 from shared.store.listing import order_by
-from shared.store.models import FINISHED, Checkpoint, EpochMetric, Job, JobStatus, StepLoss, utcnow
+from shared.store.models import FINISHED, Checkpoint, EpochMetric, Job, JobStatus, JobAttempt, StepLoss, utcnow
 
 
 def lease_seconds() -> float:
@@ -268,6 +268,17 @@ def discard_after(session: Session, job_id: int, epoch: int) -> None:
     for model in (StepLoss, EpochMetric, Checkpoint):
         session.execute(delete(model).where(model.job_id == job_id, model.epoch > epoch))
     session.commit()
+
+
+def record_attempt(session: Session, job_id: int, attempt: int, worker: str, start_epoch: int) -> None:
+    """Add the attempt to the job's attempt log, or set where it resumed (a merge: writing it again, after a lost
+    commit or once the checkpoint is known, updates the one row)."""
+    row = session.get(JobAttempt, (job_id, attempt))
+    if row is None:
+        session.add(JobAttempt(job_id=job_id, attempt=attempt, worker=worker, started_at=utcnow(),
+                               start_epoch=start_epoch))
+    else:
+        row.worker, row.start_epoch = worker, start_epoch
 
 
 def get_checkpoint(session: Session, job_id: int, epoch: int) -> Checkpoint:

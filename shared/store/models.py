@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -111,6 +112,8 @@ class Job(Base):
     checkpoints: Mapped[list["Checkpoint"]] = relationship(order_by="Checkpoint.epoch", cascade="all, delete-orphan",
                                                            passive_deletes=True)
     result: Mapped["Result | None"] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    attempt_log: Mapped[list["JobAttempt"]] = relationship(order_by="JobAttempt.attempt", cascade="all, delete-orphan",
+                                                           passive_deletes=True)
 
 
 class Sweep(Base):
@@ -172,7 +175,7 @@ class Checkpoint(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     epoch: Mapped[int]
-    path: Mapped[str] = mapped_column(String(1024))
+    key: Mapped[str] = mapped_column(String(1024))  # in the artifact store (shared/store/artifacts.py), not a path
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -195,8 +198,6 @@ class Result(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-
-
 class Token(Base):
     """An API token: only its sha256 is stored (tokens are random, so a fast hash is enough)."""
 
@@ -209,3 +210,25 @@ class Token(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]  # updated at most once a minute
+
+
+class JobAttempt(Base):
+    """One attempt at a job: which worker took it, when, and the epoch it resumed after (0: from scratch)."""
+
+    __tablename__ = "job_attempts"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(primary_key=True)  # 1-based, as jobs.attempts counts them
+    worker: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    start_epoch: Mapped[int] = mapped_column(default=0)
+
+
+class ArtifactChunk(Base):
+    """One piece of an artifact in the database-backed store (CNNLAB_ARTIFACT_STORE=db://)."""
+
+    __tablename__ = "artifact_chunks"
+
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True)  # 0-based; an artifact is its chunks in order
+    data: Mapped[bytes] = mapped_column(LargeBinary)

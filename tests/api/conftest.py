@@ -20,7 +20,15 @@ def sent(monkeypatch):
 
 
 @pytest.fixture
-def app(db_url, data_root, sent):
+def artifact_store(tmp_path, monkeypatch) -> str:
+    """An artifact store of the test's own (a directory), as CNNLAB_ARTIFACT_STORE."""
+    url = (tmp_path / "artifacts").as_uri()
+    monkeypatch.setenv("CNNLAB_ARTIFACT_STORE", url)
+    return url
+
+
+@pytest.fixture
+def app(db_url, data_root, sent, artifact_store):
     return create_app({"DATABASE_URL": db_url, "DATA_DIR": data_root, "BROKER_URL": "redis://127.0.0.1:1/0"})
 
 

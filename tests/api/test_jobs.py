@@ -220,21 +220,32 @@ def test_an_idempotency_key_of_a_started_job_answers_200_without_enqueueing(clie
     assert client.post("/jobs", json={"preset": "mnist-fc"}, headers={"Idempotency-Key": ""}).status_code == 400
 
 
-def test_a_corrupt_checkpoint_is_never_served(client, db_url, tmp_path):
+def test_a_corrupt_checkpoint_is_never_served(client, db_url, tmp_path, artifact_store):
     import hashlib
+    from pathlib import Path
+    from urllib.parse import urlparse
 
+    from shared.store import artifacts
     from shared.store.models import Checkpoint
 
     job_id = client.post("/jobs", json={"preset": "mnist-fc"}).json["id"]
     path = tmp_path / "epoch-001.pt"
     path.write_bytes(b"weights" * 100)
+    key = artifacts.artifact_key(job_id, path.name)
+    artifacts.upload(path, key)
     with session_scope(db_url) as s:
-        s.add(Checkpoint(job_id=job_id, epoch=1, path=str(path), size_bytes=700,
+        s.add(Checkpoint(job_id=job_id, epoch=1, key=key, size_bytes=700,
                          sha256=hashlib.sha256(path.read_bytes()).hexdigest()))
-    assert client.get(f"/jobs/{job_id}/checkpoints/1").status_code == 200
-    path.write_bytes(b"weightz" * 100)  # same size, one byte per block changed
+    ok = client.get(f"/jobs/{job_id}/checkpoints/1")
+    assert ok.status_code == 200 and ok.data == path.read_bytes()
+    assert ok.headers["Content-Disposition"] == f"attachment; filename=job{job_id}-epoch001.pt"
+    stored = Path(urlparse(artifact_store).path) / key
+    stored.write_bytes(b"weightz" * 100)  # same size, one byte per block changed
     r = client.get(f"/jobs/{job_id}/checkpoints/1")
     assert r.status_code == 410 and "corrupt" in r.json["error"]["message"]
+    stored.unlink()
+    gone = client.get(f"/jobs/{job_id}/checkpoints/1")
+    assert gone.status_code == 410 and "no longer in the artifact store" in gone.json["error"]["message"]
 
 
 def test_prometheus_metrics_count_jobs_by_status_and_queue(client, db_url):
@@ -271,3 +282,22 @@ def test_memory_limits_are_per_queue_and_name_what_a_job_needs(client, sent, mon
     assert r.status_code == 422 and "needs about 0.4 GB" in r.json["error"]["message"] and "0.25 GB" in r.json["error"]["message"]
     monkeypatch.setenv("CNNLAB_QUEUE_MEMORY_GB", '{"cpu": 1}')
     assert client.post("/jobs", json=spec).status_code == 201
+
+
+def test_get_job_shows_its_attempt_log_in_order_and_openapi_describes_it(client, db_url):
+    from shared.store import jobs as job_services
+
+    job_id = client.post("/jobs", json={"preset": "mnist-fc"}).json["id"]
+    assert client.get(f"/jobs/{job_id}").json["attempt_log"] == []
+    with session_scope(db_url) as s:
+        job_services.record_attempt(s, job_id, 2, "machine-b@host:22", 3)
+        job_services.record_attempt(s, job_id, 1, "machine-a@host:11", 0)
+    with session_scope(db_url) as s:  # written again after a lost commit: the same row, not a second one
+        job_services.record_attempt(s, job_id, 2, "machine-b@host:22", 3)
+    log = client.get(f"/jobs/{job_id}").json["attempt_log"]
+    assert [(a["attempt"], a["worker"], a["start_epoch"]) for a in log] == [
+        (1, "machine-a@host:11", 0), (2, "machine-b@host:22", 3)]
+    assert all(a["started_at"].endswith("Z") or "+00:00" in a["started_at"] for a in log)
+    schemas = client.get("/openapi.json").json["components"]["schemas"]
+    assert "attempt_log" in schemas["JobOut"]["required"]
+    assert set(schemas["AttemptOut"]["properties"]) == {"attempt", "worker", "started_at", "start_epoch"}

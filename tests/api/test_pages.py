@@ -73,7 +73,7 @@ def add_job(url, preset="mnist-cnn", status="succeeded", accuracy=0.97, name=Non
                               test_accuracy=accuracy - 0.05 / e, seconds=30, train_seconds=28,
                               samples_per_second=2000))
             s.add(StepLoss(job_id=job.id, epoch=e, step=100, global_step=100 * e, loss=1.2 / e))
-            s.add(Checkpoint(job_id=job.id, epoch=e, path=f"/nowhere/epoch-{e:03d}.pt", sha256=f"{e:064x}",
+            s.add(Checkpoint(job_id=job.id, epoch=e, key=f"jobs/{job.id}/epoch-{e:03d}.pt", sha256=f"{e:064x}",
                              size_bytes=26000))
         if status == "succeeded":
             s.add(Result(job_id=job.id, test_accuracy=accuracy, test_loss=0.1, params=6422, epochs=epochs,

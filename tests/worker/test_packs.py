@@ -22,7 +22,7 @@ def packing(data_root, cache_root, tmp_path):
     migrate(url)
     env = service_env(url, broker, tmp_path, data_root, cache_root, CNNLAB_PACK_SEEDS="always")
     worker = WorkerProcess(env, tmp_path / "worker.log", "packer@localhost")
-    api = LiveAPI(url, broker, data_root)
+    api = LiveAPI(url, broker, data_root, store=(tmp_path / "artifacts").as_uri())  # the worker's default store
     yield api, url, tmp_path
     api.close()
     worker.stop()

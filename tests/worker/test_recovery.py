@@ -31,7 +31,7 @@ def fleet(data_root, cache_root, tmp_path):
     url = new_postgres_database()
     migrate(url)
     env = service_env(url, broker, tmp_path, data_root, cache_root, CNNLAB_LEASE_SECONDS=str(LEASE))
-    api = LiveAPI(url, broker, data_root)
+    api = LiveAPI(url, broker, data_root, store=(tmp_path / "artifacts").as_uri())  # the workers' default store
     workers = []
     start = lambda name: workers.append(WorkerProcess(env, tmp_path / f"{name}.log", f"{name}@localhost")) or workers[-1]  # noqa: E731
     yield api, start, tmp_path
@@ -44,7 +44,8 @@ def fleet(data_root, cache_root, tmp_path):
 def test_a_killed_worker_s_job_is_taken_over_and_resumed(fleet):
     api, start, var = fleet
     first = start("worker-a")
-    job_id = api.post("/jobs", json={"preset": "mnist-cnn", "overrides": {"epochs": 3, "keep_checkpoints": 3}}).json()["id"]
+    job_id = api.post("/jobs", json={"preset": "mnist-cnn", "overrides": {"epochs": 3, "train_limit": 3000,
+                                                                         "test_limit": 500, "keep_checkpoints": 3}}).json()["id"]
     deadline = time.monotonic() + 120
     while not api.get(f"/jobs/{job_id}/checkpoints").json()["items"]:  # at least one epoch done
         assert time.monotonic() < deadline, api.get(f"/jobs/{job_id}").json()

@@ -32,7 +32,7 @@ def test_a_claimed_job_takes_its_queued_cell_mates_and_no_other_cell(db_url, dat
 def test_the_limit_and_jobs_with_checkpoints_are_respected(db_url, data_root):
     cell, _ = _sweep(db_url, data_root)
     with session_scope(db_url) as s:
-        s.add(Checkpoint(job_id=cell[2], epoch=1, path="/nowhere", sha256="0" * 64, size_bytes=1))
+        s.add(Checkpoint(job_id=cell[2], epoch=1, key="jobs/0/nowhere", sha256="0" * 64, size_bytes=1))
     with session_scope(db_url) as s:
         first = jobs.claim(s, cell[0], "w1")
         assert [m.id for m in jobs.claim_cell_mates(s, first, "w1", limit=8)] == [cell[1]]  # cell[2] resumes alone

@@ -1,0 +1,92 @@
+"""A fleet without a shared disk: workers with scratch directories of their own and one artifact store.
+
+The first worker is SIGKILLed mid-job; the second, on its own "machine", resumes from the checkpoint the first
+uploaded, and the API (whose disk never held a checkpoint) serves the files from the store."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import time
+
+import pytest
+from support import REDIS_URL, LiveAPI, WorkerProcess, drop_postgres_database, migrate, new_postgres_database, service_env
+
+LEASE = 6  # seconds; short so the test sees a takeover quickly (production: 60)
+
+
+@pytest.fixture
+def machines(request, data_root, cache_root, tmp_path, monkeypatch):
+    """A database, a broker, one artifact store (S3 on moto, a stand-in for S3/MinIO) and a way to start a worker whose
+    scratch directory is its own (`start(name)`)."""
+    import redis
+
+    base, db = REDIS_URL.rsplit("/", 1)
+    broker = f"{base}/{int(db) - 1}"
+    redis.Redis.from_url(broker).flushdb()
+    url = new_postgres_database()
+    migrate(url)
+    moto = request.getfixturevalue("moto")  # the database store is tested on both databases in tests/shared/store
+    store_env = moto.env | {"CNNLAB_ARTIFACT_STORE": f"{moto.url}/{tmp_path.name}"}
+    for name, value in store_env.items():  # the API in this process reads the same store
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CNNLAB_DATABASE_URL", url)
+    api_var = tmp_path / "api"
+    monkeypatch.setenv("CNNLAB_VAR_DIR", str(api_var))
+    api = LiveAPI(url, broker, data_root)
+    workers = []
+
+    def start(name: str) -> WorkerProcess:
+        var = tmp_path / name  # this "machine's" disk: its database-less var dir and scratch directory
+        env = service_env(url, broker, var, data_root, cache_root, CNNLAB_LEASE_SECONDS=str(LEASE),
+                          CNNLAB_DISPATCH_SECONDS="2", **store_env)
+        var.mkdir()
+        workers.append(WorkerProcess(env, tmp_path / f"{name}.log", f"{name}@localhost"))
+        workers[-1].var = var
+        return workers[-1]
+
+    yield api, start, api_var
+    for w in workers:
+        w.stop()
+    api.close()
+    drop_postgres_database(url)
+
+
+def test_a_job_killed_on_one_machine_resumes_on_another_from_the_store(machines):
+    api, start, api_var = machines
+    first = start("machine-a")
+    job_id = api.post("/jobs", json={"preset": "mnist-cnn", "overrides": {
+        "epochs": 3, "train_limit": 2000, "test_limit": 300}}).json()["id"]
+    deadline = time.monotonic() + 120
+    while not api.get(f"/jobs/{job_id}/checkpoints").json()["items"]:  # an epoch done, its checkpoint uploaded
+        assert time.monotonic() < deadline, api.get(f"/jobs/{job_id}").json()
+        time.sleep(0.05)
+    os.killpg(first.proc.pid, signal.SIGKILL)  # the worker and its pool; its trainer dies with them
+    first.proc.wait()
+    shutil.rmtree(first.var)  # that machine is gone, disk and all
+
+    second = start("machine-b")
+    job = api.wait(job_id, timeout=240)
+    assert job["status"] == "succeeded", job
+    log = job["attempt_log"]
+    assert [a["attempt"] for a in log] == [1, 2], log
+    assert log[0]["worker"].startswith("machine-a@") and log[0]["start_epoch"] == 0
+    assert log[1]["worker"].startswith("machine-b@") and log[1]["start_epoch"] > 0  # resumed, not redone
+    epochs = [m["epoch"] for m in api.get(f"/jobs/{job_id}/metrics").json()["epochs"]]
+    assert epochs == [1, 2, 3]  # none done twice
+    fetched = second.var / "checkpoints" / str(job_id) / f"epoch-{log[1]['start_epoch']:03d}.pt"
+    assert fetched.is_file()  # the checkpoint it resumed from, downloaded from the store onto machine b
+
+    shutil.rmtree(second.var)  # no worker disk holds the files any more; the API's never did
+    items = api.get(f"/jobs/{job_id}/checkpoints").json()["items"]
+    assert [c["epoch"] for c in items] == [1, 2, 3]
+    for ckpt in (items[0], items[-1]):  # one written on machine a, one on machine b
+        blob = api.get(f"/jobs/{job_id}/checkpoints/{ckpt['epoch']}")
+        assert blob.status_code == 200 and hashlib.sha256(blob.content).hexdigest() == ckpt["sha256"]
+    assert not list(api_var.rglob("*.pt"))
+    from shared.store import artifacts
+
+    text = artifacts.read_log(job_id)  # both attempts' output, uploaded from machine b
+    assert text is not None and text.count("training process started") == 2
