@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from shared.settings import settings
 from shared.specs import Spec, SpecError, SpecWarning, resolve_checked
 from shared.store.listing import order_by
-from shared.store.models import FINISHED, Checkpoint, EpochMetric, Job, JobStatus, JobAttempt, StepLoss, utcnow
+from shared.store.models import FINISHED, Checkpoint, EpochMetric, Job, JobAttempt, JobStatus, StepLoss, utcnow
 
 
 def lease_seconds() -> float:
