@@ -58,7 +58,7 @@ def test_a_job_killed_on_one_machine_resumes_on_another_from_the_store(machines)
     api, start, api_var = machines
     first = start("machine-a")
     job_id = api.post("/jobs", json={"preset": "mnist-cnn", "overrides": {
-        "epochs": 3, "train_limit": 2000, "test_limit": 300}}).json()["id"]
+        "epochs": 3, "train_limit": 2000, "test_limit": 300, "keep_checkpoints": 3}}).json()["id"]  # keep epoch 1
     deadline = time.monotonic() + 120
     while not api.get(f"/jobs/{job_id}/checkpoints").json()["items"]:  # an epoch done, its checkpoint uploaded
         assert time.monotonic() < deadline, api.get(f"/jobs/{job_id}").json()
