@@ -13,7 +13,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
 
 from api import session as db_session
 from api.errors import APIError, json_error
@@ -70,23 +70,20 @@ def secret_key_file(var_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def identify() -> Response | None:
+def identify() -> None:
     """Set g.caller (None: anonymous) and g.via; refuse what needs a token the request lacks."""
     g.caller, g.via = None, None
     if request.routing_exception is not None:  # no such route or method: its 404/405 says more than a 401
-        return None
+        return
     if request.endpoint in OPEN:
         with contextlib.suppress(AuthError):  # a bad token does not block the login page or the health check
             g.caller, g.via = _caller()
-        return None
+        return
     g.caller, g.via = _caller()
     if request.method in WRITES:
         _guard_write()
     elif g.caller is None and current_app.config["READS_REQUIRE_TOKEN"]:
-        if _wants_page():
-            return redirect(url_for("auth.login", next=_here()))
         raise AuthError("reads need an API token on this server: send 'Authorization: Bearer <token>'")
-    return None
 
 
 def _caller() -> tuple[Caller | None, str | None]:
@@ -159,6 +156,9 @@ def safe_next(raw: str | None) -> str:
 
 
 def _unauthorized(exc: AuthError):
+    """JSON with the Bearer challenge; a person opening a page or a download link is sent to sign in instead."""
+    if request.method == "GET" and _wants_page():
+        return redirect(url_for("auth.login", next=_here()))
     body, status = json_error(401, exc.message)
     return body, status, {"WWW-Authenticate": exc.challenge}
 

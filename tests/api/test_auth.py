@@ -88,6 +88,8 @@ def test_checkpoint_downloads_are_for_the_owner_or_an_admin(client, alice, bob, 
                          size_bytes=7))
     url = f"/jobs/{job_id}/checkpoints/1"
     _refused(anon.get(url))
+    link = anon.get(url, headers={"Accept": "text/html"})  # the result page's download link, signed out
+    assert link.status_code == 302 and link.headers["Location"] == f"/login?next={url}"
     _refused(bob.get(url), 403)
     assert alice.get(url).data == b"weights" and client.get(url).status_code == 200
     assert anon.get(f"/jobs/{job_id}/checkpoints").status_code == 200  # the listing is a read
