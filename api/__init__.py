@@ -16,15 +16,16 @@ def create_app(config: dict | None = None) -> Flask:
         DATABASE_URL=env.database_url,
         BROKER_URL=env.broker_url,
         DATA_DIR=env.data_dir,
+        CHECKPOINT_DIR=env.checkpoint_dir,  # where a deleted job's files are removed from
         MAX_CONTENT_LENGTH=env.max_body_bytes,  # bigger bodies get 413
     )
     app.config.update(config or {})
     app.json.sort_keys = False
 
-    from api import errors, jobs, meta, metrics, pages, studies, sweeps
+    from api import actions, errors, jobs, meta, metrics, pages, studies, sweeps
 
     errors.register(app)
-    for module in (jobs, meta, metrics, pages, studies, sweeps):
+    for module in (jobs, actions, meta, metrics, pages, studies, sweeps):
         app.register_blueprint(module.bp)
     return app
 

@@ -26,7 +26,8 @@ def index():
     q = JobQuery.model_validate({"limit": PAGE_SIZE} | {k: v for k, v in request.args.items() if v != ""})
     status, preset, offset, limit = q.status, q.preset, q.offset, q.limit
     with session() as s:
-        items, total = jobs.list_jobs(s, status=status, preset=preset, sweep_id=q.sweep_id, limit=limit, offset=offset)
+        items, total = jobs.list_jobs(s, status=status, preset=preset, sweep_id=q.sweep_id, tag=q.tag,
+                                      archived=q.archived, limit=limit, offset=offset)
         rows = [views.job_row(j) for j in items]
         active = views.active_count(s)
     page = dict(rows=rows, total=total, offset=offset, limit=limit, status=status, preset=preset, active=active,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, model_validator
 
+from shared.runs import MAX_TAGS, LocalRun, Tag, Tags
 from shared.specs import Spec
 from shared.stats import CellStats
 from shared.store.models import Checkpoint, Job, JobStatus, StepLoss, Sweep
@@ -45,6 +46,8 @@ class JobQuery(BaseModel):
     model: Name | None = None
     dataset: Name | None = None
     sweep_id: int | None = Field(None, ge=0, le=MAX_ID, description="only the jobs of this sweep")
+    tag: Tag | None = Field(None, description="only the jobs with this tag")
+    archived: bool = Field(False, description="false: jobs not archived (the default list); true: only archived ones")
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0, le=MAX_ID)
 
@@ -77,7 +80,7 @@ class JobSummary(BaseModel):
     preset: str | None
     model: str
     dataset: str
-    queue: str = Field(description="cpu or gpu")
+    queue: str = Field(description="cpu or gpu; local: a run recorded by POST /runs (`cnnlab train --server`)")
     priority: int = Field(ge=0, le=9)
     progress: Progress | None
     created_at: Time
@@ -88,6 +91,8 @@ class JobSummary(BaseModel):
     sweep_id: int | None = Field(None, description="the sweep that made the job, if any")
     cell_index: int | None = Field(None, description="its cell in the sweep (0-based, grid order)")
     cell: dict[str, Any] | None = Field(None, description="the cell's swept values, keyed as in the grid")
+    tags: list[str] = Field([], description="labels set with PATCH; GET /jobs?tag=x filters by one")
+    archived: bool = Field(False, description="hidden from the default list (GET /jobs?archived=true lists them)")
 
     @classmethod
     def of(cls, job: Job):
@@ -104,7 +109,33 @@ class JobOut(JobSummary):
     attempts: int
     heartbeat_at: Time | None
     cancel_requested: bool
+    notes: str = Field("", description="free text set with PATCH")
     result: RunSummary | None
+
+
+class JobPatch(BaseModel):
+    """PATCH /jobs/<id> body: the fields to change; any others are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200, pattern=r"^[^\x00]*$", description="null clears it")
+    tags: Tags | None = Field(None, description=f"replaces the tags: at most {MAX_TAGS}, each 1-64 characters, "
+                                                "no commas; surrounding blanks and repeats are dropped")
+    notes: str | None = Field(None, max_length=20_000, pattern=r"^[^\x00]*$")
+    archived: bool | None = Field(None, description="true hides the job from the default list")
+
+    @model_validator(mode="after")
+    def _something(self) -> "JobPatch":
+        if not self.model_fields_set:
+            raise ValueError(f"nothing to change: give one of {', '.join(type(self).model_fields)}")
+        for field in ("tags", "notes", "archived"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
+
+
+class RunCreate(LocalRun):
+    """POST /runs body: a finished run trained outside the service, recorded as a succeeded job (queue `local`)."""
 
 
 class JobList(BaseModel):

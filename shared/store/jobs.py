@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from shared.settings import settings
 from shared.specs import Spec, SpecError, resolve
 from shared.store.models import FINISHED, Checkpoint, EpochMetric, Job, JobStatus, StepLoss, utcnow
+from shared.store.tags import has_tag
 
 
 def lease_seconds() -> float:
@@ -123,10 +124,10 @@ def get_job(session: Session, job_id: int) -> Job:
 
 
 def list_jobs(session: Session, *, status: str | None = None, preset: str | None = None, model: str | None = None,
-              dataset: str | None = None, sweep_id: int | None = None, limit: int = 50,
-              offset: int = 0) -> tuple[list[Job], int]:
+              dataset: str | None = None, sweep_id: int | None = None, tag: str | None = None,
+              archived: bool | None = False, limit: int = 50, offset: int = 0) -> tuple[list[Job], int]:
     """Newest first, filtered; returns one page and the total count (the API's JobQuery validates filters)."""
-    query = select(Job)
+    query = labelled(select(Job), tag, archived)
     for column, value in ((Job.status, status), (Job.preset, preset), (Job.model, model), (Job.dataset, dataset),
                           (Job.sweep_id, sweep_id)):
         if value is not None:
@@ -135,6 +136,13 @@ def list_jobs(session: Session, *, status: str | None = None, preset: str | None
     page = query.options(selectinload(Job.result)).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)
     jobs = session.scalars(page).all()
     return list(jobs), total
+
+
+def labelled(query, tag: str | None, archived: bool | None):
+    """Only jobs with `tag` (if given) and, unless `archived` is None, only archived or only unarchived ones."""
+    if tag is not None:
+        query = query.where(has_tag(Job.tags, tag))
+    return query if archived is None else query.where(Job.archived.is_(archived))
 
 
 def request_cancel(session: Session, job_id: int) -> Job:

@@ -19,6 +19,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -75,6 +77,7 @@ class Job(Base):
     __table_args__ = (
         CheckConstraint(f"status IN {tuple(s.value for s in JobStatus)}", name="status"),
         Index("ix_jobs_status_created_at", "status", "created_at"),
+        Index("ix_jobs_archived_created_at", "archived", "created_at"),  # the default list hides archived jobs
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -101,6 +104,10 @@ class Job(Base):
     cell: Mapped[dict[str, Any] | None]  # the cell's swept values, keyed as in the grid ("model_args.n_feature")
     # The client's Idempotency-Key of POST /jobs: a retried POST finds this job instead of making a second one.
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # What people add (PATCH /jobs/<id>): labels to filter by, free text, and hidden from the default list.
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    notes: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    archived: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     epochs: Mapped[list["EpochMetric"]] = relationship(order_by="EpochMetric.epoch", cascade="all, delete-orphan",
                                                        passive_deletes=True)
