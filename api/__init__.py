@@ -22,10 +22,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config or {})
     app.json.sort_keys = False
 
-    from api import actions, errors, jobs, meta, metrics, pages, studies, sweeps
+    from api import actionpages, actions, errors, jobs, meta, metrics, pages, studies, sweeps
 
     errors.register(app)
-    for module in (jobs, actions, meta, metrics, pages, studies, sweeps):
+    for module in (jobs, actions, actionpages, meta, metrics, pages, studies, sweeps):
         app.register_blueprint(module.bp)
     return app
 

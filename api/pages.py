@@ -31,7 +31,7 @@ def index():
         rows = [views.job_row(j) for j in items]
         active = views.active_count(s)
     page = dict(rows=rows, total=total, offset=offset, limit=limit, status=status, preset=preset, active=active,
-                sweep_id=q.sweep_id,
+                sweep_id=q.sweep_id, tag=q.tag, archived=q.archived,
                 statuses=[s.value for s in JobStatus], presets=list(PRESETS))
     if request.args.get("partial") == "rows":
         return render_template("_rows.html", **page), {"X-Active-Jobs": str(active)}
