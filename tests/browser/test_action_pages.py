@@ -141,3 +141,15 @@ def test_archive_then_delete(service, page):
     assert service.get(f"/jobs/{job_id}").status_code == 404
     assert not folder.exists()
     assert page.problems == []
+
+
+def test_a_401_goes_to_login_and_back(service, page, done):
+    """Writes will need a token or a session (the auth branch); until then the service never answers 401, so the
+    browser is handed one for this PATCH to check that the page sends the user to /login?next=<this page>."""
+    page.route(f"**/jobs/{done}", lambda route: route.fulfill(status=401, content_type="application/json",
+               body='{"error": {"status": 401, "message": "sign in"}}') if route.request.method == "PATCH"
+               else route.continue_())
+    page.goto(f"{service.url}/results/{done}")
+    page.click("#act-archive")
+    page.wait_for_url(f"**/login?next=%2Fresults%2F{done}")
+    assert service.get(f"/jobs/{done}").json()["archived"] is False

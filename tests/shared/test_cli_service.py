@@ -124,6 +124,37 @@ def test_download_refuses_bytes_whose_hash_differs(tmp_path):
     assert list(tmp_path.iterdir()) == []  # neither the file nor its .part
 
 
+class Recorder(BaseHTTPRequestHandler):
+    """Answers GET /jobs with an empty page and remembers each request's Authorization header."""
+
+    seen: list = []
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        Recorder.seen.append(self.headers.get("Authorization"))
+        body = json.dumps({"items": [], "total": 0, "limit": 20, "offset": 0, "next": None}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_token_from_flag_or_environment_is_sent_as_bearer():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        assert cnnlab("jobs", "--token", "s3cret", server=url).returncode == 0
+        assert cnnlab("jobs", server=url, CNNLAB_TOKEN="from-env").returncode == 0
+        assert cnnlab("jobs", server=url, CNNLAB_TOKEN="").returncode == 0
+    finally:
+        server.shutdown()
+    assert Recorder.seen == ["Bearer s3cret", "Bearer from-env", None]
+
+
 def test_train_server_records_the_local_run(service, data_dir, tmp_path):
     tag = f"laptop-{os.getpid()}"
     run = one_json_line(cnnlab("train", "mnist-fc", *TINY, "--data-dir", data_dir, "--out", tmp_path / "run",
