@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.specs import Spec
 from shared.train.results import EpochMetrics, Misclassified, RunSummary
@@ -49,3 +49,9 @@ class LocalRun(BaseModel):
     steps: list[StepPoint] = Field([], max_length=100_000)
     confusion: list[list[int]] = Field([], description="K x K counts, [true class][predicted class]")
     misclassified: list[Misclassified] = Field([], max_length=256)
+
+    @model_validator(mode="after")
+    def _in_order(self) -> "LocalRun":
+        if self.finished_at < self.started_at:
+            raise ValueError("finished_at is before started_at")
+        return self

@@ -31,7 +31,8 @@ def update_job(session: Session, job_id: int, changes: dict[str, Any]) -> Job:
 
 
 def delete_job(session: Session, job_id: int, checkpoint_root: Path) -> list[Path]:
-    """Delete a finished job, its rows and its files; a queued or running job is a Conflict (cancel it first).
+    """Delete a finished job, its rows and its files (returns the files that could not be removed); a queued or
+    running job is a Conflict (cancel it first).
 
     The row goes first with a conditional DELETE, so a worker can never claim a job whose files are going; the
     files go after the commit (a crash between the two leaves files, never a job without its files)."""

@@ -183,7 +183,8 @@ def test_post_runs_records_a_finished_local_run(live):
 
 
 @pytest.mark.parametrize("change, needle", [({"spec": {"model": "nope"}}, "spec"), ({"host": None}, "host"),
-                                            ({"status": "failed"}, "status"), ({"epochs": [{"epoch": 1}]}, "epochs.0")])
+                                            ({"status": "failed"}, "status"), ({"epochs": [{"epoch": 1}]}, "epochs.0"),
+                                            ({"finished_at": "2026-11-28T09:00:00+00:00"}, "before started_at")])
 def test_post_runs_refuses_bad_records(live, change, needle):
     r = live.post("/runs", json=local_run(**change))
     assert r.status_code == 422 and needle in r.json()["error"]["message"], r.text
@@ -215,3 +216,4 @@ def test_deleting_a_job_a_worker_trained_removes_its_checkpoints_and_log(service
     assert delete(service, job_id).status_code == 204
     assert not folder.exists()
     assert service.get(f"/jobs/{job_id}").status_code == 404
+
