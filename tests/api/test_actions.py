@@ -1,5 +1,5 @@
 """Acting on jobs over real HTTP on SQLite and PostgreSQL: PATCH (name, tags, notes, archived), the tag and archive
-filters, DELETE with the job's files, POST /runs; and deleting a job a real worker trained."""
+filters, DELETE with the job's files, POST /runs. (Deleting a job a real worker trained: tests/worker/test_delete_e2e.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from support import LiveAPI
 
 from shared.specs import resolve
 from shared.store.db import session_scope
-from shared.store.models import Checkpoint, EpochMetric, Job, Result, utcnow
+from shared.store.jobs import finish
+from shared.store.models import Checkpoint, EpochMetric, Job, JobStatus, Result, utcnow
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,8 @@ def seed_job(url: str, status: str = "succeeded", name: str | None = None, tags:
     now = utcnow()
     with session_scope(url) as s:
         job = Job(name=name, preset="mnist-fc", model="fc2", dataset="mnist", spec=spec, status=status,
-                  tags=tags or [], created_at=now, started_at=now - timedelta(seconds=5),
+                  tags=tags or [], created_at=now, started_at=now - timedelta(seconds=5), worker="w1",
+                  dispatched_at=now, heartbeat_at=now,
                   finished_at=now if status in ("succeeded", "failed", "cancelled") else None)
         s.add(job)
         s.flush()
@@ -147,13 +149,20 @@ def test_delete_removes_the_job_its_rows_and_its_files(live, tmp_path):
 
 
 @pytest.mark.parametrize("status", ["queued", "running"])
-def test_delete_refuses_an_active_job(live, status):
+def test_delete_refuses_an_active_job_until_it_is_cancelled(live, status):
     job_id = seed_job(live.db_url, status=status)
     (live.ckpt_root / str(job_id)).mkdir()
     r = delete(live, job_id)
     assert r.status_code == 409 and "cancel it first" in r.json()["error"]["message"]
     assert live.get(f"/jobs/{job_id}").json()["status"] == status
     assert (live.ckpt_root / str(job_id)).is_dir()
+    assert live.post(f"/jobs/{job_id}/cancel").status_code == 202
+    if status == "running":  # asked to stop: refused until its worker ends it
+        assert delete(live, job_id).status_code == 409
+        with session_scope(live.db_url) as s:
+            assert finish(s, job_id, "w1", JobStatus.CANCELLED)
+    assert delete(live, job_id).status_code == 204
+    assert not (live.ckpt_root / str(job_id)).exists()
 
 
 def local_run(**extra) -> dict:
@@ -200,20 +209,3 @@ def test_openapi_documents_the_actions(live):
     assert {"tags", "archived", "notes"} <= set(schemas["JobOut"]["properties"])
     params = {p["name"] for p in doc["paths"]["/jobs"]["get"]["parameters"]}
     assert {"tag", "archived"} <= params
-
-
-def test_deleting_a_job_a_worker_trained_removes_its_checkpoints_and_log(service):
-    """End to end: a real worker trains a tiny job; DELETE takes its directory from the worker's checkpoint dir."""
-    r = service.post("/jobs", json={"preset": "mnist-fc", "overrides": {"train_limit": 300, "test_limit": 100}})
-    assert r.status_code == 201, r.text
-    job_id = r.json()["id"]
-    assert delete(service, job_id).status_code == 409  # queued or running: refused (cancel it first)
-    job = service.wait(job_id)
-    assert job["status"] == "succeeded", job
-    folder = service.var / "checkpoints" / str(job_id)
-    ckpts = service.get(f"/jobs/{job_id}/checkpoints").json()["items"]
-    assert folder.is_dir() and ckpts and (folder / "log.txt").is_file()
-    assert delete(service, job_id).status_code == 204
-    assert not folder.exists()
-    assert service.get(f"/jobs/{job_id}").status_code == 404
-

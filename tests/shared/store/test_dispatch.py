@@ -39,8 +39,9 @@ def _job(db_url, data_root, age: float = 60.0, status: str = "queued") -> int:
 def test_a_job_whose_message_is_lost_is_sent_once(db_url, data_root, broker):
     lost, waiting = _job(db_url, data_root), _job(db_url, data_root)
     enqueue(waiting, "cpu", app=broker)  # its message is still in the broker
+    ours = lambda sent: [j for j in sent if j in (lost, waiting)]  # noqa: E731 - other tests' queued jobs share the db
     with session_scope(db_url) as s:
-        assert dispatch.redispatch(s, broker, grace=10) == [lost]
+        assert ours(dispatch.redispatch(s, broker, grace=10)) == [lost]
     assert dispatch.broker_job_ids(broker, recent=10) >= {lost, waiting}
     with session_scope(db_url) as s:  # a second watcher in the same round finds nothing to do
         assert dispatch.redispatch(s, broker, grace=10) == []
