@@ -18,17 +18,18 @@ def create_app(config: dict | None = None) -> Flask:
         BROKER_URL=env.broker_url,
         DATA_DIR=env.data_dir,
         ARTIFACT_STORE=default_url(),  # checkpoints and logs, whichever machine wrote them
+        CHECKPOINT_DIR=env.checkpoint_dir,  # where a deleted job's files are removed from
         MAX_CONTENT_LENGTH=env.max_body_bytes,  # bigger bodies get 413
     )
     app.config.update(config or {})
     app.json.sort_keys = False
 
-    from api import auth, errors, jobs, limits, meta, metrics, pages, queues, studies, sweeps
+    from api import actionpages, actions, auth, errors, jobs, limits, meta, metrics, pages, queues, studies, sweeps
 
     errors.register(app)
     auth.init_app(app, env)  # before the limiter: limits are per caller
     limits.init_app(app, env)
-    for module in (jobs, meta, metrics, pages, queues, studies, sweeps):
+    for module in (jobs, actions, actionpages, meta, metrics, pages, queues, studies, sweeps):
         app.register_blueprint(module.bp)
     return app
 

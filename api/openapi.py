@@ -14,10 +14,12 @@ from api.schemas import (
     JobCsvQuery,
     JobList,
     JobOut,
+    JobPatch,
     JobQuery,
     Metrics,
     PresetList,
     QueueOverview,
+    RunCreate,
     StudyList,
     StudyOut,
     StudyRun,
@@ -58,7 +60,8 @@ def _query(model) -> list[dict]:
 
 
 def _schemas() -> dict:
-    requests = [(JobCreate, "validation"), (SweepCreate, "validation"), (StudyRun, "validation")]
+    requests = [(JobCreate, "validation"), (SweepCreate, "validation"), (StudyRun, "validation"),
+                (JobPatch, "validation"), (RunCreate, "validation")]
     pairs = requests + [(m, "serialization") for m in RESPONSES]
     _, top = models_json_schema(pairs, ref_template=REF)
     return top["$defs"]
@@ -173,6 +176,7 @@ SECURITY_SCHEMES = {
 }
 OPEN = {"/healthz", "/openapi.json"}  # never need a token
 MANAGED = {("/jobs/{job_id}/cancel", "post"), ("/jobs/{job_id}/checkpoints/{epoch}", "get"),
+           ("/jobs/{job_id}", "patch"), ("/jobs/{job_id}", "delete"),
            ("/sweeps/{sweep_id}/cancel", "post")}  # the owner's or an admin's
 CAPPED = {"/jobs", "/sweeps", "/studies/{name}/run"}  # add queued jobs: the per-token cap applies
 TOO_MANY = {"description": "Rate limit passed (Retry-After: seconds), or a write that would pass the token's cap of "
@@ -198,8 +202,40 @@ def _secure(paths: dict) -> dict:
     return paths
 
 
+def _action_paths() -> dict:
+    def body(model, example: dict | None = None) -> dict:
+        content = {"schema": {"$ref": REF.format(model=model.__name__)}} | ({"example": example} if example else {})
+        return {"required": True, "content": {"application/json": content}}
+
+    return {
+        "/jobs/{job_id}": {
+            "patch": {"summary": "Edit a job's name, tags, notes or archived flag (any status)", "parameters": [_id()],
+                      "requestBody": body(JobPatch, {"tags": ["baseline", "week 3"], "notes": "lr too high?"}),
+                      "responses": {"200": _json(JobOut, "The updated job"), "404": _error("Unknown job"),
+                                    "400": _error("Not JSON"), "422": _error("Unknown field or bad value")}},
+            "delete": {"summary": "Delete a finished job with its metrics, result and files (checkpoints, log)",
+                       "parameters": [_id()],
+                       "responses": {"204": {"description": "Deleted"}, "404": _error("Unknown job"),
+                                     "409": _error("Queued or running: cancel it first")}}},
+        "/runs": {"post": {
+            "summary": "Record a run trained outside the service (`cnnlab train --server`) as a succeeded job "
+                       "on the `local` queue",
+            "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                            "description": "a retry with the same key answers the job it made (200)",
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
+            "requestBody": body(RunCreate),
+            "responses": {"201": _json(JobOut, "Recorded; Location names the job"),
+                          "200": _json(JobOut, "The job an earlier request with this Idempotency-Key made"),
+                          "400": _error("Not JSON"), "413": _error("Body too large"),
+                          "422": _error("Invalid run")}}},
+    }
+
+
 @lru_cache(maxsize=1)
 def document() -> dict:
+    paths = _paths()
+    for path, operations in _action_paths().items():
+        paths.setdefault(path, {}).update(operations)
     return {"openapi": "3.1.0", "info": {"title": "cnnlab", "version": "0.1.0",
                                           "description": "Train the classic CNN lab experiments as jobs."},
-            "paths": _secure(_paths()), "components": {"schemas": _schemas(), "securitySchemes": SECURITY_SCHEMES}}
+            "paths": _secure(paths), "components": {"schemas": _schemas(), "securitySchemes": SECURITY_SCHEMES}}

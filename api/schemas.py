@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, field_validator, model_validator
 
+from shared.runs import MAX_TAGS, LocalRun, Tag, Tags
 from shared.specs import Spec, SpecWarning
 from shared.stats import CellStats
 from shared.store import listing
@@ -51,6 +52,8 @@ class JobQuery(BaseModel):
     sort: str | None = Field(None, max_length=80, description="a column (" + ", ".join(listing.FIXED) + "), a spec "
                              "field (lr, batch_size, ...) or model_args.<name>; '-' first for descending; "
                              "default: newest first")
+    tag: Tag | None = Field(None, description="only the jobs with this tag")
+    archived: bool = Field(False, description="false: jobs not archived (the default list); true: only archived ones")
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0, le=MAX_ID)
 
@@ -94,7 +97,7 @@ class JobSummary(BaseModel):
     preset: str | None
     model: str
     dataset: str
-    queue: str = Field(description="cpu or gpu")
+    queue: str = Field(description="cpu or gpu; local: a run recorded by POST /runs (`cnnlab train --server`)")
     priority: int = Field(ge=0, le=9)
     progress: Progress | None
     created_at: Time
@@ -106,6 +109,8 @@ class JobSummary(BaseModel):
     cell_index: int | None = Field(None, description="its cell in the sweep (0-based, grid order)")
     cell: dict[str, Any] | None = Field(None, description="the cell's swept values, keyed as in the grid")
     owner: str | None = Field(None, description="the name of the API token that submitted it (null: before tokens)")
+    tags: list[str] = Field([], description="labels set with PATCH; GET /jobs?tag=x filters by one")
+    archived: bool = Field(False, description="hidden from the default list (GET /jobs?archived=true lists them)")
 
     @classmethod
     def of(cls, job: Job):
@@ -135,6 +140,7 @@ class JobOut(JobSummary):
                                                       "it resumed (from the artifact store, on any machine)")
     heartbeat_at: Time | None
     cancel_requested: bool
+    notes: str = Field("", description="free text set with PATCH")
     result: RunSummary | None
     warnings: list[SpecWarning] = Field(default_factory=list, description="what the submit-time rules said: "
                                         "defaults taken, normalization replaced, no worker for the queue")
@@ -149,6 +155,31 @@ class JobListItem(JobSummary):
     """A listed job, with its values of the spec fields that differ among the listed jobs."""
 
     params: dict[str, Any] = Field(default_factory=dict, description="spec field -> value, for JobList.columns")
+
+
+class JobPatch(BaseModel):
+    """PATCH /jobs/<id> body: the fields to change; any others are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200, pattern=r"^[^\x00]*$", description="null clears it")
+    tags: Tags | None = Field(None, description=f"replaces the tags: at most {MAX_TAGS}, each 1-64 characters, "
+                                                "no commas; surrounding blanks and repeats are dropped")
+    notes: str | None = Field(None, max_length=20_000, pattern=r"^[^\x00]*$")
+    archived: bool | None = Field(None, description="true hides the job from the default list")
+
+    @model_validator(mode="after")
+    def _something(self) -> "JobPatch":
+        if not self.model_fields_set:
+            raise ValueError(f"nothing to change: give one of {', '.join(type(self).model_fields)}")
+        for field in ("tags", "notes", "archived"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
+
+
+class RunCreate(LocalRun):
+    """POST /runs body: a finished run trained outside the service, recorded as a succeeded job (queue `local`)."""
 
 
 class JobList(BaseModel):

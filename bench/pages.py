@@ -42,7 +42,7 @@ PG_DB = "cnnlab_bench"
 STATUSES = ["succeeded"] * 14 + ["failed"] * 2 + ["cancelled", "queued", "running"]
 ROUTES = ["/", "/jobs", "/?status=succeeded", "/jobs?status=succeeded", "/?preset=mnist-cnn", "/?status=running",
           "/?offset=9950", "/jobs?offset=9950&limit=50", "/?partial=rows", "/results/{last}", "/compare?ids={few}",
-          "/report"]
+          "/report", "/jobs?tag=t3", "/?tag=t3", "/jobs?tag=rare", "/jobs?archived=true"]
 GATED = {"/", "/jobs"}  # the routes the target is about; the others are measured for the record
 
 
@@ -71,7 +71,8 @@ def fill(url: str, n: int, seed: int = 0) -> dict:
                          "queue": "cpu", "priority": 0, "created_at": created, "attempts": 1,
                          "started_at": created + timedelta(seconds=3) if status != "queued" else None,
                          "finished_at": created + timedelta(seconds=50) if done else None,
-                         "cancel_requested": False,
+                         "cancel_requested": False, "archived": i % 20 == 0,  # tags: 1 in 10 has t3, 1 in 1,000 rare
+                         "tags": [f"t{i % 10}", "week 3"] + (["rare"] if i % 1000 == 0 else []),
                          "progress": {"phase": "training", "epoch": 1, "epochs": 1, "fraction": rng.random()}})
             if status == "succeeded":
                 acc = rng.uniform(0.6, 0.99)

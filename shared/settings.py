@@ -57,6 +57,9 @@ class Settings(BaseSettings):
                                       "above this after a job is replaced before the next one")
     resident_splits: int = Field(4, ge=0, description="decoded dataset splits a process keeps in memory "
                                  "between runs (least recently used dropped first; 0: none)")
+    server: str = Field("http://127.0.0.1:5000", description="the service the `cnnlab` commands talk to "
+                        "(submit, jobs, logs, cancel, pull, train --server)")
+    token: str | None = Field(None, description="the API token `cnnlab` sends as `Authorization: Bearer`")
     stop_grace_seconds: float = Field(120.0, gt=0, description="a cancelled run gets this long to reach a step "
                                       "boundary before its process is killed")
     drain_seconds: float = Field(60.0, ge=0, description="on SIGTERM a worker lets its running job train until its "

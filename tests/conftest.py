@@ -92,6 +92,7 @@ def service(redis_url, data_root, cache_root, tmp_path_factory):
     env = service_env(url, redis_url, var, data, cache_root)
     worker = WorkerProcess(env, var / "worker.log", "test-worker-1@localhost")
     api = LiveAPI(url, redis_url, data, store=(var / "artifacts").as_uri())  # the worker's default store
+    api.server.app.config["CHECKPOINT_DIR"] = var / "checkpoints"  # the worker's job files, as under `make run`
     api.env, api.var, api.worker, api.db_url, api.data_dir = env, var, worker, url, data
     yield api
     api.close()

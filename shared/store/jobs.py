@@ -13,6 +13,7 @@ from shared.settings import settings
 from shared.specs import Spec, SpecError, SpecWarning, resolve_checked
 from shared.store.listing import order_by
 from shared.store.models import FINISHED, Checkpoint, EpochMetric, Job, JobAttempt, JobStatus, StepLoss, utcnow
+from shared.store.tags import has_tag
 
 
 def lease_seconds() -> float:
@@ -132,12 +133,13 @@ def get_job(session: Session, job_id: int) -> Job:
 
 
 def list_jobs(session: Session, *, status: str | None = None, preset: str | None = None, model: str | None = None,
-              dataset: str | None = None, sweep_id: int | None = None, q: str | None = None,
-              sort: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[Job], int]:
+              dataset: str | None = None, sweep_id: int | None = None, q: str | None = None, tag: str | None = None,
+              archived: bool | None = False, sort: str | None = None, limit: int = 50,
+              offset: int = 0) -> tuple[list[Job], int]:
     """Filtered, sorted by `sort` (`field` / `-field`, default newest first); one page and the total count
     (the API's JobQuery validates filters)."""
-    query = job_filter(select(Job), status=status, preset=preset, model=model, dataset=dataset, sweep_id=sweep_id,
-                       q=q)
+    query = job_filter(labelled(select(Job), tag, archived), status=status, preset=preset, model=model,
+                       dataset=dataset, sweep_id=sweep_id, q=q)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     page = query.options(selectinload(Job.result)).order_by(*order_by(sort, session.get_bind().dialect.name))
     jobs = session.scalars(page.limit(limit).offset(offset)).all()
@@ -154,6 +156,13 @@ def job_filter(query, *, status=None, preset=None, model=None, dataset=None, swe
         pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(func.lower(Job.name).like(pattern, escape="\\"))
     return query
+
+
+def labelled(query, tag: str | None, archived: bool | None):
+    """Only jobs with `tag` (if given) and, unless `archived` is None, only archived or only unarchived ones."""
+    if tag is not None:
+        query = query.where(has_tag(Job.tags, tag))
+    return query if archived is None else query.where(Job.archived.is_(archived))
 
 
 def request_cancel(session: Session, job_id: int) -> Job:

@@ -20,6 +20,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -77,6 +79,7 @@ class Job(Base):
         CheckConstraint(f"status IN {tuple(s.value for s in JobStatus)}", name="status"),
         Index("ix_jobs_status_created_at", "status", "created_at"),
         Index("ix_jobs_owner_status", "owner", "status"),  # the per-token cap counts a token's active jobs
+        Index("ix_jobs_archived_created_at", "archived", "created_at"),  # the default list hides archived jobs
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -106,6 +109,10 @@ class Job(Base):
     # What the submit-time rules told the submitter ([{field, message}]): shown again on the job's page.
     warnings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     owner: Mapped[str | None] = mapped_column(String(100))  # the API token's name that submitted it; NULL: legacy
+    # What people add (PATCH /jobs/<id>): labels to filter by, free text, and hidden from the default list.
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    notes: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    archived: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     epochs: Mapped[list["EpochMetric"]] = relationship(order_by="EpochMetric.epoch", cascade="all, delete-orphan",
                                                        passive_deletes=True)
