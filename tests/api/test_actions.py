@@ -9,6 +9,7 @@ import pytest
 from support import LiveAPI
 
 from shared.specs import resolve
+from shared.store.artifacts import artifact_key
 from shared.store.db import session_scope
 from shared.store.jobs import finish
 from shared.store.models import Checkpoint, EpochMetric, Job, JobStatus, Result, utcnow
@@ -17,10 +18,11 @@ from shared.store.models import Checkpoint, EpochMetric, Job, JobStatus, Result,
 @pytest.fixture(scope="module")
 def live(db_url, data_root, tmp_path_factory):
     """The API over HTTP on each database; no broker (these requests never enqueue), its own checkpoint root."""
-    api = LiveAPI(db_url, "redis://127.0.0.1:1/0", data_root)
+    api_store = tmp_path_factory.mktemp("artifacts")
+    api = LiveAPI(db_url, "redis://127.0.0.1:1/0", data_root, store=api_store.as_uri())
     api.ckpt_root = tmp_path_factory.mktemp("checkpoints")
     api.server.app.config["CHECKPOINT_DIR"] = api.ckpt_root
-    api.db_url = db_url
+    api.db_url, api.store_root = db_url, api_store
     yield api
     api.close()
 
@@ -127,20 +129,20 @@ def test_delete_removes_the_job_its_rows_and_its_files(live, tmp_path):
     folder.mkdir()
     (folder / "log.txt").write_text("trainer output")
     (folder / "epoch-001.pt").write_bytes(b"weights")
-    elsewhere = tmp_path / "other-worker" / "epoch-002.pt"  # recorded by a worker with another checkpoint dir
-    elsewhere.parent.mkdir()
-    elsewhere.write_bytes(b"weights")
-    elsewhere.with_suffix(".pt.sha256").write_text("ab" * 32)
+    stored = live.store_root / artifact_key(job_id, "epoch-002.pt")  # uploaded by a worker on another machine
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(b"weights")
     with session_scope(live.db_url) as s:
         s.add(EpochMetric(job_id=job_id, epoch=1, train_loss=1, test_loss=1, test_accuracy=0.5, seconds=1,
                           train_seconds=1, samples_per_second=1))
-        s.add(Checkpoint(job_id=job_id, epoch=2, path=str(elsewhere), sha256="ab" * 32, size_bytes=7))
+        s.add(Checkpoint(job_id=job_id, epoch=2, key=artifact_key(job_id, "epoch-002.pt"), sha256="ab" * 32,
+                         size_bytes=7))
         s.add(Result(job_id=job_id, test_accuracy=0.5, test_loss=1, params=1, epochs=1, train_seconds=1,
                      samples_per_second=1, data={}, environment={}, details={}))
     r = delete(live, job_id)
     assert r.status_code == 204, r.text
     assert live.get(f"/jobs/{job_id}").status_code == 404
-    assert not folder.exists() and not elsewhere.exists() and not elsewhere.with_suffix(".pt.sha256").exists()
+    assert not folder.exists() and not stored.exists()
     with session_scope(live.db_url) as s:
         assert s.query(EpochMetric).filter_by(job_id=job_id).count() == 0
         assert s.query(Checkpoint).filter_by(job_id=job_id).count() == 0

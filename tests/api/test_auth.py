@@ -9,7 +9,7 @@ import pytest
 from support import admin_token, bearer, new_token, token_client
 
 from api import create_app
-from shared.store import tokens
+from shared.store import artifacts, tokens
 from shared.store.db import session_scope
 from shared.store.models import Checkpoint, Job, Sweep
 
@@ -81,10 +81,12 @@ def test_a_job_from_before_tokens_is_the_admins_alone(client, alice, db_url):
 
 def test_checkpoint_downloads_are_for_the_owner_or_an_admin(client, alice, bob, anon, db_url, tmp_path):
     job_id = alice.post("/jobs", json=SMALL).json["id"]
-    path = tmp_path / "epoch1.pt"
+    path = tmp_path / "epoch-001.pt"
     path.write_bytes(b"weights")
+    key = artifacts.artifact_key(job_id, path.name)
+    artifacts.upload(path, key)  # the test's own store (the artifact_store fixture)
     with session_scope(db_url) as s:
-        s.add(Checkpoint(job_id=job_id, epoch=1, path=str(path), sha256=hashlib.sha256(b"weights").hexdigest(),
+        s.add(Checkpoint(job_id=job_id, epoch=1, key=key, sha256=hashlib.sha256(b"weights").hexdigest(),
                          size_bytes=7))
     url = f"/jobs/{job_id}/checkpoints/1"
     _refused(anon.get(url))

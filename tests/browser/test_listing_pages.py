@@ -45,7 +45,7 @@ def add(url: str, name: str, status: str, overrides: dict, accuracy: float | Non
                          data={"name": "mnist", "mean": LONG_MEAN, "std": LONG_STD, "classes": [str(i) for i in range(10)],
                                "train_samples": 60000, "test_samples": 10000},
                          details={"artifacts": extra["artifacts"]} if extra.get("artifacts") else {}))
-            s.add(Checkpoint(job_id=job.id, epoch=1, path="/nonexistent", sha256="ab" * 32,
+            s.add(Checkpoint(job_id=job.id, epoch=1, key=f"jobs/{job.id}/epoch-001.pt", sha256="ab" * 32,
                              size_bytes=round(108250.1 * 1024)))
         return job.id
 
