@@ -21,10 +21,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config or {})
     app.json.sort_keys = False
 
-    from api import errors, jobs, meta, metrics, pages, studies, sweeps
+    from api import errors, jobs, logs, meta, metrics, pages, studies, sweeps
 
     errors.register(app)
-    for module in (jobs, meta, metrics, pages, studies, sweeps):
+    for module in (jobs, logs, meta, metrics, pages, studies, sweeps):
         app.register_blueprint(module.bp)
     return app
 

@@ -70,6 +70,8 @@ def run_job(job_id: int, worker: str) -> str:
     if claimed is None:  # a duplicate delivery, a cancelled job, or another worker holds a live lease
         return "skipped"
     spec, resume, attempt, mates = claimed
+    log.info("job %s started (attempt %s, %s%s)", job_id, attempt, worker,
+             f", resuming from {Path(resume[0]).name}" if resume else "")
     if mates:
         return _run_pack(job_id, mates, worker, attempt)
     out = _prepare(job_id)
