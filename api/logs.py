@@ -55,7 +55,7 @@ def get_log(job_id: int):
                         headers=headers)
     if not q.follow:
         return Response(_whole(job_id), mimetype="text/plain", headers=headers)
-    chunks = (c.text for c in logs.follow_log(job_id, watch) if c.text)
+    chunks = (c.text for c in logs.follow_log(job_id, watch))  # an empty one sends the headers, and nothing else
     return Response(stream_with_context(chunks), mimetype="text/plain", headers=headers)
 
 

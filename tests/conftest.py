@@ -87,7 +87,9 @@ def service(redis_url, data_root, cache_root, tmp_path_factory):
     worker = WorkerProcess(env, var / "worker.log", "test-worker-1@localhost")
     api = LiveAPI(url, redis_url, data)
     api.env, api.var, api.worker, api.db_url, api.data_dir = env, var, worker, url, data
-    yield api
+    with pytest.MonkeyPatch.context() as mp:  # the API reads job logs from the worker's disk, as on one machine
+        mp.setenv("CNNLAB_CHECKPOINT_DIR", str(var / "checkpoints"))
+        yield api
     api.close()
     worker.stop()
     drop_postgres_database(url)
