@@ -29,8 +29,8 @@ def test_an_explicit_eval_every_is_kept_and_the_subset_fits_the_test_split():
 
 @pytest.mark.parametrize("total, expected", [
     (600_000, EvalPlan(every=30_000, subset=1000)),  # ten MNIST epochs: 20 points on 1,000 images
-    (60_000, EvalPlan(every=3000, subset=300)),  # one MNIST epoch: 20 points, the subset cut to fit the budget
-    (20_000, EvalPlan(every=2000, subset=200)),  # fewer points rather than fewer than MIN_SUBSET images
+    (60_000, EvalPlan(every=4000, subset=200)),  # one MNIST epoch: the subset cut to MIN_SUBSET, 15 points
+    (20_000, EvalPlan(every=4000, subset=200)),  # fewer points rather than fewer than MIN_SUBSET images
     (1000, EvalPlan(every=0, subset=200)),  # a tiny run: its epoch ends only
 ])
 def test_the_default_plan_keeps_within_the_budget(total, expected):
@@ -41,8 +41,8 @@ def test_the_default_plan_keeps_within_the_budget(total, expected):
 
 
 def test_due_within_counts_from_the_epochs_start_and_leaves_its_end_to_the_full_evaluation():
-    plan = EvalPlan(every=3000, subset=300)
-    assert due_within(plan, 0, 60_000) == list(range(3000, 60_000, 3000))  # 19 inside + the epoch's end = 20
+    plan = EvalPlan(every=4000, subset=200)
+    assert due_within(plan, 0, 60_000) == list(range(4000, 60_000, 4000))  # 14 inside + the epoch's end = 15
     odd = EvalPlan(every=700, subset=100)
     assert due_within(odd, 0, 1000) == [700]
     assert due_within(odd, 1000, 1000) == [400]  # 1,400 samples in all
