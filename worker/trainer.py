@@ -91,7 +91,7 @@ class DbReporter(Reporter):
     def _report(self, epoch: int, step: int, steps: int) -> None:
         """Progress: phase, step x/y in the epoch and the run, a fraction below 1 until done, and an ETA (s)."""
         self.at = (epoch, step, steps)
-        done = (epoch - 1) * steps + step
+        done = (epoch - 1) * self.info.steps_per_epoch + step  # `steps` is shorter in a step budget's last epoch
         total = self.info.total_steps or self.epochs * steps
         eta = None
         if done > self.first_step:  # wall time per step so far this attempt, evaluations included
@@ -101,17 +101,16 @@ class DbReporter(Reporter):
                        reported_at=utcnow().isoformat())
 
     def on_step(self, epoch, step, steps, loss):
-        global_step = (epoch - 1) * steps + step
+        global_step = (epoch - 1) * self.info.steps_per_epoch + step
         if loss is not None:
             n = self.info.train_samples or 0
             seen = (epoch - 1) * n + min(step * self.info.spec.batch_size, n)
             self.pending.put([insert(StepLoss).values(job_id=self.job_id, epoch=epoch, step=step,
                                                       global_step=global_step, loss=loss, samples_seen=seen)])
         now = time.monotonic()
-        self.at = (epoch, step, steps)
+        self.at, self.phase = (epoch, step, steps), "training"
         if now - self.last >= self.min_interval:
             self.last = now
-            self.phase = "training"
             self._report(epoch, step, steps)
 
     def on_phase(self, phase: str) -> None:

@@ -263,11 +263,11 @@ def setup(spec: Spec, world: distributed.World, device: torch.device, data_root:
     data = DataInfo(**{k: train.info.get(k) for k in ("name", "source", "fingerprint")},
                     train_samples=len(train), test_samples=len(test), classes=train.classes, mean=mean, std=std,
                     permutation={"seed": spec.permutation_seed, "head": perm[:8].tolist()} if perm is not None else None)
+    plan = evals.eval_plan(spec, evals.run_samples(len(train), spec.batch_size, spec.epochs, spec.steps), len(test))
     info = RunInfo(spec=spec, params=params, data=data, environment=environment(device, world),
                    steps_per_epoch=steps_per_epoch, start_epoch=0, epochs=planned_epochs(spec, steps_per_epoch),
-                   total_steps=total_steps(spec, steps_per_epoch), train_samples=len(train))
-    plan = evals.eval_plan(spec, evals.run_samples(len(train), spec.batch_size, spec.epochs, spec.steps), len(test))
-    info.eval_every, info.eval_subset = plan.every, plan.subset
+                   total_steps=total_steps(spec, steps_per_epoch), train_samples=len(train), eval_every=plan.every,
+                   eval_subset=plan.subset)
     return Run(spec, world, model, net, optimizer, step, scheduler, train_data, test_data, info, plan=plan)
 
 
