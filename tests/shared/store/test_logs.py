@@ -27,7 +27,7 @@ def test_read_from_an_offset_and_hold_back_a_line_being_written():
 
 
 def test_a_character_cut_by_the_writer_waits_for_its_other_half():
-    write(43, "a\nb ".encode() + "é".encode()[:1])
+    write(43, b"a\nb " + "é".encode()[:1])
     assert read_log(43, whole_lines=True).text == "a\n"
 
 
