@@ -5,11 +5,12 @@
 const page = pageData();
 const job = { metrics: page.metrics, trainSamples: page.train_samples, batchSize: page.batch_size,
   stepsPerEpoch: (page.progress || {}).steps };
-const charts = jobCharts("test subset (within epochs)");
+const charts = document.getElementById("curves") ? jobCharts("test subset (within epochs)") : null;  // none: no points
 let axis = axisSwitch((a) => { axis = a; redraw(); });
 
 // The x axis spans the whole planned run, so a running job's curves grow into place.
 function redraw() {
+  if (!charts) return;
   const n = epochSamples(job.metrics, job.trainSamples);
   const max = axis === "epochs" ? page.epochs : (n && page.epochs ? n * page.epochs : null);
   drawJob(charts, job, axis, max);

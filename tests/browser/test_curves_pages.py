@@ -60,6 +60,7 @@ def site(tmp_path_factory):
     ids = {"running": add_job(url, "running", done=0.5, name="live one"),
            "logged": add_job(url, "running", done=0.5, name="logged one")}
     ids |= {b: add_job(url, "succeeded", batch=b, name=f"batch {b}") for b in (16, 64, 512)}
+    ids["failed"] = add_job(url, "failed", done=0.0, name="failed at once")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CNNLAB_CHECKPOINT_DIR", str(tmp / "jobs"))
         base, server = serve(create_app({"DATABASE_URL": url}))
@@ -141,4 +142,11 @@ def test_jobs_list_shows_progress_in_words(site, page):
     cell = page.locator(f"#jobs tbody tr:has(a[href='/results/{site['ids']['running']}']) td:nth-child(4)")
     text = cell.inner_text()
     assert "running" in text and "left" in text, text
+    assert page.problems == []
+
+
+def test_a_job_that_recorded_no_points_draws_no_empty_charts(site, page):
+    page.goto(f"{site['base']}/results/{site['ids']['failed']}")
+    assert page.locator("canvas").count() == 0
+    assert "No curves" in page.locator("#no-curves").inner_text()
     assert page.problems == []
