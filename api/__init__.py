@@ -24,12 +24,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config or {})
     app.json.sort_keys = False
 
-    from api import actionpages, actions, auth, errors, jobs, limits, meta, metrics, pages, queues, studies, sweeps
+    from api import actionpages, actions, auth, errors, jobs, limits, logs, meta, metrics, pages, queues, studies, sweeps
 
     errors.register(app)
     auth.init_app(app, env)  # before the limiter: limits are per caller
     limits.init_app(app, env)
-    for module in (jobs, actions, actionpages, meta, metrics, pages, queues, studies, sweeps):
+    for module in (jobs, actions, actionpages, logs, meta, metrics, pages, queues, studies, sweeps):
         app.register_blueprint(module.bp)
     return app
 

@@ -16,6 +16,7 @@ from api.schemas import (
     JobOut,
     JobPatch,
     JobQuery,
+    LogQuery,
     Metrics,
     PresetList,
     QueueOverview,
@@ -55,7 +56,8 @@ def _id(name: str = "job_id") -> dict:
 def _query(model) -> list[dict]:
     """Query parameters from a pydantic model's fields."""
     props = model.model_json_schema(ref_template=REF)["properties"]
-    props["status"] = {"anyOf": [{"type": "string", "enum": [s.value for s in JobStatus]}, {"type": "null"}]}
+    if "status" in props:
+        props["status"] = {"anyOf": [{"type": "string", "enum": [s.value for s in JobStatus]}, {"type": "null"}]}
     return [{"name": name, "in": "query", "required": False, "schema": schema} for name, schema in props.items()]
 
 
@@ -87,9 +89,19 @@ def _paths() -> dict:
                     "responses": {"200": _json(JobList), "422": _error("Bad filter")}}},
         "/jobs/{job_id}": {"get": {"summary": "A job: status, progress, result", "parameters": [_id()],
                                    "responses": {"200": _json(job), "404": _error("Unknown job")}}},
-        "/jobs/{job_id}/metrics": {"get": {"summary": "Per-epoch metrics and the training loss every log_every steps",
+        "/jobs/{job_id}/metrics": {"get": {"summary": "Per-epoch metrics, the training loss every log_every steps, "
+                                                      "and test points by samples seen (evals)",
                                            "parameters": [_id()],
                                            "responses": {"200": _json(Metrics), "404": _error("Unknown job")}}},
+        "/jobs/{job_id}/log": {"get": {
+            "summary": "The job's log so far (text/plain); ?follow=true streams it until the job ends; with "
+                       "Accept: text/event-stream, server-sent events: one `data:` per line (`id:` its end offset, "
+                       "for Last-Event-ID), then `event: end` with the job's status",
+            "parameters": [_id(), *_query(LogQuery)],
+            "responses": {"200": {"description": "The log", "content": {
+                              "text/plain": {"schema": {"type": "string"}},
+                              "text/event-stream": {"schema": {"type": "string"}}}},
+                          "404": _error("Unknown job"), "422": _error("Bad query")}}},
         "/jobs/{job_id}/cancel": {"post": {"summary": "Cancel: queued never starts, running stops at a step boundary",
                                            "parameters": [_id()],
                                            "responses": {"202": _json(job), "404": _error("Unknown job"),

@@ -11,13 +11,13 @@ from shared.runs import MAX_TAGS, LocalRun, Tag, Tags
 from shared.specs import Spec, SpecWarning
 from shared.stats import CellStats
 from shared.store import listing
-from shared.store.models import Checkpoint, Job, JobStatus, StepLoss, Sweep
+from shared.store.models import Checkpoint, Job, JobStatus, StepLoss, Sweep, utcnow
 from shared.store.report import MAX_REPORT_SEEDS
 from shared.store.studies import MAX_STUDY_SEEDS, StudyAnswer
 from shared.store.sweeps import CellSummary
 from shared.study_types import LISTED_SIZES, Study
 from shared.sweepgrid import SweepRequest
-from shared.train.results import EpochMetrics, RunSummary
+from shared.train.results import EpochMetrics, EvalPoint, RunSummary
 
 MAX_ID = 2**31 - 1  # the id columns are 32-bit integers: larger ids match no route (404)
 Name = Annotated[str, StringConstraints(max_length=64, pattern=r"^[^\x00]*$")]
@@ -69,6 +69,14 @@ class PageQuery(JobQuery):
     partial: Literal["rows"] | None = None
 
 
+class LogQuery(BaseModel):
+    """GET /jobs/<id>/log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    follow: bool = Field(False, description="stream the log until the job ends (text/plain)")
+
+
 class JobCsvQuery(JobQuery):
     """GET /jobs.csv: the list filters, with room for a whole export."""
 
@@ -76,16 +84,39 @@ class JobCsvQuery(JobQuery):
 
 
 class Progress(BaseModel):
-    """How far a job is: the phase, the epoch and step within it, and the fraction done (0-1)."""
+    """How far a job is: the phase, the epoch and step within it and within the run, the fraction done (0-1, below
+    1 until its result is saved), the time since it started and an estimate of the time left."""
 
     model_config = ConfigDict(extra="allow")
 
-    phase: Literal["training", "evaluating", "done"] | None = None
+    phase: Literal["loading", "training", "evaluating", "saving", "done"] | None = Field(
+        None, description="loading data, training, evaluating (the whole test set at an epoch's end), saving "
+        "(a checkpoint, or the result and its images), done")
     epoch: int | None = None
     epochs: int | None = None
-    step: int | None = None
-    steps: int | None = None
+    step: int | None = Field(None, description="steps done in the epoch")
+    steps: int | None = Field(None, description="steps in the epoch")
+    global_step: int | None = Field(None, description="steps done in the run")
+    total_steps: int | None = Field(None, description="steps in the run")
     fraction: float | None = Field(None, ge=0, le=1)
+    elapsed_seconds: float | None = Field(None, description="since the job first started; while it runs")
+    eta_seconds: float | None = Field(None, description="estimated seconds left (this attempt's wall time per step, "
+                                      "evaluations included); while it runs")
+
+    @classmethod
+    def of(cls, job: Job) -> "Progress | None":
+        """The stored progress, with elapsed time and the ETA brought up to now for a running job."""
+        if not job.progress:
+            return None
+        out = cls.model_validate(job.progress)
+        if job.status != JobStatus.RUNNING:
+            return out.model_copy(update={"eta_seconds": None})
+        now, extra = utcnow(), out.model_extra or {}
+        elapsed = (now - job.started_at).total_seconds() if job.started_at else None
+        eta = out.eta_seconds
+        if eta is not None and extra.get("reported_at"):  # the trainer's estimate, less the time since it was made
+            eta = max(0.0, eta - (now - datetime.fromisoformat(extra["reported_at"])).total_seconds())
+        return out.model_copy(update={"elapsed_seconds": elapsed, "eta_seconds": eta})
 
 
 class JobSummary(BaseModel):
@@ -116,7 +147,8 @@ class JobSummary(BaseModel):
     def of(cls, job: Job):
         """From the job's row (its result row loaded)."""
         out = cls.model_validate(job, from_attributes=True)
-        return out.model_copy(update={"test_accuracy": job.result.test_accuracy if job.result else None})
+        return out.model_copy(update={"test_accuracy": job.result.test_accuracy if job.result else None,
+                                      "progress": Progress.of(job)})
 
 
 class AttemptOut(BaseModel):
@@ -200,16 +232,22 @@ class StepLossOut(BaseModel):
     step: int = Field(description="1-based step within the epoch")
     global_step: int
     loss: float
+    samples_seen: int | None = Field(None, description="training samples seen (null on runs recorded before it was)")
 
 
 class Metrics(BaseModel):
+    """A job's curves: per-epoch metrics, the training loss at a finer grain, and the test points within epochs."""
+
     epochs: list[EpochMetrics]
     steps: list[StepLossOut]
+    evals: list[EvalPoint] = Field(description="test loss and accuracy by samples seen: on the fixed test subset "
+                                   "within epochs (full false), on the whole test split at each epoch's end (full true)")
 
     @classmethod
-    def of(cls, epochs: list, steps: list[StepLoss]) -> "Metrics":
+    def of(cls, epochs: list, steps: list[StepLoss], points: list) -> "Metrics":
         return cls(epochs=[EpochMetrics.model_validate(m, from_attributes=True) for m in epochs],
-                   steps=[StepLossOut.model_validate(s) for s in steps])
+                   steps=[StepLossOut.model_validate(s) for s in steps],
+                   evals=[EvalPoint.model_validate(p, from_attributes=True) for p in points])
 
 
 class CheckpointOut(BaseModel):

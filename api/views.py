@@ -127,8 +127,9 @@ def compare(session: Session, ids: list[int]) -> dict[str, Any]:
         values = [j.preset if field == "preset" else (j.spec or {}).get(field) for j in picked]
         spec_rows.append({"field": field, "values": [_show(v) for v in values],
                           "differs": len({_show(v) for v in values}) > 1})
-    series = [{"id": j.id, "label": f"#{j.id} {j.name or j.preset or j.model}", **metrics(session, j.id)}
-              for j in picked]
+    series = [{"id": j.id, "label": f"#{j.id} {j.name or j.preset or j.model}", **metrics(session, j.id),
+               "batch_size": (j.spec or {}).get("batch_size"),
+               "train_samples": (j.result.data or {}).get("train_samples") if j.result else None} for j in picked]
     return {"jobs": [job_full(j) for j in picked], "spec_rows": spec_rows,
             "series": series, "grouping": cell_groups(picked)}
 

@@ -8,8 +8,17 @@ number of timed steps, warmup excluded:
 The two sides alternate for `--rounds` rounds and the best round of each counts (other processes on a small
 machine only ever slow a round down); every round's figure is kept in the JSON as well.
 
+With --eval-overhead the two sides are instead the engine with its default evaluations within epochs (about 20
+points a run on a test subset, shared/train/evals.py) and the engine with `eval_every: 0` (epoch ends only), one
+epoch of `steps` batches and 2,000 test images: the timed figure is the wall time of the epoch's training loop from
+its second step, evaluations within it included (the end-of-epoch evaluation, the same on both sides, left out);
+the ratio is with / without, per round (the sides alternate which goes first). On a busy machine two runs differ
+by far more than 5%, so each run with evaluations also times its own evaluations (from the step before each to its
+point): loop / (loop - evaluations) is the slowdown measured within one run, both parts under the same load.
+
     python -m bench.throughput                       # mnist-fc mnist-cnn cifar10-lenet cifar10-vgg
     python -m bench.throughput mnist-cnn --steps 300 --rounds 5
+    python -m bench.throughput mnist-cnn --steps 300 --rounds 4 --eval-overhead   # -> results/eval_overhead.json
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import torch.nn.functional as F
 from bench.seed_loop import DEFAULT_DATA, seed_loader_throughput, seed_throughput
 from shared.specs import resolve
 from shared.train.distributed import World
-from shared.train.engine import environment, fit, make_optimizer
+from shared.train.engine import Reporter, environment, fit, make_optimizer
 from shared.train.nets import build_model, model_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -181,11 +190,69 @@ def measure(preset: str, data_dir: Path, steps: int | None, rounds: int | None, 
     }
 
 
-def run(presets: list[str], data_dir: Path, steps: int | None, rounds: int | None, device: str) -> dict:
-    out = {"machine": machine(), "data_dir": str(data_dir), "load_before": load(), "method": __doc__.split("\n\n")[1],
-           "presets": {}}
+class LoopTimer(Reporter):
+    """Times an epoch's training loop: from its first step to its end-of-epoch evaluation."""
+
+    def __init__(self, epoch: int):
+        self.epoch, self.start, self.end, self.points = epoch, None, None, 0
+        self.stepped, self.evaluating = 0.0, 0.0  # the last step's end; seconds spent evaluating within the loop
+
+    def on_step(self, epoch, step, steps, loss):
+        self.stepped = time.perf_counter()
+        if epoch == self.epoch and step == 1:
+            self.start = self.stepped
+
+    def on_phase(self, phase):
+        if phase == "evaluating" and self.start is not None and self.end is None:
+            self.end = time.perf_counter()
+
+    def on_eval(self, point):
+        if not point.full and self.start is not None:
+            self.points += 1
+            self.evaluating += time.perf_counter() - self.stepped
+
+
+def loop_seconds(preset: str, data_dir: Path, steps: int, device: str,
+                 eval_every: int | None) -> tuple[float, int, float]:
+    """One epoch's training loop (steps 2..end, evaluations within it included) in seconds, the points it made, and
+    the seconds they took."""
+    spec = engine_spec(preset, steps, device).model_copy(update={"epochs": 1, "test_limit": 2000,
+                                                                 "eval_every": eval_every})
+    timer = LoopTimer(epoch=1)
+    fit(spec, data_root=data_dir, reporter=timer)
+    return timer.end - timer.start, timer.points, timer.evaluating
+
+
+def eval_overhead(preset: str, data_dir: Path, steps: int | None, rounds: int | None, device: str) -> dict:
+    """The default evaluations within epochs against none, alternating; ratio of the loops' wall times."""
+    n, rounds = steps or STEPS.get(preset, 300), rounds or 4
+    with_eval, without, within, points, busy = [], [], [], 0, 0
+    for r in range(rounds):
+        for side, every in (("without", 0), ("with", None)) if r % 2 == 0 else (("with", None), ("without", 0)):
+            busy += not wait_quiet(limit=5.0)
+            seconds, made, evaluating = loop_seconds(preset, data_dir, n, device, every)
+            (with_eval if side == "with" else without).append(seconds)
+            if side == "with":
+                within.append(seconds / (seconds - evaluating))
+            points = max(points, made)
+            print(f"{preset} round {r + 1}/{rounds} {side:>7} eval: {seconds:.3f} s ({made} points, "
+                  f"{evaluating:.3f} s)", file=sys.stderr, flush=True)
+    ratios = [w / o for w, o in zip(with_eval, without, strict=True)]
+    return {"steps": n, "batch_size": engine_spec(preset, n, device).batch_size, "rounds": rounds,
+            "points_within_the_epoch": points, "with_eval_seconds": [round(v, 3) for v in with_eval],
+            "without_eval_seconds": [round(v, 3) for v in without], "round_ratios": [round(v, 4) for v in ratios],
+            "ratio_best": round(min(with_eval) / min(without), 4), "ratio_median": round(statistics.median(ratios), 4),
+            "ratio_spread": [round(min(ratios), 4), round(max(ratios), 4)], "rounds_started_busy": busy,
+            "within_run_ratios": [round(v, 4) for v in within], "within_run_ratio_median": round(statistics.median(within), 4),
+            "target": "ratio <= 1.05", "device": device}
+
+
+def run(presets: list[str], data_dir: Path, steps: int | None, rounds: int | None, device: str,
+        overhead: bool = False) -> dict:
+    method = __doc__.split("\n\n")[2 if overhead else 1]
+    out = {"machine": machine(), "data_dir": str(data_dir), "load_before": load(), "method": method, "presets": {}}
     for preset in presets:
-        out["presets"][preset] = measure(preset, data_dir, steps, rounds, device)
+        out["presets"][preset] = (eval_overhead if overhead else measure)(preset, data_dir, steps, rounds, device)
     out["load_after"] = load()
     out["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     return out
@@ -198,16 +265,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, help="timed steps for every preset (default: per preset)")
     ap.add_argument("--rounds", type=int, help="alternating seed/engine rounds (default: per preset)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", type=Path, default=RESULTS / "throughput.json")
+    ap.add_argument("--eval-overhead", action="store_true", help="time evaluations within epochs against none")
+    ap.add_argument("--out", type=Path, help="default results/throughput.json (results/eval_overhead.json)")
     args = ap.parse_args()
-    result = run(args.presets, args.data_dir.resolve(), args.steps, args.rounds, args.device)
+    args.out = args.out or RESULTS / ("eval_overhead.json" if args.eval_overhead else "throughput.json")
+    result = run(args.presets, args.data_dir.resolve(), args.steps, args.rounds, args.device, args.eval_overhead)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(args.out)
-    print(json.dumps({p: {k: r[k] for k in ("seed_samples_per_second", "engine_samples_per_second", "ratio",
-                                            "target_ratio", "meets_target")} for p, r in result["presets"].items()},
-                     indent=1))
+    keys = ("ratio_best", "ratio_median", "ratio_spread", "within_run_ratios") if args.eval_overhead else \
+        ("seed_samples_per_second", "engine_samples_per_second", "ratio", "target_ratio", "meets_target")
+    print(json.dumps({p: {k: r[k] for k in keys} for p, r in result["presets"].items()}, indent=1))
 
 
 if __name__ == "__main__":

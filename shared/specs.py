@@ -53,7 +53,13 @@ class Spec(BaseModel):
     sync_bn: bool = Field(False, description="SyncBatchNorm across ranks instead of per-rank BatchNorm")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
-    log_every: int = Field(100, ge=1, description="record the training loss every N steps")
+    log_every: int | None = Field(None, ge=1, description="record the training loss (mean of the last N steps) "
+                                  "every N steps; null: about 100 points over the run")
+    eval_every: int | None = Field(None, ge=0, le=10**12, description="evaluate on a fixed test subset every N "
+                                   "training samples within epochs (the full test set after every epoch); null: "
+                                   "about 20 points over the run within an evaluation budget; 0: at epoch ends only")
+    eval_samples: int = Field(1000, ge=1, le=10**7, description="most test images in the subset evaluated within "
+                              "epochs (the first N of the test split)")
     shuffle: bool = Field(True, description="a fresh order of the training set every epoch (from seed and epoch); "
                           "false: the same order every epoch")
     sort_by_class: bool = Field(False, description="put the training set in label order (stable) before the "

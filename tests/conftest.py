@@ -94,7 +94,9 @@ def service(redis_url, data_root, cache_root, tmp_path_factory):
     api = LiveAPI(url, redis_url, data, store=(var / "artifacts").as_uri())  # the worker's default store
     api.server.app.config["CHECKPOINT_DIR"] = var / "checkpoints"  # the worker's job files, as under `make run`
     api.env, api.var, api.worker, api.db_url, api.data_dir = env, var, worker, url, data
-    yield api
+    with pytest.MonkeyPatch.context() as mp:  # the API reads job logs from the worker's disk, as on one machine
+        mp.setenv("CNNLAB_CHECKPOINT_DIR", str(var / "checkpoints"))
+        yield api
     api.close()
     worker.stop()
     drop_postgres_database(url)

@@ -1,8 +1,8 @@
 """A job's scratch directory on this worker, and the files by which supervisor and trainer talk.
 
     <CNNLAB_CHECKPOINT_DIR>/<job id>/
-        log.txt             the trainer's output, attempts separated by START_MARK (uploaded to the artifact
-                            store after each attempt; a machine taking the job over starts from that copy)
+        log.txt             the trainer's output, attempts separated by START_MARK; uploaded to the artifact
+                            store after each attempt (a machine taking the job over starts from that copy)
         epoch-NNN.pt        checkpoints (+ .sha256 sidecars), each uploaded to the artifact store
         stop                present: the job was cancelled, ranks stop at the next step boundary
         limit.txt           the run passed its wall-time or memory limit (worker/limits.py): why, the job's error
@@ -18,17 +18,14 @@ import hashlib
 import logging
 from pathlib import Path
 
-from shared.settings import settings
 from shared.store import artifacts
+from shared.store.logs import job_dir
 
+__all__ = ["EXIT_STOPPED", "LIMIT_FILE", "START_MARK", "job_dir", "local_checkpoint"]
 EXIT_STOPPED = 3  # the trainer's exit code when it stopped at a step boundary because the job was cancelled
 LIMIT_FILE = "limit.txt"
 START_MARK = "==== cnnlab: training process started ===="
 log = logging.getLogger(__name__)
-
-
-def job_dir(job_id: int) -> Path:
-    return settings().checkpoint_dir / str(job_id)
 
 
 def local_checkpoint(job_id: int, key: str, sha256: str) -> Path | None:

@@ -124,6 +124,9 @@ def serve(conn: Connection) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     faulthandler.enable()  # a crash writes the Python stack to fd 2: the job's log while a job runs
+    from worker.trainer import log_to_stderr
+
+    log_to_stderr()  # logging's handler writes to fd 2 too: the job's log while a job runs
     serve(Connection(int(args[0])))
     return 0
 

@@ -82,6 +82,8 @@ def _run_claimed(job_id: int, worker: str) -> str:
     limits = Limits.of(spec)
     epoch, resume = _resume_point(job_id, checkpoints)
     mates = retry(lambda s: _begin(s, job_id, worker, spec, attempt, epoch), what=f"starting job {job_id}")
+    log.info("job %s started (attempt %s, %s%s)", job_id, attempt, worker,
+             f", resuming from {Path(resume[0]).name}" if resume else "")
     if mates:
         return _run_pack(job_id, mates, worker, attempt, limits)
     out = _prepare(job_id)

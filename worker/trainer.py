@@ -8,6 +8,7 @@ metrics, checkpoints and the result into the database. The job's status is left 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import queue
 import threading
@@ -23,11 +24,11 @@ from shared.specs import Spec
 from shared.store import artifacts
 from shared.store.db import retry
 from shared.store.jobs import latest_checkpoint
-from shared.store.models import Checkpoint, EpochMetric, Job, Result, StepLoss, utcnow
+from shared.store.models import Checkpoint, EpochMetric, EvalMetric, Job, Result, StepLoss, utcnow
 from shared.train import checkpoint
 from shared.train.checkpoint import CheckpointError
 from shared.train.engine import Reporter, Stopped, fit
-from shared.train.results import EpochMetrics, FitResult, RunInfo
+from shared.train.results import EpochMetrics, EvalPoint, FitResult, RunInfo
 from shared.train.seeds import fit_seeds
 from worker.jobfiles import EXIT_STOPPED, job_dir, local_checkpoint
 
@@ -48,6 +49,8 @@ class DbReporter(Reporter):
         self.last = 0.0
         self.epochs = 1
         self.keep: int | None = None  # the spec's keep_checkpoints, known at on_start
+        self.info: RunInfo | None = None  # set by on_start
+        self.phase, self.at, self.started, self.first_step = "loading", (1, 0, 1), time.monotonic(), 0
         self.error: Exception | None = None
         self.pending: queue.Queue = queue.Queue(maxsize=self.BUFFER)
         self.writer = threading.Thread(target=self._write, name="db-reporter", daemon=True)
@@ -72,25 +75,65 @@ class DbReporter(Reporter):
     def _progress(self, **progress) -> None:
         self.pending.put([update(Job).where(Job.id == self.job_id).values(progress=progress)])
 
+    def loading(self, spec: Spec) -> None:
+        """Before setup: the data is being loaded (decoded, or found in the cache) and moved to the device."""
+        say(f"job {self.job_id}: loading {spec.dataset} and building {spec.model}")
+        self._progress(phase="loading", fraction=0.0)
+
     def on_start(self, info: RunInfo) -> None:
+        self.info, self.started = info, time.monotonic()
         self.epochs = info.epochs or info.spec.epochs  # `steps` runs count their epochs from the step budget
         self.keep = info.spec.keep_checkpoints
-        done = info.start_epoch
-        self._progress(phase="training", epoch=done, epochs=self.epochs, step=0, steps=info.steps_per_epoch,
-                       fraction=done / self.epochs)
+        self.first_step = info.start_epoch * info.steps_per_epoch  # a resumed attempt's steps start here
+        say(f"training {info.spec.model} ({info.params:,} parameters) on {info.environment.device}: "
+            f"{self.epochs} epochs of {info.steps_per_epoch} steps, batch {info.spec.batch_size}, "
+            f"{info.data.train_samples:,} training / {info.data.test_samples:,} test images"
+            + (f", from epoch {info.start_epoch + 1}" if info.start_epoch else ""))
+        say(f"evaluating every {info.eval_every:,} samples on the first {info.eval_subset:,} test images, and on the "
+            f"whole test set after every epoch" if info.eval_every else "evaluating after every epoch")
+        self.phase = "training"
+        self._report(info.start_epoch + 1, 0, info.steps_per_epoch)
+
+    def _report(self, epoch: int, step: int, steps: int) -> None:
+        """Progress: phase, step x/y in the epoch and the run, a fraction below 1 until done, and an ETA (s)."""
+        self.at = (epoch, step, steps)
+        done = (epoch - 1) * self.info.steps_per_epoch + step  # `steps` is shorter in a step budget's last epoch
+        total = self.info.total_steps or self.epochs * steps
+        eta = None
+        if done > self.first_step:  # wall time per step so far this attempt, evaluations included
+            eta = (time.monotonic() - self.started) / (done - self.first_step) * max(total - done, 0)
+        self._progress(phase=self.phase, epoch=epoch, epochs=self.epochs, step=step, steps=steps, global_step=done,
+                       total_steps=total, fraction=min(done / total, 0.99), eta_seconds=eta,
+                       reported_at=utcnow().isoformat())
 
     def on_step(self, epoch, step, steps, loss):
-        global_step = (epoch - 1) * steps + step
+        global_step = (epoch - 1) * self.info.steps_per_epoch + step
         if loss is not None:
+            n = self.info.train_samples or 0
+            seen = (epoch - 1) * n + min(step * self.info.spec.batch_size, n)
             self.pending.put([insert(StepLoss).values(job_id=self.job_id, epoch=epoch, step=step,
-                                                      global_step=global_step, loss=loss)])
+                                                      global_step=global_step, loss=loss, samples_seen=seen)])
         now = time.monotonic()
-        if now - self.last >= self.min_interval or step == steps:
+        self.at, self.phase = (epoch, step, steps), "training"
+        if now - self.last >= self.min_interval:
             self.last = now
-            self._progress(phase="training" if step < steps else "evaluating", epoch=epoch, epochs=self.epochs,
-                           step=step, steps=steps, fraction=global_step / (self.epochs * steps))
+            self._report(epoch, step, steps)
+
+    def on_phase(self, phase: str) -> None:
+        say({"evaluating": "evaluating on the whole test set", "saving": "saving a checkpoint"}.get(phase, phase))
+        self.phase = phase
+        self._report(*self.at)  # the last step's numbers stand; the phase changes at once (not throttled)
+
+    def on_eval(self, point: EvalPoint) -> None:
+        if not point.full:
+            say(f"  {point.samples_seen:,} samples (epoch {point.epoch:.2f}): test accuracy "
+                f"{point.test_accuracy:.2%}, loss {point.test_loss:.4f} on {point.test_samples:,} test images")
+        self.pending.put([insert(EvalMetric).values(job_id=self.job_id, **point.model_dump())])
 
     def on_epoch(self, metrics: EpochMetrics) -> None:
+        say(f"epoch {metrics.epoch}/{self.epochs}: train loss {metrics.train_loss:.4f}, test loss "
+            f"{metrics.test_loss:.4f}, test accuracy {metrics.test_accuracy:.2%} ({metrics.seconds:.1f} s, "
+            f"{metrics.samples_per_second:,.0f} samples/s)")
         self.pending.put([insert(EpochMetric).values(job_id=self.job_id, **metrics.model_dump())])
 
     def on_checkpoint(self, epoch, path, sha256):
@@ -98,6 +141,8 @@ class DbReporter(Reporter):
         a recorded checkpoint is always in the store, whole. The log goes up with it, so a machine that takes the
         job over after this one dies keeps the story up to this checkpoint. The one that falls out of the newest
         `keep_checkpoints` (the engine deleted its local file) leaves the store and the database too."""
+        say(f"checkpoint {Path(path).name} (sha256 {sha256[:12]}…)")
+
         def upload() -> list:
             if not Path(path).is_file():  # already pruned here while the writer lagged: a newer one is recorded
                 return []
@@ -114,6 +159,11 @@ class DbReporter(Reporter):
             return statements
 
         self.pending.put(upload)
+
+
+def say(message: str) -> None:
+    """One line of the job's log (the trainer's stdout is the job's log.txt), stamped in UTC."""
+    print(f"{utcnow():%Y-%m-%d %H:%M:%S} {message}", flush=True)
 
 
 def write_again(statements: list, what: str) -> None:
@@ -134,6 +184,14 @@ def write_again(statements: list, what: str) -> None:
             s.rollback()  # an earlier try's commit landed: nothing left to write
 
     retry(attempt, what=what)
+
+
+def log_to_stderr() -> None:
+    """Warnings (Python's and the engine's log records) go to stderr, which is the job's log, stamped like `say`."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S")
+    logging.Formatter.converter = time.gmtime  # UTC, as `say` writes
+    logging.captureWarnings(True)
 
 
 def job_figures(job_id: int, result: FitResult) -> dict:
@@ -160,12 +218,17 @@ def save_result(job_id: int, result: FitResult, pack: dict | None = None) -> Non
     summary = result.model_dump(include={"test_accuracy", "test_loss", "params", "epochs", "train_seconds",
                                          "eval_seconds", "samples_per_second", "data", "environment"})
     done = {"phase": "done", "epoch": result.epochs, "epochs": result.epochs, "fraction": 1.0}
+    say("drawing the pages' images and saving the result")
+    saving = {"phase": "saving", "epoch": result.epochs, "epochs": result.epochs, "fraction": 0.99}
+    retry(lambda s: s.execute(update(Job).where(Job.id == job_id).values(progress=saving)),
+          what=f"job {job_id}'s progress")
 
     def store(s) -> None:  # merge: an upsert, so a retry after a lost commit writes the same row
         s.merge(Result(job_id=job_id, details=details, **summary))
         s.execute(update(Job).where(Job.id == job_id).values(progress=done))
 
     retry(store, what=f"job {job_id}'s result")
+    say(f"done: test accuracy {result.test_accuracy:.2%}, test loss {result.test_loss:.4f}")
 
 
 def train_job(job_id: int, resume: Path | None, resume_sha256: str | None, rank: int) -> None:
@@ -173,6 +236,8 @@ def train_job(job_id: int, resume: Path | None, resume_sha256: str | None, rank:
     spec = Spec.model_validate(retry(lambda s: s.get(Job, job_id).spec, what=f"reading job {job_id}"))
     out = job_dir(job_id)
     reporter = DbReporter(job_id) if rank == 0 else None
+    if reporter is not None:
+        reporter.loading(spec)
     try:
         result = fit(spec, data_root=settings().data_dir, out_dir=out, resume=resume, resume_sha256=resume_sha256,
                      reporter=reporter, should_stop=(out / "stop").exists)
@@ -245,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("job_id", type=int)
     parser.add_argument("--resume", nargs=2, metavar=("CKPT", "SHA256"), help="continue from this checkpoint")
     args = parser.parse_args(argv)
+    log_to_stderr()
     resume, sha = (Path(args.resume[0]), args.resume[1]) if args.resume else (None, None)
     return run(args.job_id, resume, sha)
 

@@ -1,8 +1,13 @@
-// Overlays the chosen jobs' curves: one coloured line per job on each chart.
+// Overlays the chosen jobs' curves, one coloured line per job on each chart, against samples seen (so runs of
+// different batch sizes line up) or epochs.
 "use strict";
 
 const { series } = pageData();
-const per = (points) => series.map((s) => ({ label: s.label, data: points(s) }));
-lineChart("chart-acc", per((s) => epochPoints(s, "test_accuracy", 100)), { y: "accuracy", percent: true });
-lineChart("chart-loss", per((s) => epochPoints(s, "test_loss")), { y: "loss" });
-lineChart("chart-steps", per(stepPoints), { x: "step", y: "loss" });
+const jobs = series.map((s) => ({ metrics: s, trainSamples: s.train_samples, batchSize: s.batch_size }));
+const per = () => series.map((s) => ({ label: s.label, data: [] }));
+const charts = {
+  acc: lineChart("chart-acc", per(), { y: "accuracy", percent: true }),
+  loss: lineChart("chart-loss", per(), { y: "loss" }),
+  steps: lineChart("chart-steps", per(), { y: "loss" }),
+};
+drawOverlay(charts, jobs, axisSwitch((a) => drawOverlay(charts, jobs, a)));

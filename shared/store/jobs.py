@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from shared.settings import settings
 from shared.specs import Spec, SpecError, SpecWarning, resolve_checked
 from shared.store.listing import order_by
-from shared.store.models import FINISHED, Checkpoint, EpochMetric, Job, JobAttempt, JobStatus, StepLoss, utcnow
+from shared.store.models import FINISHED, Checkpoint, EpochMetric, EvalMetric, Job, JobAttempt, JobStatus, StepLoss, utcnow
 from shared.store.tags import has_tag
 
 
@@ -274,7 +274,7 @@ def latest_checkpoint(session: Session, job_id: int) -> Checkpoint | None:
 
 def discard_after(session: Session, job_id: int, epoch: int) -> None:
     """Before a retry resumes at `epoch`, drop what the lost attempt recorded past it."""
-    for model in (StepLoss, EpochMetric, Checkpoint):
+    for model in (StepLoss, EpochMetric, EvalMetric, Checkpoint):  # EvalMetric's epoch is fractional: 1.5 > 1
         session.execute(delete(model).where(model.job_id == job_id, model.epoch > epoch))
     session.commit()
 
@@ -298,9 +298,10 @@ def get_checkpoint(session: Session, job_id: int, epoch: int) -> Checkpoint:
     return ckpt
 
 
-def metrics(session: Session, job_id: int) -> tuple[list[EpochMetric], list[StepLoss]]:
-    """A job's per-epoch metrics and its step losses, in order."""
+def metrics(session: Session, job_id: int) -> tuple[list[EpochMetric], list[StepLoss], list[EvalMetric]]:
+    """A job's per-epoch metrics, its step losses and its evaluation points, in order."""
     get_job(session, job_id)
     epochs = session.scalars(select(EpochMetric).where(EpochMetric.job_id == job_id).order_by(EpochMetric.epoch))
     steps = session.scalars(select(StepLoss).where(StepLoss.job_id == job_id).order_by(StepLoss.global_step))
-    return list(epochs), list(steps)
+    points = session.scalars(select(EvalMetric).where(EvalMetric.job_id == job_id).order_by(EvalMetric.samples_seen))
+    return list(epochs), list(steps), list(points)

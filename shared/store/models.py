@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     Float,
@@ -173,6 +174,24 @@ class StepLoss(Base):
     step: Mapped[int]  # 1-based step within the epoch
     global_step: Mapped[int] = mapped_column(Integer)
     loss: Mapped[float] = mapped_column(Float)
+    samples_seen: Mapped[int | None] = mapped_column(BigInteger)  # training samples so far; null on older rows
+
+
+class EvalMetric(Base):
+    """One evaluation point of a job: the columns of shared.train.results.EvalPoint."""
+
+    __tablename__ = "eval_metrics"
+    __table_args__ = (UniqueConstraint("job_id", "samples_seen"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    samples_seen: Mapped[int] = mapped_column(BigInteger)
+    epoch: Mapped[float] = mapped_column(Float)  # fractional epochs done: a resumed attempt drops those past its epoch
+    step: Mapped[int] = mapped_column(BigInteger)
+    test_loss: Mapped[float] = mapped_column(Float)
+    test_accuracy: Mapped[float] = mapped_column(Float)  # fraction 0-1
+    test_samples: Mapped[int]
+    full: Mapped[bool]  # the whole test split (an epoch's end) or the fixed subset
 
 
 class Checkpoint(Base):

@@ -3,7 +3,8 @@
 Dataset rule: CIFAR-10 may be the original release (`cifar10`) or the JPEG re-encoding on this machine
 (`cifar10-jpeg`); each row is one preset on one dataset and says which, and a claim only compares rows of one
 dataset. Anything else that departs from the preset (train_limit, test_limit, epochs, ...) keeps a run out.
-Only `device` and `log_every` are ignored: they change where a run trains and how often it logs, not what it learns.
+Only `device`, `log_every`, `eval_every` and `eval_samples` are ignored: they change where a run trains and how often it
+logs and evaluates, not what it learns.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from shared.store.sweeps import create_sweep
 from shared.studies import get_study
 from shared.sweepgrid import SweepRequest
 
-IGNORED = ("seed", "device", "log_every")
+IGNORED = ("seed", "device", "log_every", "eval_every", "eval_samples")
 JPEG_NOTE = ("cifar10-jpeg is a JPEG (quality 75) re-encoding of CIFAR-10, not the original release the seed used: "
              "accuracies on it can differ from the lab's by a point or so.")
 MAX_REPORT_SEEDS = 5
@@ -140,9 +141,10 @@ def _table(title: str, presets: list[str], seed: dict[str, float], claims, runs)
     return Table(title=title, rows=rows, claims=_claims(claims, rows, runs), notes=notes, seed_figures=bool(seed))
 
 
-RULE = ("A run counts when its spec equals the preset's apart from the seed (device and log_every aside), on the full "
-        "test set; any other override (train_limit, epochs, batch size, ...) keeps it out. CIFAR-10 rows are per "
-        "dataset: the original release (cifar10) or the JPEG re-encoding (cifar10-jpeg), never pooled.")
+RULE = ("A run counts when its spec equals the preset's apart from the seed (device, log_every, eval_every and "
+        "eval_samples aside), on the full test set; any other override (train_limit, epochs, batch size, ...) keeps "
+        "it out. CIFAR-10 rows are per dataset: the original release (cifar10) or the JPEG re-encoding "
+        "(cifar10-jpeg), never pooled.")
 
 
 def report(session: Session) -> Report:

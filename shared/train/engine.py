@@ -20,17 +20,17 @@ from torch.nn.parallel import DistributedDataParallel
 
 from shared.settings import settings
 from shared.specs import Spec
-from shared.train import checkpoint, distributed
+from shared.train import checkpoint, distributed, evals
 from shared.train.batches import DevicePipeline, EpochPlan, batch_slices, class_order, pixel_permutation, rank_slice
 from shared.train.data import Split, channel_stats, load_split
 from shared.train.nets import build_model, count_params, model_info
-from shared.train.results import DataInfo, Environment, EpochMetrics, FitResult, Misclassified, RunInfo
-from shared.train.steps import EagerStep, GraphedStep
+from shared.train.results import DataInfo, Environment, EpochMetrics, EvalPoint, FitResult, Misclassified, RunInfo
+from shared.train.steps import EagerStep, GraphedStep, make_optimizer, make_scheduler
 
 CUDNN_BENCHMARK = False  # timing algorithms costs ~2 s at start (H100, VGG) and gains ~0.02 s an epoch
 # Fields a resumed run may change: they do not alter what is learned, only how or how long.
 RESUMABLE_CHANGES = {"epochs", "world_size", "device", "precision", "test_batch_size", "log_every", "sync_bn",
-                     "max_minutes", "memory_gb", "keep_checkpoints"}
+                     "max_minutes", "memory_gb", "keep_checkpoints", "eval_every", "eval_samples"}
 
 
 class Stopped(Exception):
@@ -44,6 +44,24 @@ class Reporter:
     def on_step(self, epoch: int, step: int, steps: int, loss: float | None) -> None: ...
     def on_epoch(self, metrics: EpochMetrics) -> None: ...
     def on_checkpoint(self, epoch: int, path: Path, sha256: str) -> None: ...
+    def on_eval(self, point: EvalPoint) -> None: ...
+    def on_phase(self, phase: str) -> None: ...  # "evaluating" or "saving" at an epoch's end
+
+
+@dataclass
+class Pauses:
+    """Evaluations within an epoch: after the step that reaches each count in `at` of the epoch's samples (all
+    ranks), `run(steps done, samples done)` is called; its time is not training time."""
+
+    at: list[int]
+    run: Callable[[int, int], None]
+
+    def take(self, steps: int, samples: int) -> float:
+        """Evaluate now (`samples` reached the next count); the seconds it took."""
+        t0 = time.perf_counter()
+        self.run(steps, samples)
+        self.at = [a for a in self.at if a > samples]
+        return time.perf_counter() - t0
 
 
 @dataclass
@@ -74,6 +92,7 @@ class Run:
     train_data: DevicePipeline
     test_data: DevicePipeline
     info: RunInfo
+    plan: evals.EvalPlan = evals.EvalPlan(every=0, subset=1)  # evaluations within epochs
     history: list[EpochMetrics] = field(default_factory=list)
     eval_seconds: float = 0.0  # evaluating on rank 0, this attempt's epochs together
     rng_state: torch.Tensor | None = None  # what checkpoints record as the RNG state; None: the live one
@@ -82,14 +101,14 @@ class Run:
 def train_one_epoch(step: EagerStep, plan: EpochPlan, *, batch_size: int, epoch: int,
                     world: distributed.World = distributed.World(), log_every: int = 100,
                     reporter: Reporter | None = None, should_stop: Callable[[], bool] | None = None,
-                    limit: int | None = None) -> EpochStats:
+                    limit: int | None = None, pauses: Pauses | None = None) -> EpochStats:
     """One pass over `plan` (its first `limit` batches when given); every rank takes its share of each global batch."""
     step.model.train()
     device = step.data.device
     batches = plan.global_batches(batch_size, world.size)[:limit]
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)  # summed on device: no per-step sync
     window, window_n, samples = loss_sum.clone(), 0, 0
-    start = time.perf_counter()
+    start, paused = time.perf_counter(), 0.0
     for i, gb in enumerate(batches):
         part = rank_slice(gb, world.rank, world.size)
         n = part.stop - part.start
@@ -106,10 +125,12 @@ def train_one_epoch(step: EagerStep, plan: EpochPlan, *, batch_size: int, epoch:
             window_n = 0
         if reporter is not None:
             reporter.on_step(epoch, i + 1, len(batches), logged)
+        if pauses is not None and pauses.at and gb.stop >= pauses.at[0]:  # gb.stop: the epoch's samples so far
+            paused += pauses.take(i + 1, gb.stop)
         if should_stop is not None and _agree_to_stop(should_stop, i, world, device):
             raise Stopped(f"stopped at epoch {epoch} step {i + 1}")
     total_loss, total_samples = distributed.all_sum([loss_sum.item(), samples], world, device)
-    return EpochStats(total_loss / max(total_samples, 1), int(total_samples), time.perf_counter() - start)
+    return EpochStats(total_loss / max(total_samples, 1), int(total_samples), time.perf_counter() - start - paused)
 
 
 def _agree_to_stop(should_stop: Callable[[], bool], step: int, world: distributed.World, device) -> bool:
@@ -124,37 +145,27 @@ def _agree_to_stop(should_stop: Callable[[], bool], step: int, world: distribute
 
 
 @torch.inference_mode()
-def evaluate(model, data: DevicePipeline, batch_size: int, autocast=contextlib.nullcontext) -> Evaluation:
-    """Mean loss, accuracy and the predicted class of every sample."""
+def evaluate(model, data: DevicePipeline, batch_size: int, autocast=contextlib.nullcontext,
+             limit: int | None = None) -> Evaluation:
+    """Mean loss, accuracy and the predicted class of every sample (of the first `limit` when given)."""
     model.eval()
     loss_sum = torch.zeros((), device=data.device, dtype=torch.float64)
     preds = []
-    for lo in range(0, len(data), batch_size):
-        idx = torch.arange(lo, min(lo + batch_size, len(data)), device=data.device)
+    n = len(data) if limit is None else min(limit, len(data))
+    for lo in range(0, n, batch_size):
+        idx = torch.arange(lo, min(lo + batch_size, n), device=data.device)
         x, y = data.batch(idx)
         with autocast():
             out = model(x)
         loss_sum += F.cross_entropy(out.float(), y, reduction="sum").double()
         preds.append(out.argmax(1))
     pred = torch.cat(preds)
-    n = len(data)
-    return Evaluation(loss_sum.item() / n, (pred == data.labels).sum().item() / n, pred.cpu())
+    return Evaluation(loss_sum.item() / n, (pred == data.labels[:n]).sum().item() / n, pred.cpu())
 
 
 def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor, k: int) -> list[list[int]]:
     """(true class, predicted class) counts, K x K."""
     return torch.bincount(labels * k + pred, minlength=k * k).view(k, k).tolist()
-
-
-def make_optimizer(spec: Spec, params) -> torch.optim.Optimizer:
-    params = list(params)
-    # capturable keeps Adam's step count on the GPU, so a CUDA graph can hold optimizer.step()
-    cuda = {"capturable": True} if params and params[0].is_cuda else {}
-    # fused: one kernel over all parameters instead of a Python loop of small ops, on CPU and CUDA alike
-    # (Adam on VGG's 9.2M parameters on CPU: ~2.4 ms a step instead of ~24 ms; SGD on the MNIST nets ~2x).
-    if spec.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay, fused=True)
-    return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay, fused=True, **cuda)
 
 
 def environment(device: torch.device, world: distributed.World) -> Environment:
@@ -252,9 +263,12 @@ def setup(spec: Spec, world: distributed.World, device: torch.device, data_root:
     data = DataInfo(**{k: train.info.get(k) for k in ("name", "source", "fingerprint")},
                     train_samples=len(train), test_samples=len(test), classes=train.classes, mean=mean, std=std,
                     permutation={"seed": spec.permutation_seed, "head": perm[:8].tolist()} if perm is not None else None)
+    plan = evals.eval_plan(spec, evals.run_samples(len(train), spec.batch_size, spec.epochs, spec.steps), len(test))
     info = RunInfo(spec=spec, params=params, data=data, environment=environment(device, world),
-                   steps_per_epoch=steps_per_epoch, start_epoch=0, epochs=planned_epochs(spec, steps_per_epoch))
-    return Run(spec, world, model, net, optimizer, step, scheduler, train_data, test_data, info)
+                   steps_per_epoch=steps_per_epoch, start_epoch=0, epochs=planned_epochs(spec, steps_per_epoch),
+                   total_steps=total_steps(spec, steps_per_epoch), train_samples=len(train), eval_every=plan.every,
+                   eval_subset=plan.subset)
+    return Run(spec, world, model, net, optimizer, step, scheduler, train_data, test_data, info, plan=plan)
 
 
 def planned_epochs(spec: Spec, steps_per_epoch: int) -> int:
@@ -264,15 +278,6 @@ def planned_epochs(spec: Spec, steps_per_epoch: int) -> int:
 
 def total_steps(spec: Spec, steps_per_epoch: int) -> int:
     return spec.epochs * steps_per_epoch if spec.steps is None else spec.steps
-
-
-def make_scheduler(spec: Spec, optimizer: torch.optim.Optimizer, steps: int):
-    """The spec's learning-rate schedule over `steps` optimizer steps, stepped after each; None for a constant lr."""
-    if spec.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    if spec.lr_schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=spec.lr, total_steps=steps)
-    return None
 
 
 def resume_from(run: Run, path: Path, sha256: str | None = None) -> None:
@@ -294,26 +299,61 @@ def train_epochs(run: Run, reporter: Reporter, should_stop: Callable[[], bool] |
     spec, world, last = run.spec, run.world, None
     spe = run.info.steps_per_epoch
     base = class_order(run.train_data.labels) if spec.sort_by_class else None
+    log_every = evals.log_interval(spec, total_steps(spec, spe))
     for epoch in range(run.info.start_epoch + 1, planned_epochs(spec, spe) + 1):
         t0 = time.perf_counter()
         plan = EpochPlan.make(len(run.train_data), spec.seed, epoch, spec.augment, run.train_data.device,
                               shuffle=spec.shuffle, base=base)
+        limit = total_steps(spec, spe) - (epoch - 1) * spe
         stats = train_one_epoch(run.step, plan, batch_size=spec.batch_size, epoch=epoch, world=world,
-                                log_every=spec.log_every, reporter=reporter, should_stop=should_stop,
-                                limit=total_steps(spec, spe) - (epoch - 1) * spe)
+                                log_every=log_every, reporter=reporter, should_stop=should_stop, limit=limit,
+                                pauses=pauses(run, reporter, epoch, limit) if world.is_main else None)
         if world.is_main:
-            t1 = time.perf_counter()
-            last = evaluate(run.model, run.test_data, spec.test_batch_size, run.step.autocast)
-            run.eval_seconds += time.perf_counter() - t1
-            metrics = EpochMetrics(epoch=epoch, train_loss=stats.train_loss, test_loss=last.loss,
-                                   test_accuracy=last.accuracy, train_seconds=stats.seconds,
-                                   seconds=time.perf_counter() - t0,
-                                   samples_per_second=stats.samples / stats.seconds)
-            run.history.append(metrics)
-            reporter.on_epoch(metrics)
-            if out_dir is not None:
-                save_checkpoint(run, epoch, out_dir, reporter)
+            last = end_epoch(run, reporter, epoch, stats, t0, out_dir)
         distributed.barrier(world)  # other ranks wait while rank 0 evaluates and writes
+    return last
+
+
+def pauses(run: Run, reporter: Reporter, epoch: int, limit: int) -> Pauses:
+    """Rank 0's evaluations on the test subset within `epoch` (its first `limit` steps), per the run's plan."""
+    n = len(run.train_data)
+    epoch_samples = min(n, limit * run.spec.batch_size)
+
+    def evaluate_subset(steps: int, samples: int) -> None:
+        t0 = time.perf_counter()
+        ev = evaluate(run.model, run.test_data, run.spec.test_batch_size, run.step.autocast, limit=run.plan.subset)
+        run.model.train()  # back to training mode (BatchNorm, dropout) for the rest of the epoch
+        run.eval_seconds += time.perf_counter() - t0
+        reporter.on_eval(eval_point(run, epoch, steps, samples, ev, full=False))
+
+    return Pauses(evals.due_within(run.plan, (epoch - 1) * n, epoch_samples), evaluate_subset)
+
+
+def eval_point(run: Run, epoch: int, steps: int, samples: int, ev: Evaluation, full: bool) -> EvalPoint:
+    """An evaluation made after `steps` steps and `samples` samples of `epoch` as a point of the run's curves."""
+    n = len(run.train_data)
+    seen = (epoch - 1) * n + samples
+    return EvalPoint(samples_seen=seen, epoch=seen / n, step=(epoch - 1) * run.info.steps_per_epoch + steps,
+                     test_loss=ev.loss, test_accuracy=ev.accuracy, test_samples=len(ev.predictions), full=full)
+
+
+def end_epoch(run: Run, reporter: Reporter, epoch: int, stats: EpochStats, t0: float,
+              out_dir: Path | None) -> Evaluation:
+    """Rank 0 at an epoch's end: evaluate on the full test split, report, checkpoint."""
+    reporter.on_phase("evaluating")
+    t1 = time.perf_counter()
+    last = evaluate(run.model, run.test_data, run.spec.test_batch_size, run.step.autocast)
+    run.eval_seconds += time.perf_counter() - t1
+    steps = -(-stats.samples // run.spec.batch_size)
+    reporter.on_eval(eval_point(run, epoch, steps, stats.samples, last, full=True))
+    metrics = EpochMetrics(epoch=epoch, train_loss=stats.train_loss, test_loss=last.loss,
+                           test_accuracy=last.accuracy, train_seconds=stats.seconds,
+                           seconds=time.perf_counter() - t0, samples_per_second=stats.samples / stats.seconds)
+    run.history.append(metrics)
+    reporter.on_epoch(metrics)
+    if out_dir is not None:
+        reporter.on_phase("saving")
+        save_checkpoint(run, epoch, out_dir, reporter)
     return last
 
 

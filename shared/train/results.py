@@ -55,6 +55,18 @@ class EpochMetrics(BaseModel):
     samples_per_second: float
 
 
+class EvalPoint(BaseModel):
+    """One evaluation during a run: on the fixed test subset within an epoch, or on the full test set at its end."""
+
+    samples_seen: int = Field(description="training samples seen before it (all ranks, all epochs)")
+    epoch: float = Field(description="epochs done when it was made: 0.25 is a quarter of the first epoch")
+    step: int = Field(description="optimizer steps done (all epochs)")
+    test_loss: float
+    test_accuracy: float = Field(description="a fraction")
+    test_samples: int = Field(description="test images it was made on")
+    full: bool = Field(description="true: the whole test split (epoch end); false: the fixed subset")
+
+
 class RunInfo(BaseModel):
     """Told to the reporter when training starts."""
 
@@ -66,6 +78,10 @@ class RunInfo(BaseModel):
     start_epoch: int = Field(description="epochs already done (a resumed run), 0 for a fresh one")
     epochs: int | None = Field(None, description="epochs the run trains in all: spec.epochs, or as many as "
                                "spec.steps takes (the last one cut short)")
+    total_steps: int | None = Field(None, description="optimizer steps the run takes in all")
+    train_samples: int | None = Field(None, description="training samples one epoch holds")
+    eval_every: int = Field(0, description="training samples between evaluations within epochs (0: none)")
+    eval_subset: int | None = Field(None, description="test images each evaluation within an epoch is made on")
 
 
 class Misclassified(BaseModel):

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
 from shared.specs import Spec
-from shared.train import engine
+from shared.train import engine, evals
 from shared.train.batches import EpochPlan, batch_slices
 from shared.train.distributed import World, pick_device
 from shared.train.engine import Reporter, Stopped
@@ -192,6 +192,12 @@ class _Started(Reporter):
     def on_checkpoint(self, *a):
         self.inner.on_checkpoint(*a)
 
+    def on_eval(self, point):
+        self.inner.on_eval(point)
+
+    def on_phase(self, phase):
+        self.inner.on_phase(phase)
+
 
 def fit_one_by_one(spec: Spec, seeds: list[int], data_root, out_dirs, reporters,
                    should_stop) -> dict[int, FitResult | BaseException]:
@@ -272,6 +278,7 @@ class Pack:
         batches = batch_slices(len(data), spec.batch_size)
         loss_sum = torch.zeros(len(self.members), device=data.device, dtype=torch.float64)  # (S,)
         window, window_n, samples = loss_sum.clone(), 0, 0
+        log_every = evals.log_interval(spec, spec.epochs * len(batches))
         start = time.perf_counter()
         for i, gb in enumerate(batches):
             n = gb.stop - gb.start
@@ -282,7 +289,7 @@ class Pack:
             window_n += n
             samples += n
             logged = None
-            if (i + 1) % spec.log_every == 0 or i + 1 == len(batches):
+            if (i + 1) % log_every == 0 or i + 1 == len(batches):
                 logged = (window / window_n).tolist()  # each seed's mean loss of the last `log_every` steps
                 window.zero_()
                 window_n = 0
@@ -315,6 +322,7 @@ class Pack:
         t1 = time.perf_counter()
         m.last = engine.evaluate(run.model, run.test_data, self.spec.test_batch_size, run.step.autocast)
         run.eval_seconds += time.perf_counter() - t1
+        m.reporter.on_eval(engine.eval_point(run, epoch, -(-samples // self.spec.batch_size), samples, m.last, full=True))
         metrics = EpochMetrics(epoch=epoch, train_loss=train_loss, test_loss=m.last.loss,
                                test_accuracy=m.last.accuracy, train_seconds=seconds,
                                seconds=seconds + time.perf_counter() - t1, samples_per_second=samples / seconds)

@@ -1,4 +1,5 @@
-"""One training step (batch, forward, backward, update), eager or replayed as a CUDA graph."""
+"""One training step (batch, forward, backward, update), eager or replayed as a CUDA graph; the optimizer and
+learning-rate schedule it updates with."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
+from shared.specs import Spec
 from shared.train.batches import DevicePipeline
 
 log = logging.getLogger(__name__)
@@ -105,3 +107,23 @@ class GraphedStep(EagerStep):
         self.graph, self.loss = graph, loss.detach()
         graph.replay()  # capture only records: this runs the step for the current batch
         return self.loss
+
+
+def make_optimizer(spec: Spec, params) -> torch.optim.Optimizer:
+    params = list(params)
+    # capturable keeps Adam's step count on the GPU, so a CUDA graph can hold optimizer.step()
+    cuda = {"capturable": True} if params and params[0].is_cuda else {}
+    # fused: one kernel over all parameters instead of a Python loop of small ops, on CPU and CUDA alike
+    # (Adam on VGG's 9.2M parameters on CPU: ~2.4 ms a step instead of ~24 ms; SGD on the MNIST nets ~2x).
+    if spec.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay, fused=True)
+    return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay, fused=True, **cuda)
+
+
+def make_scheduler(spec: Spec, optimizer: torch.optim.Optimizer, steps: int):
+    """The spec's learning-rate schedule over `steps` optimizer steps, stepped after each; None for a constant lr."""
+    if spec.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    if spec.lr_schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=spec.lr, total_steps=steps)
+    return None

@@ -18,7 +18,7 @@ from support import data_dir_for_tests as data_root
 from api import create_app
 from shared.specs import resolve
 from shared.store.db import session_scope
-from shared.store.models import EpochMetric, Job, Result, StepLoss, utcnow
+from shared.store.models import EpochMetric, EvalMetric, Job, Result, StepLoss, utcnow
 from shared.train import checkpoint, figures
 from shared.train.engine import fit
 
@@ -51,12 +51,21 @@ def add_job(url: str, preset: str, status: str, accuracy: float | None, artifact
         for e in range(1, done + 1):
             s.add(EpochMetric(job_id=job.id, epoch=e, train_loss=0.9 / e, test_loss=0.6 / e,
                               test_accuracy=base - 0.06 / e, seconds=20, train_seconds=18, samples_per_second=3300))
+            add_points(s, job.id, e, base)
         for g in range(1, done * 9 + 1):
             s.add(StepLoss(job_id=job.id, epoch=(g - 1) // 9 + 1, step=(g - 1) % 9 * 100 + 100, global_step=g * 100,
-                           loss=2.3 / (1 + g * (accuracy or 0.9) / 3)))
+                           loss=2.3 / (1 + g * (accuracy or 0.9) / 3), samples_seen=g * 6400))
         if status == "succeeded":
             add_result(s, job, accuracy, artifacts)
         return job.id
+
+
+def add_points(s, job_id: int, epoch: int, base: float, n: int = 60_000) -> None:
+    """An epoch's test points as the worker records them: three on the test subset, one on the whole test set."""
+    for q in (0.25, 0.5, 0.75, 1.0):
+        e = epoch - 1 + q
+        s.add(EvalMetric(job_id=job_id, samples_seen=int(e * n), epoch=e, step=int(e * 938), test_loss=0.6 / e,
+                         test_accuracy=base - 0.06 / e, test_samples=10_000 if q == 1 else 1000, full=q == 1))
 
 
 def add_result(s, job: Job, accuracy: float, artifacts: dict | None) -> None:
@@ -148,12 +157,13 @@ def test_result_page_follows_a_running_job_until_it_ends(site, page):
     job_id = site["ids"]["running"]
     page.goto(f"{site['base']}/results/{job_id}")
     assert page.locator("#live").is_visible()
-    assert page.evaluate("Chart.getChart('chart-acc').data.datasets[0].data.length") == 1
+    assert page.evaluate("Chart.getChart('chart-acc').data.datasets[1].data.length") == 1  # whole test set
     shot(page, "result-running")
     with session_scope(site["db"]) as s:  # the worker finishes epoch 2
         s.add(EpochMetric(job_id=job_id, epoch=2, train_loss=0.4, test_loss=0.3, test_accuracy=0.95, seconds=20,
                           train_seconds=18, samples_per_second=3300))
-    page.wait_for_function("Chart.getChart('chart-acc').data.datasets[0].data.length == 2", timeout=10_000)
+        add_points(s, job_id, 2, 0.95)
+    page.wait_for_function("Chart.getChart('chart-acc').data.datasets[1].data.length == 2", timeout=10_000)
     with session_scope(site["db"]) as s:  # ... and the job ends
         job = s.get(Job, job_id)
         job.status, job.finished_at = "succeeded", utcnow()

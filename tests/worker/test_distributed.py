@@ -32,7 +32,9 @@ def test_world_size_2_matches_world_size_1(service, cifar):
     # Rank 0 alone writes: one row per epoch and per logged step, not one per rank.
     metrics = service.get(f"/jobs/{jobs[2]}/metrics").json()
     assert [m["epoch"] for m in metrics["epochs"]] == [1, 2]
-    assert len(metrics["steps"]) == len({(s["epoch"], s["step"]) for s in metrics["steps"]}) == 2
+    # 2 x 32 steps: by default a point every round(64 / 100) = 1 steps
+    assert len(metrics["steps"]) == len({(s["epoch"], s["step"]) for s in metrics["steps"]}) == 64
+    assert [p["samples_seen"] for p in metrics["evals"] if p["full"]] == [2000, 4000]
     assert [c["epoch"] for c in service.get(f"/jobs/{jobs[2]}/checkpoints").json()["items"]] == [1, 2]
 
     # Both runs see the same global batches (each rank takes half of every batch of 64) and LeNet has no

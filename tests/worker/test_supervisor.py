@@ -28,7 +28,11 @@ def test_job_runs_to_success_with_metrics_checkpoints_and_result(service):
     metrics = service.get(f"/jobs/{job['id']}/metrics").json()
     assert [m["epoch"] for m in metrics["epochs"]] == [1]
     assert metrics["epochs"][0]["test_accuracy"] == result["test_accuracy"]
-    assert [s["step"] for s in metrics["steps"]] == [32]  # 2,000/64 = 32 steps: one window, ends the epoch
+    # 2,000/64 = 32 steps: by default about 100 points a run, so every step (samples seen: 64 a step, 16 the last)
+    assert [s["step"] for s in metrics["steps"]] == list(range(1, 33))
+    assert [s["samples_seen"] for s in metrics["steps"]][-2:] == [1984, 2000]
+    assert [(p["samples_seen"], p["full"], p["test_samples"]) for p in metrics["evals"]][-1] == (2000, True, 1000)
+    assert metrics["evals"][-1]["test_accuracy"] == result["test_accuracy"]
 
     ckpts = service.get(f"/jobs/{job['id']}/checkpoints").json()["items"]
     assert [c["epoch"] for c in ckpts] == [1]
