@@ -56,7 +56,8 @@ def get_log(job_id: int):
                         headers=headers)
     if not q.follow:
         return Response(_whole(job_id), mimetype="text/plain", headers=headers)
-    chunks = (c.text for c in logs.follow_log(job_id, watch, store_url=_store()))  # an empty one sends the headers, and nothing else
+    # an empty chunk sends the headers, and nothing else
+    chunks = (c.text for c in logs.follow_log(job_id, watch, store_url=_store()))
     return Response(stream_with_context(chunks), mimetype="text/plain", headers=headers)
 
 
