@@ -39,9 +39,10 @@ def _job(db_url, data_root, age: float = 60.0, status: str = "queued") -> int:
 def test_a_job_whose_message_is_lost_is_sent_once(db_url, data_root, broker):
     lost, waiting = _job(db_url, data_root), _job(db_url, data_root)
     enqueue(waiting, "cpu", app=broker)  # its message is still in the broker
+    mine = {lost, waiting}  # the session's database may hold other tests' queued jobs: judge only ours
     with session_scope(db_url) as s:
-        assert dispatch.redispatch(s, broker, grace=10) == [lost]
-    assert dispatch.broker_job_ids(broker, recent=10) >= {lost, waiting}
+        assert [i for i in dispatch.redispatch(s, broker, grace=10) if i in mine] == [lost]
+    assert dispatch.broker_job_ids(broker, recent=10) >= mine
     with session_scope(db_url) as s:  # a second watcher in the same round finds nothing to do
         assert dispatch.redispatch(s, broker, grace=10) == []
 
