@@ -57,6 +57,7 @@ def test_run_script_falls_back_to_the_embedded_broker(tmp_path, data_root, cache
             assert time.monotonic() < deadline + 90, j
             time.sleep(0.3)
         assert j["status"] == "succeeded", j
+        assert f"GET /jobs/{job['id']}" not in log.read_text()  # the polling above leaves no access lines in the terminal
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

@@ -151,3 +151,11 @@ def test_cuda_is_accepted_with_a_warning_when_the_workers_cannot_be_asked(client
     r = client.post("/jobs", json={"preset": "mnist-cnn", "overrides": {"device": "cuda"}})
     assert r.status_code == 201 and r.json["queue"] == "gpu"
     assert [w["field"] for w in r.json["warnings"]] == ["device"] and "gpu" in r.json["warnings"][0]["message"]
+
+
+def test_pages_of_a_sorted_list_keep_the_order(client, batch):
+    tag, _ = batch
+    first = client.get(f"/jobs?q={tag}&sort=-lr&limit=2").json
+    assert names(first, tag) == ["lr-big", "Lr-Mid"] and "sort=-lr" in first["next"]
+    second = client.get(first["next"]).json
+    assert names(second, tag) == ["other", "lr-small"] and second["next"] is None
