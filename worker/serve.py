@@ -33,6 +33,7 @@ def warm_up() -> None:
     # to call graph_break(). It cannot be avoided, so it is paid here, before any job.
     import torch._dynamo  # noqa: F401 - imported for its side effect (see above)
     from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
 
     import shared.train.figures  # noqa: F401 - the result's images are drawn after every job
     from shared.store.db import session_scope
@@ -45,8 +46,11 @@ def warm_up() -> None:
     platform.processor()  # cached per process; on Linux it runs `uname -p`
     if torch.cuda.is_available():
         torch.zeros(1, device="cuda")  # the CUDA context (~0.3-1 s) once, not per job
-    with session_scope() as s:
-        s.execute(text("SELECT 1"))  # one pooled connection, kept open
+    try:
+        with session_scope() as s:
+            s.execute(text("SELECT 1"))  # one pooled connection, kept open
+    except SQLAlchemyError as exc:  # an outage now is the job's writes' to wait out (they retry), not a reason to die
+        print(f"warm-up: no database connection yet ({str(exc).splitlines()[0]})", file=sys.stderr, flush=True)
     # What is alive now lives as long as the process: keep it out of every later collection. A full collection
     # of torch's objects takes 0.1-0.5 s on 2 CPU cores; frozen, the collections between and during jobs only
     # walk what the jobs made.
