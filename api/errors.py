@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import NotFound as NoRoute
+from werkzeug.routing import RequestRedirect
 
 from shared.specs import SpecError
 from shared.store.jobs import Conflict, NotFound
@@ -45,8 +47,25 @@ def _database_unavailable(exc):
 
 def _http_error(exc: HTTPException):
     """Werkzeug's errors in our shape, keeping their headers (a 405's Allow, a 401's WWW-Authenticate)."""
+    if isinstance(exc, MethodNotAllowed) and _no_such_resource():
+        return json_error(404, f"no such resource: {request.path}")
     body, status = json_error(exc.code or 500, exc.description or exc.name)
     return body, status, [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+
+
+def _no_such_resource() -> bool:
+    """A 405 for a path no route takes under any method: an id past its converter's range (werkzeug tries each
+    rule's converters only for the rule whose method matches, so GET /jobs/<huge id> is a 404 but PATCH a 405)."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    for method in ("GET", "POST", "PATCH", "DELETE", "PUT"):
+        try:
+            adapter.match(method=method)
+            return False  # a route takes this path: the 405 stands
+        except (MethodNotAllowed, NoRoute):
+            continue
+        except RequestRedirect:  # e.g. a trailing slash: the path is a route's
+            return False
+    return True
 
 
 def register(app: Flask) -> None:

@@ -120,7 +120,7 @@ def _paths() -> dict:
                                       "in order (JSON with ?format=json or Accept: application/json; else the page)",
                            "parameters": [{"name": "format", "in": "query", "required": False,
                                            "schema": {"type": "string", "enum": ["json"]}}],
-                           "responses": {"200": _json(QueueOverview)}}},
+                           "responses": {"200": _json(QueueOverview), "422": _error("Unknown format")}}},
         "/presets": {"get": {"summary": f"The presets ({', '.join(PRESETS)})", "responses": {"200": _json(PresetList)}}},
         "/metrics": {"get": {"summary": "Prometheus metrics: jobs by status and queue, queue depth, retries, "
                                         "job and epoch durations, busy workers' heartbeats",

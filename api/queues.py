@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, request
 
 from api import session
+from api.errors import APIError
 from api.schemas import QueueOverview, QueueState, QueueWorker, WaitingJob
+from api.sweeps import wants_html
 from shared.store import fleet
 
 bp = Blueprint("queues", __name__)
@@ -30,10 +32,11 @@ def overview() -> QueueOverview:
 
 @bp.get("/queue")
 def queue():
-    """HTML for people; `?format=json` (or Accept: application/json) for clients."""
+    """JSON for clients, HTML when a browser asks (as /sweeps and /studies do); `?format=json` forces JSON."""
+    fmt = request.args.get("format")
+    if fmt not in (None, "json"):
+        raise APIError(422, f"format: only 'json' is known (got {fmt!r}); without it, the Accept header decides")
     data = overview().model_dump(mode="json")
-    wants_json = request.args.get("format") == "json" or \
-        request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
-    if wants_json:
-        return data
-    return render_template("queue.html", **data)
+    if fmt != "json" and wants_html():
+        return render_template("queue.html", **data)
+    return data

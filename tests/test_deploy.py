@@ -106,7 +106,7 @@ def test_the_fleet_profile_publishes_the_servers_only_with_passwords_set():
     services = merged("docker-compose.yml", "docker-compose.fleet.yml", env=env)
     ports = {name: services[name]["ports"] for name in ("redis", "postgres", "minio")}
     assert ports == {"redis": ["0.0.0.0:6379:6379"], "postgres": ["0.0.0.0:5432:5432"], "minio": ["0.0.0.0:9000:9000"]}
-    assert services["api"]["ports"] == ["127.0.0.1:5000:5000"]
+    assert "ports" not in services["api"] and services["proxy"]["ports"] == ["127.0.0.1:5000:80"]  # nginx in front
     assert "--requirepass" in services["redis"]["command"] and services["redis"]["command"][-1] == "r"
     default = merged("docker-compose.yml", env={})
     assert not any(default[name].get("ports") for name in ("redis", "postgres", "minio"))  # published only here

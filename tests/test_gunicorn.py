@@ -9,11 +9,11 @@ import subprocess
 import time
 
 import requests
-from support import REPO, migrate, service_env
+from support import REPO, admin_token, migrate, service_env
 
 SLOW_CLIENTS = 10
-PARTIAL = (b"POST /jobs HTTP/1.1\r\nHost: cnnlab\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
-           b'{"preset": "mnist-')  # then nothing: the body stalls
+PARTIAL = ("POST /jobs HTTP/1.1\r\nHost: cnnlab\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+           'Content-Length: 1000\r\n\r\n{{"preset": "mnist-')  # then nothing: the body stalls
 
 
 def free_port() -> int:
@@ -22,7 +22,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_api(tmp_path, data_root, cache_root, redis_url) -> tuple[subprocess.Popen, str]:
+def start_api(tmp_path, data_root, cache_root, redis_url) -> tuple[subprocess.Popen, str, str]:
     db = f"sqlite:///{tmp_path / 'cnnlab.db'}"
     migrate(db)
     port = free_port()
@@ -36,7 +36,7 @@ def start_api(tmp_path, data_root, cache_root, redis_url) -> tuple[subprocess.Po
         assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
         try:
             if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
-                return proc, url
+                return proc, url, admin_token(db)  # a write with a valid token: its body is read
         except requests.RequestException:  # not listening yet, or its workers still import the app
             pass
         assert time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
@@ -44,12 +44,12 @@ def start_api(tmp_path, data_root, cache_root, redis_url) -> tuple[subprocess.Po
 
 
 def test_slow_clients_leave_healthz_answering(tmp_path, data_root, cache_root, redis_url):
-    proc, url = start_api(tmp_path, data_root, cache_root, redis_url)
+    proc, url, token = start_api(tmp_path, data_root, cache_root, redis_url)
     slow = []
     try:
         for _ in range(SLOW_CLIENTS):
             s = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
-            s.sendall(PARTIAL)
+            s.sendall(PARTIAL.format(token=token).encode())
             slow.append(s)
         health = requests.get(f"{url}/healthz", timeout=5)  # its client timeout, as a load balancer would use
         assert health.status_code == 200 and health.json()["status"] == "ok", health.text

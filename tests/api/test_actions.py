@@ -41,15 +41,11 @@ def seed_job(url: str, status: str = "succeeded", name: str | None = None, tags:
 
 
 def patch(api, job_id, body, **kw):
-    import requests
-
-    return requests.patch(f"{api.url}/jobs/{job_id}", json=body, timeout=30, **kw)
+    return api.http.patch(f"{api.url}/jobs/{job_id}", json=body, timeout=30, **kw)  # with the admin token
 
 
 def delete(api, job_id):
-    import requests
-
-    return requests.delete(f"{api.url}/jobs/{job_id}", timeout=30)
+    return api.http.delete(f"{api.url}/jobs/{job_id}", timeout=30)
 
 
 def test_patch_sets_name_tags_notes_and_answers_the_job(live):

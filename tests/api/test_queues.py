@@ -38,7 +38,7 @@ def test_queue_shows_the_worker_what_it_runs_and_the_waiting_order(service):
         assert cpu["depth"] >= 2 and worker["name"] in cpu["workers"]
         page = api.get(f"/results/{low}").text
         assert f"position {mine[1]['position']} in the cpu queue" in page and "every worker of the cpu queue is busy" in page
-        html = api.get("/queue").text
+        html = api.get("/queue", headers={"Accept": "text/html"}).text
         assert "test-worker-1@localhost" in html and f"#{busy}" in html
     finally:
         for job in (low, high, busy):

@@ -18,6 +18,12 @@ def submit(service, preset: str = "mnist-fc", **overrides) -> int:
     return r.json()["id"]
 
 
+@pytest.fixture(autouse=True)
+def signed_in(page, service, sign_in) -> None:
+    """The pages' writes need a token: the browser signs in once (/login), as a user would."""
+    sign_in(page, service.url, service.db_url)
+
+
 @pytest.fixture(scope="module")
 def done(service) -> int:
     """A tiny job the worker trained."""

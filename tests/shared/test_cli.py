@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import admin_token, token_client
 
 from shared.specs import PRESETS
 
@@ -164,11 +165,12 @@ def test_the_cli_and_the_api_share_the_submit_rules(data_dir, tmp_path, sqlite_u
     warning = next(line for line in proc.stderr.splitlines() if line.startswith("cnnlab: warning: mean: "))
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["spec"]["mean"] is None and len(result["data"]["mean"]) == 3  # three channels, computed
-    client = create_app({"DATABASE_URL": sqlite_url, "DATA_DIR": data_dir, "BROKER_URL": "redis://127.0.0.1:1/0"})
+    app = create_app({"DATABASE_URL": sqlite_url, "DATA_DIR": data_dir, "BROKER_URL": "redis://127.0.0.1:1/0"})
+    client = token_client(app, admin_token(sqlite_url))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("shared.store.publish.enqueue", lambda *a, **k: None)
-        r = client.test_client().post("/jobs", json={"preset": "mnist-fc", "overrides": {"dataset": "cifar10-jpeg"}})
+        r = client.post("/jobs", json={"preset": "mnist-fc", "overrides": {"dataset": "cifar10-jpeg"}})
     assert r.status_code == 201, r.json
-    assert client.test_client().post(f"/jobs/{r.json['id']}/cancel").status_code == 202  # leave nothing queued
+    assert client.post(f"/jobs/{r.json['id']}/cancel").status_code == 202  # leave nothing queued
     assert r.json["spec"] == {**result["spec"], "train_limit": None, "test_limit": None}
     assert warning == f"cnnlab: warning: mean: {r.json['warnings'][0]['message']}"

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import requests
-
 
 def test_deleting_a_job_a_worker_trained_removes_its_checkpoints_and_log(service):
     """End to end: a real worker trains a tiny job; DELETE takes its directory from the worker's checkpoint dir."""
     r = service.post("/jobs", json={"preset": "mnist-fc", "overrides": {"train_limit": 300, "test_limit": 100}})
     assert r.status_code == 201, r.text
     job_id = r.json()["id"]
-    delete = lambda: requests.delete(f"{service.url}/jobs/{job_id}", timeout=30).status_code  # noqa: E731
+    delete = lambda: service.delete(f"/jobs/{job_id}").status_code  # noqa: E731 - with the admin token
     assert delete() == 409  # queued or running: refused (cancel it first)
     job = service.wait(job_id)
     assert job["status"] == "succeeded", job
