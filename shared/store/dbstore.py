@@ -55,7 +55,7 @@ class DbStore:
 
     def delete_prefix(self, prefix: str) -> int:
         def drop(s) -> int:
-            keys = s.scalars(select(ArtifactChunk.key.distinct()).where(ArtifactChunk.key.startswith(prefix,
+            keys = s.scalars(select(ArtifactChunk.key).distinct().where(ArtifactChunk.key.startswith(prefix,
                                                                                                     autoescape=True)))
             keys = list(keys)
             if keys:
