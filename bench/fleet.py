@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from support import (  # noqa: E402
     MotoServer,
+    admin_token,
     data_dir_for_tests,
     drop_postgres_database,
     migrate,
@@ -192,8 +193,9 @@ def start_api(env: dict[str, str], root: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError((root / "api.log").read_text())
 
 
-def submit(api: str, n: int, overrides: dict) -> list[int]:
+def submit(api: str, n: int, overrides: dict, token: str) -> list[int]:
     s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {token}"  # an admin token: writes need one, and admins pass the rate limit
     body = {"preset": "mnist-fc", "overrides": overrides}
     ids = []
     for _ in range(n):
@@ -266,7 +268,8 @@ def drive(args, db_url: str, api: str, fleet: Fleet, broker: str) -> dict:
     samples: dict = {"get_jobs_ms": [], "connections": [], "memory_available_gb": []}
     threads = [threading.Thread(target=sampler, args=(db_url, api, done, samples), daemon=True)]
     t0 = time.time()
-    ids = submit(api, args.jobs, {"train_limit": args.train_limit, "test_limit": args.test_limit, "epochs": args.epochs})
+    ids = submit(api, args.jobs, {"train_limit": args.train_limit, "test_limit": args.test_limit, "epochs": args.epochs},
+                 admin_token(db_url))
     threads.append(threading.Thread(target=killer, args=(fleet, db_url, args.kill_every, done, kills), daemon=True))
     for t in threads:
         t.start()

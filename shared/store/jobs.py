@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from datetime import timedelta
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import String, cast, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -147,14 +147,17 @@ def list_jobs(session: Session, *, status: str | None = None, preset: str | None
 
 
 def job_filter(query, *, status=None, preset=None, model=None, dataset=None, sweep_id=None, q=None):
-    """The list's WHERE: one condition per given filter (`q`: a case-insensitive substring of the name)."""
+    """The list's WHERE: one condition per given filter (`q`: a case-insensitive substring of the name or of a tag)."""
     for column, value in ((Job.status, status), (Job.preset, preset), (Job.model, model), (Job.dataset, dataset),
                           (Job.sweep_id, sweep_id)):
         if value is not None:
             query = query.where(column == value)
     if q:
         pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(func.lower(Job.name).like(pattern, escape="\\"))
+        # Tags are a JSON list: a substring of its text finds ASCII tags (SQLite stores others \u-escaped), and an
+        # exact tag is matched as the tag filter does, whatever its characters.
+        query = query.where(or_(func.lower(Job.name).like(pattern, escape="\\"),
+                                func.lower(cast(Job.tags, String)).like(pattern, escape="\\"), has_tag(Job.tags, q)))
     return query
 
 

@@ -92,6 +92,16 @@ def test_search_is_a_case_insensitive_substring_of_the_name(client, batch):
     assert client.get("/jobs?q=%25_no such name_%25").json["total"] == 0  # % and _ are literal, not wildcards
 
 
+def test_search_finds_tags_too(client, batch):
+    tag, _ = batch
+    job_id = client.get(f"/jobs?q={tag} lr-big").json["items"][0]["id"]
+    word = f"Week-{uuid.uuid4().hex[:8]}"
+    assert client.patch(f"/jobs/{job_id}", json={"tags": [word, "Ünïcode"]}).status_code == 200
+    assert [j["id"] for j in client.get(f"/jobs?q={word[2:].lower()}").json["items"]] == [job_id]  # a substring
+    assert job_id in [j["id"] for j in client.get("/jobs?q=Ünïcode").json["items"]]  # a whole tag, any characters
+    client.patch(f"/jobs/{job_id}", json={"tags": []})
+
+
 def test_filters_by_model_and_dataset(client, batch):
     tag, _ = batch
     r = client.post("/jobs", json={"preset": "mnist-fc", "name": f"{tag} fc"})
