@@ -116,8 +116,15 @@ def _paths() -> dict:
                           "404": _error("Unknown job or epoch"), "410": _error("File gone from disk, or corrupt")}}},
         **_sweep_paths(),
         **_study_paths(),
+        **_meta_paths(),
+    }
+
+
+def _meta_paths() -> dict:
+    """The service around the jobs: the queue, the presets, Prometheus metrics, health."""
+    return {
         "/queue": {"get": {"summary": "Queues and their depth, the live workers and what each runs, the waiting jobs "
-                                      "in order (JSON with ?format=json or Accept: application/json; else the page)",
+                                      "in order (JSON; the page when a browser asks; ?format=json forces JSON)",
                            "parameters": [{"name": "format", "in": "query", "required": False,
                                            "schema": {"type": "string", "enum": ["json"]}}],
                            "responses": {"200": _json(QueueOverview), "422": _error("Unknown format")}}},
