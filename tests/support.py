@@ -304,3 +304,16 @@ class MotoServer:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+
+
+def private_backends() -> tuple[str, str]:
+    """A new migrated PostgreSQL database and the Redis database below the session's (15 -> 14), emptied: workers
+    of a test's own, apart from the session's `service` worker (tests using it run one at a time)."""
+    import redis
+
+    base, db = REDIS_URL.rsplit("/", 1)
+    broker = f"{base}/{int(db) - 1}"
+    redis.Redis.from_url(broker).flushdb()
+    url = new_postgres_database()
+    migrate(url)
+    return url, broker

@@ -5,7 +5,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from support import REDIS_URL, LiveAPI, WorkerProcess, drop_postgres_database, migrate, new_postgres_database, service_env
+import redis
+from support import (
+    LiveAPI,
+    WorkerProcess,
+    drop_postgres_database,
+    private_backends,
+    service_env,
+)
 
 LONG = {"epochs": 5, "train_limit": 20000, "test_limit": 200}  # keeps the one worker busy while we look
 SMALL = {"train_limit": 200, "test_limit": 100}
@@ -49,13 +56,7 @@ def test_queue_shows_the_worker_what_it_runs_and_the_waiting_order(service):
 @pytest.fixture
 def cpu_only(data_root, cache_root, tmp_path):
     """A fleet of one worker that serves the cpu queue only, on the second Redis database."""
-    import redis
-
-    base, db = REDIS_URL.rsplit("/", 1)
-    broker = f"{base}/{int(db) - 1}"
-    redis.Redis.from_url(broker).flushdb()
-    url = new_postgres_database()
-    migrate(url)
+    url, broker = private_backends()
     worker = WorkerProcess(service_env(url, broker, tmp_path, data_root, cache_root), tmp_path / "worker.log",
                            "cpu-only@localhost", queues="cpu")
     api = LiveAPI(url, broker, data_root)

@@ -8,7 +8,14 @@ import subprocess
 import time
 
 import pytest
-from support import REDIS_URL, LiveAPI, WorkerProcess, drop_postgres_database, migrate, new_postgres_database, service_env
+import redis
+from support import (
+    LiveAPI,
+    WorkerProcess,
+    drop_postgres_database,
+    private_backends,
+    service_env,
+)
 
 from worker.jobfiles import START_MARK
 from worker.processes import alive
@@ -20,13 +27,7 @@ EPOCHS = 8
 @pytest.fixture
 def fleet(data_root, cache_root, tmp_path):
     """Workers of their own: a database and a Redis database apart from the session's `service` worker."""
-    import redis
-
-    base, db = REDIS_URL.rsplit("/", 1)
-    broker = f"{base}/{int(db) - 1}"
-    redis.Redis.from_url(broker).flushdb()
-    url = new_postgres_database()
-    migrate(url)
+    url, broker = private_backends()
     env = service_env(url, broker, tmp_path, data_root, cache_root, CNNLAB_DRAIN_SECONDS=str(DRAIN),
                       CNNLAB_DISPATCH_SECONDS="2")
     api = LiveAPI(url, broker, data_root)

@@ -12,7 +12,13 @@ import signal
 import time
 
 import pytest
-from support import REDIS_URL, LiveAPI, WorkerProcess, drop_postgres_database, migrate, new_postgres_database, service_env
+from support import (
+    LiveAPI,
+    WorkerProcess,
+    drop_postgres_database,
+    private_backends,
+    service_env,
+)
 
 LEASE = 6  # seconds; short so the test sees a takeover quickly (production: 60)
 
@@ -21,13 +27,7 @@ LEASE = 6  # seconds; short so the test sees a takeover quickly (production: 60)
 def machines(request, data_root, cache_root, tmp_path, monkeypatch):
     """A database, a broker, one artifact store (S3 on moto, a stand-in for S3/MinIO) and a way to start a worker whose
     scratch directory is its own (`start(name)`)."""
-    import redis
-
-    base, db = REDIS_URL.rsplit("/", 1)
-    broker = f"{base}/{int(db) - 1}"
-    redis.Redis.from_url(broker).flushdb()
-    url = new_postgres_database()
-    migrate(url)
+    url, broker = private_backends()
     moto = request.getfixturevalue("moto")  # the database store is tested on both databases in tests/shared/store
     store_env = moto.env | {"CNNLAB_ARTIFACT_STORE": f"{moto.url}/{tmp_path.name}"}
     for name, value in store_env.items():  # the API in this process reads the same store

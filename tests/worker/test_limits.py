@@ -6,7 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import REDIS_URL, LiveAPI, WorkerProcess, drop_postgres_database, migrate, new_postgres_database, service_env
+import redis
+from support import (
+    LiveAPI,
+    WorkerProcess,
+    drop_postgres_database,
+    private_backends,
+    service_env,
+)
 
 SMALL = {"train_limit": 500, "test_limit": 100}
 
@@ -14,13 +21,7 @@ SMALL = {"train_limit": 500, "test_limit": 100}
 @pytest.fixture(scope="module")
 def lab(data_root, cache_root, tmp_path_factory):
     """One worker on a database and a Redis database of their own."""
-    import redis
-
-    base, db = REDIS_URL.rsplit("/", 1)
-    broker = f"{base}/{int(db) - 1}"
-    redis.Redis.from_url(broker).flushdb()
-    url = new_postgres_database()
-    migrate(url)
+    url, broker = private_backends()
     var = tmp_path_factory.mktemp("limits")
     api = LiveAPI(url, broker, data_root)
     api.var = var

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from support import REDIS_URL, LiveAPI, WorkerProcess, drop_postgres_database, migrate, new_postgres_database, service_env
+from support import (
+    LiveAPI,
+    WorkerProcess,
+    drop_postgres_database,
+    private_backends,
+    service_env,
+)
 
 from shared.store.db import session_scope
 from shared.store.models import Result
@@ -13,13 +19,7 @@ SMALL = {"train_limit": 600, "test_limit": 200}
 
 @pytest.fixture
 def packing(data_root, cache_root, tmp_path):
-    import redis
-
-    base, db = REDIS_URL.rsplit("/", 1)
-    broker = f"{base}/{int(db) - 1}"  # the fleet tests' database (15 -> 14); tests run one at a time
-    redis.Redis.from_url(broker).flushdb()
-    url = new_postgres_database()
-    migrate(url)
+    url, broker = private_backends()
     env = service_env(url, broker, tmp_path, data_root, cache_root, CNNLAB_PACK_SEEDS="always")
     worker = WorkerProcess(env, tmp_path / "worker.log", "packer@localhost")
     api = LiveAPI(url, broker, data_root, store=(tmp_path / "artifacts").as_uri())  # the worker's default store

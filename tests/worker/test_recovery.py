@@ -8,12 +8,10 @@ import time
 
 import pytest
 from support import (
-    REDIS_URL,
     LiveAPI,
     WorkerProcess,
     drop_postgres_database,
-    migrate,
-    new_postgres_database,
+    private_backends,
     service_env,
 )
 
@@ -23,13 +21,7 @@ LEASE = 6  # seconds; short so the test sees a takeover quickly (production: 60)
 @pytest.fixture
 def fleet(data_root, cache_root, tmp_path):
     """Workers of their own: a database and a Redis database apart from the session's `service` worker."""
-    import redis
-
-    base, db = REDIS_URL.rsplit("/", 1)
-    broker = f"{base}/{int(db) - 1}"  # the database below the session's (15 -> 14)
-    redis.Redis.from_url(broker).flushdb()
-    url = new_postgres_database()
-    migrate(url)
+    url, broker = private_backends()
     env = service_env(url, broker, tmp_path, data_root, cache_root, CNNLAB_LEASE_SECONDS=str(LEASE))
     api = LiveAPI(url, broker, data_root, store=(tmp_path / "artifacts").as_uri())  # the workers' default store
     workers = []

@@ -9,15 +9,14 @@ import time
 
 import numpy as np
 import pytest
+import redis
 from PIL import Image
 from support import (
-    REDIS_URL,
     LiveAPI,
     WorkerProcess,
     drop_postgres_database,
     linked_data_dir,
-    migrate,
-    new_postgres_database,
+    private_backends,
     service_env,
 )
 
@@ -32,13 +31,7 @@ GRACE = 3  # seconds a cancelled run may take to stop before it is killed (produ
 @pytest.fixture(scope="module")
 def lab(data_root, cache_root, tmp_path_factory):
     """A database, a Redis database and a var dir of its own; each test starts the worker it needs."""
-    import redis
-
-    base, db = REDIS_URL.rsplit("/", 1)
-    broker = f"{base}/{int(db) - 1}"  # as in test_recovery.py: apart from the session's `service` worker
-    redis.Redis.from_url(broker).flushdb()
-    url = new_postgres_database()
-    migrate(url)
+    url, broker = private_backends()
     var = tmp_path_factory.mktemp("warm")
     data = linked_data_dir(data_root, tmp_path_factory.mktemp("warm-data"))
     api = LiveAPI(url, broker, data)
