@@ -24,7 +24,7 @@ from shared.store.db import retry, session_scope
 from shared.store.models import JobStatus
 from shared.train.launch import torchrun_command
 from worker import drain, warm
-from worker.jobfiles import EXIT_STOPPED, LIMIT_FILE, START_MARK, job_dir, local_checkpoint
+from worker.jobfiles import EXIT_STOPPED, LIMIT_FILE, START_MARK, UPLOAD_SUFFIX, job_dir, local_checkpoint
 from worker.limits import Limits
 from worker.processes import die_with_parent, kill_group
 
@@ -213,7 +213,8 @@ def _prepare(job_id: int) -> Path:
             artifacts.fetch_log(job_id, out / "log.txt")
         except OSError as exc:
             log.warning("job %s: the earlier attempts' log could not be fetched: %s", job_id, exc)
-    for stale in [out / "stop", out / LIMIT_FILE, *out.glob("error-rank*.txt"), *out.glob("rank*.pid")]:
+    stale_files = [*out.glob("error-rank*.txt"), *out.glob("rank*.pid"), *out.glob(f".*{UPLOAD_SUFFIX}")]
+    for stale in [out / "stop", out / LIMIT_FILE, *stale_files]:
         stale.unlink(missing_ok=True)
     with open(out / "log.txt", "ab") as logfile:
         logfile.write(f"{START_MARK}\n".encode())

@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import queue
+import shutil
 import threading
 import time
 import traceback
@@ -30,7 +31,7 @@ from shared.train.checkpoint import CheckpointError
 from shared.train.engine import Reporter, Stopped, fit
 from shared.train.results import EpochMetrics, EvalPoint, FitResult, RunInfo
 from shared.train.seeds import fit_seeds
-from worker.jobfiles import EXIT_STOPPED, job_dir, local_checkpoint
+from worker.jobfiles import EXIT_STOPPED, UPLOAD_SUFFIX, job_dir, local_checkpoint
 
 
 class DbReporter(Reporter):
@@ -140,17 +141,22 @@ class DbReporter(Reporter):
         """Upload the checkpoint to the artifact store (on the writer thread: training goes on), then record its key:
         a recorded checkpoint is always in the store, whole. The log goes up with it, so a machine that takes the
         job over after this one dies keeps the story up to this checkpoint. The one that falls out of the newest
-        `keep_checkpoints` (the engine deleted its local file) leaves the store and the database too."""
+        `keep_checkpoints` leaves the store and the database too.
+
+        The writer uploads from a hard link made now: the engine prunes the local file `keep_checkpoints` epochs
+        later, which can come before a lagging writer reads it (epochs of 0.1 s did: the job failed)."""
         say(f"checkpoint {Path(path).name} (sha256 {sha256[:12]}…)")
+        staged = stage_for_upload(Path(path))
 
         def upload() -> list:
-            if not Path(path).is_file():  # already pruned here while the writer lagged: a newer one is recorded
-                return []
-            key = artifacts.artifact_key(self.job_id, Path(path).name)
-            artifacts.upload(Path(path), key)
-            artifacts.upload_log(self.job_id, Path(path).parent / "log.txt")
-            statements = [insert(Checkpoint).values(job_id=self.job_id, epoch=epoch, key=key, sha256=sha256,
-                                                    size_bytes=Path(path).stat().st_size, created_at=utcnow())]
+            try:
+                key = artifacts.artifact_key(self.job_id, Path(path).name)
+                artifacts.upload(staged, key)
+                artifacts.upload_log(self.job_id, Path(path).parent / "log.txt")
+                statements = [insert(Checkpoint).values(job_id=self.job_id, epoch=epoch, key=key, sha256=sha256,
+                                                        size_bytes=staged.stat().st_size, created_at=utcnow())]
+            finally:
+                staged.unlink(missing_ok=True)
             if self.keep is not None and epoch - self.keep >= 1:
                 old = checkpoint.path_for(Path(path).parent, epoch - self.keep)
                 artifacts.delete(artifacts.artifact_key(self.job_id, old.name))
@@ -159,6 +165,18 @@ class DbReporter(Reporter):
             return statements
 
         self.pending.put(upload)
+
+
+def stage_for_upload(path: Path) -> Path:
+    """A second name for the checkpoint (`.epoch-003.pt.upload`) that pruning leaves alone; a copy where the
+    filesystem has no hard links."""
+    staged = path.with_name(f".{path.name}{UPLOAD_SUFFIX}")
+    staged.unlink(missing_ok=True)  # left by an attempt that died before its upload
+    try:
+        os.link(path, staged)
+    except OSError:
+        shutil.copyfile(path, staged)
+    return staged
 
 
 def say(message: str) -> None:
