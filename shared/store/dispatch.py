@@ -4,13 +4,18 @@ A job's message can be lost when the broker restarts empty, or never sent when t
 submit time. Every worker runs `redispatch` periodically; a job is sent again only when
 
 - it is queued (or running with a dead lease: its worker is gone),
-- its id is in no broker queue, nor delivered to a worker in the last `grace` seconds (where the broker can
-  be listed: Redis; an older delivery of a job still queued, or of a job whose lease died, belongs to a
-  worker that is gone, and kombu would give it back only after the visibility timeout, hours later),
+- its id is in no broker queue, nor delivered to a worker within one lease (where the broker can be listed:
+  Redis; a worker that received a job has a lease's time to claim it, as it has to renew a claim: an older
+  delivery of a job still queued, or of a job whose lease died, belongs to a worker that is gone, and kombu
+  would give it back only after the visibility timeout, hours later),
 - and its last dispatch is older than `grace` seconds (so a message in flight is not doubled),
 
 and the conditional UPDATE of its `dispatched_at` lets one worker alone send it per round, however many
 workers watch. The claim in the database keeps runs exactly-once whatever duplicates remain.
+
+On Redis one worker per round does the looking (a key set with NX that expires before the next round): with
+N workers and a backlog of queued jobs, every worker listing the broker and loading every queued job every
+round cost the fleet N times the work (measured with 8 workers on 2 cores: bench/results/fleet*.json).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ log = logging.getLogger(__name__)
 # kombu's Redis transport keeps delivered, unacked messages in a hash (tag -> [message, exchange, routing key])
 # and their delivery times in a sorted set (tag -> unix time).
 UNACKED_KEY, UNACKED_INDEX_KEY = "unacked", "unacked_index"
+ROUND_KEY = "cnnlab:dispatch-round"  # held by the worker that looks for lost jobs this round
 
 
 def _job_id(raw: bytes | str) -> int | None:
@@ -61,12 +67,26 @@ def broker_job_ids(app: Celery, recent: float) -> set[int] | None:
     return {i for i in map(_job_id, raw) if i is not None}
 
 
-def candidates(session: Session, *, grace: float, lease: float | None = None) -> list[Job]:
-    """Queued jobs, and running ones with a dead lease, whose last dispatch is older than `grace` seconds."""
+def round_is_ours(app: Celery, grace: float) -> bool:
+    """Whether this worker looks for lost jobs this round: on Redis the first of the fleet to ask in each `grace`
+    seconds; elsewhere every worker (the conditional `take` still sends each job once)."""
+    if not app.conf.broker_url.startswith("redis"):
+        return True
+    import redis
+
+    r = redis.Redis.from_url(app.conf.broker_url, socket_connect_timeout=2, socket_timeout=5)
+    # Expires a little before the next round, so some worker's next look always finds it free.
+    return bool(r.set(ROUND_KEY, "1", nx=True, px=max(1, int(800 * grace))))
+
+
+def candidates(session: Session, *, grace: float, lease: float) -> list[tuple[int, str, int]]:
+    """(id, queue, priority) of the queued jobs, and running ones with a dead lease, last dispatched over `grace`
+    seconds ago (columns, not rows: a backlog of thousands is read every round)."""
     now = utcnow()
-    dead = (Job.status == JobStatus.RUNNING) & (Job.heartbeat_at < now - timedelta(seconds=lease or lease_seconds()))
+    dead = (Job.status == JobStatus.RUNNING) & (Job.heartbeat_at < now - timedelta(seconds=lease))
     due = or_(Job.dispatched_at.is_(None), Job.dispatched_at < now - timedelta(seconds=grace))
-    return list(session.scalars(select(Job).where(or_(Job.status == JobStatus.QUEUED, dead), due)))
+    rows = session.execute(select(Job.id, Job.queue, Job.priority).where(or_(Job.status == JobStatus.QUEUED, dead), due))
+    return [tuple(row) for row in rows]
 
 
 def take(session: Session, job_id: int, *, grace: float) -> bool:
@@ -78,19 +98,24 @@ def take(session: Session, job_id: int, *, grace: float) -> bool:
     return bool(taken)
 
 
-def redispatch(session: Session, app: Celery, *, grace: float, lease: float | None = None) -> list[int]:
-    """Send again every job whose message is lost; returns the ids sent."""
+def redispatch(session: Session, app: Celery, *, grace: float, lease: float | None = None,
+               every_round: bool = False) -> list[int]:
+    """Send again every job whose message is lost, if this round is ours (`every_round`: look regardless);
+    returns the ids sent."""
+    if not (every_round or round_is_ours(app, grace)):
+        return []
+    lease = lease or lease_seconds()
     lost = candidates(session, grace=grace, lease=lease)
     if not lost:
         return []
-    present = broker_job_ids(app, recent=grace)
+    present = broker_job_ids(app, recent=max(grace, lease))
     sent = []
-    for job in lost:
-        if present is not None and job.id in present:
-            continue  # still waiting in the broker, or delivered to a worker: not lost
-        if take(session, job.id, grace=grace):
-            enqueue(job.id, job.queue, job.priority, app=app)
-            sent.append(job.id)
+    for job_id, queue, priority in lost:
+        if present is not None and job_id in present:
+            continue  # still waiting in the broker, or delivered to a worker that may yet claim it: not lost
+        if take(session, job_id, grace=grace):
+            enqueue(job_id, queue, priority, app=app)
+            sent.append(job_id)
     if sent:
         log.info("re-sent %d jobs whose messages were lost: %s", len(sent), sent)
     return sent

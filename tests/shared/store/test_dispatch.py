@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -43,15 +44,41 @@ def test_a_job_whose_message_is_lost_is_sent_once(db_url, data_root, broker):
         sent = dispatch.redispatch(s, broker, grace=10)
     assert lost in sent and waiting not in sent
     assert dispatch.broker_job_ids(broker, recent=10) >= {lost, waiting}
-    with session_scope(db_url) as s:  # a second watcher in the same round finds nothing to do
-        assert not {lost, waiting} & set(dispatch.redispatch(s, broker, grace=10))
+    with session_scope(db_url) as s:  # a second watcher, even one that looks in the same round, sends nothing again
+        assert not {lost, waiting} & set(dispatch.redispatch(s, broker, grace=10, every_round=True))
+
+
+def test_one_watcher_of_the_fleet_looks_each_round(db_url, data_root, broker):
+    first = _job(db_url, data_root)
+    with session_scope(db_url) as s:
+        assert first in dispatch.redispatch(s, broker, grace=1)
+    second = _job(db_url, data_root)  # lost too, but this round was another watcher's
+    with session_scope(db_url) as s:
+        assert dispatch.redispatch(s, broker, grace=1) == []
+    time.sleep(0.9)  # the round's key expires before the next round (0.8 x grace)
+    with session_scope(db_url) as s:
+        assert second in dispatch.redispatch(s, broker, grace=1)
+
+
+def test_a_job_delivered_to_a_worker_is_its_own_for_one_lease(db_url, data_root, broker):
+    """A worker that received a job but has not claimed it yet (a slow start) keeps it for a lease's time."""
+    job = _job(db_url, data_root)
+    enqueue(job, "cpu", app=broker)
+    with broker.connection_for_read() as conn, conn.SimpleQueue("cpu") as queue:
+        message = queue.get(timeout=10)  # delivered, not acked: kombu keeps it in its unacked hash
+        time.sleep(1.0)  # longer ago than a round, within a lease
+        with session_scope(db_url) as s:
+            assert job not in dispatch.redispatch(s, broker, grace=0.5, lease=60, every_round=True)
+        with session_scope(db_url) as s:  # a lease of 0.5 s is over: its worker is taken to be gone
+            assert job in dispatch.redispatch(s, broker, grace=0.5, lease=0.5, every_round=True)
+        message.ack()
 
 
 def test_a_recent_dispatch_is_not_doubled_and_a_dead_lease_is_sent_again(db_url, data_root, broker):
     fresh = _job(db_url, data_root, age=1.0)  # sent a second ago: its message may still be in flight
     orphan = _job(db_url, data_root, status="running")  # running, lease long dead, no message anywhere
     with session_scope(db_url) as s:
-        sent = dispatch.redispatch(s, broker, grace=10, lease=5)
+        sent = dispatch.redispatch(s, broker, grace=10, lease=5, every_round=True)
     assert orphan in sent and fresh not in sent
 
 
