@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -35,3 +36,26 @@ def test_every_setting_is_in_the_readme_table():
     readme = (REPO / "README.md").read_text()
     missing = [f"CNNLAB_{name.upper()}" for name in Settings.model_fields if f"`CNNLAB_{name.upper()}`" not in readme]
     assert missing == []
+
+
+def test_a_worker_claims_a_job_without_importing_torch(data_root, tmp_path):
+    """The Celery pool process claims and hands over jobs; only its trainer imports torch (2 s of CPU and 300 MB
+    that every new worker would pay again: measured on a fleet replacing a killed worker every few seconds)."""
+    from support import migrate
+
+    from shared.store.db import session_scope
+    from shared.store.jobs import create_job
+
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    migrate(url)
+    with session_scope(url) as s:
+        job, _ = create_job(s, preset="mnist-cnn", data_root=data_root)
+        s.flush()
+        job_id = job.id
+    code = ("import sys; from shared.store.db import retry; from worker import supervisor; "
+            f"spec, _, attempt = retry(lambda s: supervisor._claim(s, {job_id}, 'w@host:1')); "
+            "print(spec.model, attempt, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "CNNLAB_DATABASE_URL": url})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["cnn", "1", "False"]

@@ -160,7 +160,7 @@ def _claim(s, job_id: int, worker: str) -> tuple[Spec, list[tuple[int, str, str]
         return None
     jobs.record_attempt(s, job_id, job.attempts, worker, 0)  # logged with the claim: also if this worker dies next
     checkpoints = [(c.epoch, c.key, c.sha256) for c in jobs.checkpoints_newest_first(s, job_id)]
-    return Spec.model_validate(job.spec), checkpoints, job.attempts
+    return Spec.stored(job.spec), checkpoints, job.attempts
 
 
 def _begin(s, job_id: int, worker: str, spec: Spec, attempt: int, epoch: int) -> list[int]:
