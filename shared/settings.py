@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -97,5 +98,12 @@ def _host_memory_gb() -> float:
 
 
 def settings() -> Settings:
-    """The settings as the environment has them now (cheap: read afresh on each call, so tests may change them)."""
+    """The settings as the environment has them now: built again whenever a CNNLAB_* variable changed (tests change
+    them), else the same object. Building takes ~15 ms of CPU, and a job asked ~30 times: 0.4 s of a 1.2 s job."""
+    prefix = Settings.model_config["env_prefix"]
+    return _settings_for(tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(prefix))))
+
+
+@lru_cache(maxsize=16)
+def _settings_for(environment: tuple[tuple[str, str], ...]) -> Settings:
     return Settings()
