@@ -150,8 +150,9 @@ def killer(fleet: Fleet, db_url: str, every: float, done: threading.Event, kills
     engine.dispose()
 
 
-def sampler(db_url: str, api: str, done: threading.Event, out: dict) -> None:
-    """While the fleet runs: GET /jobs latencies (one client, back to back) and the database's connections."""
+def sampler(db_url: str, api: str, every: float, done: threading.Event, out: dict) -> None:
+    """While the fleet runs: GET /jobs latencies (one client, a request every `every` seconds: a few open pages,
+    not a load test that would take a core of this 2-core machine from the fleet) and the database's connections."""
     engine = create_engine(db_url, pool_size=1)
     session, last_pg = requests.Session(), 0.0
     while not done.is_set():
@@ -165,7 +166,7 @@ def sampler(db_url: str, api: str, done: threading.Event, out: dict) -> None:
             with engine.connect() as conn:
                 out["connections"].append(conn.scalar(text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")))
-        time.sleep(0.05)
+        time.sleep(max(0.0, every - (time.perf_counter() - t)))
     engine.dispose()
 
 
@@ -266,7 +267,7 @@ def drive(args, db_url: str, api: str, fleet: Fleet, broker: str) -> dict:
     """Submit the jobs, kill and replace workers while they run, time GET /jobs; the numbers once all are done."""
     done, kills = threading.Event(), []
     samples: dict = {"get_jobs_ms": [], "connections": [], "memory_available_gb": []}
-    threads = [threading.Thread(target=sampler, args=(db_url, api, done, samples), daemon=True)]
+    threads = [threading.Thread(target=sampler, args=(db_url, api, args.poll_every, done, samples), daemon=True)]
     t0 = time.time()
     ids = submit(api, args.jobs, {"train_limit": args.train_limit, "test_limit": args.test_limit, "epochs": args.epochs},
                  admin_token(db_url))
@@ -285,7 +286,8 @@ def drive(args, db_url: str, api: str, fleet: Fleet, broker: str) -> dict:
         "broker": counts | {"messages_per_job": counts.get("lpush", 0) / len(ids)},
         "db_connections_peak": max(samples["connections"], default=None),
         "memory_available_gb_lowest": min(samples["memory_available_gb"], default=None),
-        "get_jobs": {"requests": len(samples["get_jobs_ms"]), "p50_ms": percentile(samples["get_jobs_ms"], 50),
+        "get_jobs": {"requests": len(samples["get_jobs_ms"]), "every_seconds": args.poll_every,
+                     "p50_ms": percentile(samples["get_jobs_ms"], 50),
                      "p95_ms": percentile(samples["get_jobs_ms"], 95), "stored_jobs": max(args.stored, args.jobs)}}
 
 
@@ -329,6 +331,7 @@ def main() -> None:
                     "the end: with 3, a killed job has checkpoints to resume from")
     ap.add_argument("--kill-every", type=float, default=5.0, help="seconds between two worker kills")
     ap.add_argument("--stored", type=int, default=10_000, help="jobs in the database while GET /jobs is timed")
+    ap.add_argument("--poll-every", type=float, default=0.5, help="seconds between two timed GET /jobs")
     ap.add_argument("--store", choices=["file", "s3", "db"], default="file")
     ap.add_argument("--lease", type=float, default=10.0, help="CNNLAB_LEASE_SECONDS: a dead worker's job waits this")
     ap.add_argument("--dispatch-seconds", type=float, default=2.0, help="CNNLAB_DISPATCH_SECONDS")
