@@ -54,6 +54,8 @@ class Settings(BaseSettings):
                                           "this long while it sends its request")
     warm_trainers: bool = Field(True, description="a worker slot keeps one trainer process alive between jobs "
                                 "(world_size 1); off: a fresh process per job")
+    trainer_threads: int | None = Field(None, ge=1, description="torch's CPU threads per trainer process (default: "
+                                        "torch's, one per core; `python -m worker --per-gpu N` sets cores / N)")
     trainer_max_rss_mb: float = Field(4096.0, gt=0, description="a warm trainer whose resident memory (MiB) is "
                                       "above this after a job is replaced before the next one")
     resident_splits: int = Field(4, ge=0, description="decoded dataset splits a process keeps in memory "

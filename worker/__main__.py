@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--per-gpu must be at least 1, got {args.per_gpu}")
     if args.per_gpu > 1 and args.gpus and "," in args.gpus:
         parser.error("--per-gpu N shares one GPU between N jobs: start one worker per GPU (--gpus 0, --gpus 1, ...)")
+    if args.per_gpu > 1:  # the slots' trainers share this machine's cores instead of each taking all of them
+        os.environ.setdefault("CNNLAB_TRAINER_THREADS", str(max(1, (os.cpu_count() or 1) // args.per_gpu)))
     queues = args.queues or ("gpu,cpu" if args.gpus else "cpu")
     if args.gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpus

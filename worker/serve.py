@@ -37,7 +37,9 @@ def warm_up() -> None:
 
     import shared.train.figures  # noqa: F401 - the result's images are drawn after every job
     from shared.store.db import session_scope
-    from worker import trainer  # noqa: F401 - the engine, the store and the reporter
+    from worker import trainer
+
+    trainer.use_threads()
 
     model = torch.nn.Linear(4, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, fused=True)

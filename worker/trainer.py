@@ -17,6 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
+import torch
 from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import IntegrityError
 
@@ -204,6 +205,15 @@ def write_again(statements: list, what: str) -> None:
     retry(attempt, what=what)
 
 
+def use_threads() -> None:
+    """torch's CPU threads for this process (CNNLAB_TRAINER_THREADS). Trainers that share a machine's cores must
+    not each start one thread per core: 16 trainers of 2 threads on 2 cores spun so much that jobs ran 5x slower
+    (bench/fleet.py, measured)."""
+    threads = settings().trainer_threads
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def log_to_stderr() -> None:
     """Warnings (Python's and the engine's log records) go to stderr, which is the job's log, stamped like `say`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -329,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", nargs=2, metavar=("CKPT", "SHA256"), help="continue from this checkpoint")
     args = parser.parse_args(argv)
     log_to_stderr()
+    use_threads()
     resume, sha = (Path(args.resume[0]), args.resume[1]) if args.resume else (None, None)
     return run(args.job_id, resume, sha)
 

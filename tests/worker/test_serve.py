@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -61,3 +62,13 @@ def test_a_real_trainer_reports_a_failed_job_and_dies_when_killed(trainer_env):
         trainer.kill()
     assert not trainer.alive() and not alive(pid)
     assert trainer.wait(0) not in (None, 0)  # a dead trainer never reports a job done
+
+
+def test_a_trainer_takes_the_threads_it_is_given(tmp_path):
+    """CNNLAB_TRAINER_THREADS sets torch's CPU threads in a warm trainer (and in a fresh one, through the same
+    `use_threads`), so trainers sharing a machine do not each take every core."""
+    code = "from worker.serve import warm_up; warm_up(); import torch; print(torch.get_num_threads())"
+    env = {**os.environ, "CNNLAB_TRAINER_THREADS": "1", "CNNLAB_DATABASE_URL": f"sqlite:///{tmp_path / 'none.db'}"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "1"

@@ -137,6 +137,8 @@ def test_two_jobs_run_at_once_on_one_worker(lab):
     assert trainer_pid(lab, ids[0]) != trainer_pid(lab, ids[1])  # one trainer per slot
     hosts, pool_pids = zip(*(j["worker"].split(":") for j in done), strict=True)
     assert set(hosts) == {"warm-worker@localhost"} and len(set(pool_pids)) == 2  # one worker, two slots
+    # The two trainers share the machine's cores rather than each taking all of them.
+    assert {j["result"]["environment"]["threads"] for j in done} == {max(1, os.cpu_count() // 2)}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGSEGV, signal.SIGKILL], ids=["segfault", "killed"])
