@@ -299,7 +299,9 @@ def run(args, root: Path) -> dict:
     extra, moto = store_env(args.store, root)
     env = service_env(db_url, broker, root, data_dir_for_tests(), root / "cache", CNNLAB_LEASE_SECONDS=str(args.lease),
                       CNNLAB_DISPATCH_SECONDS=str(args.dispatch_seconds),
-                      CNNLAB_WARM_TRAINERS="0" if args.fresh else "1", **extra)
+                      CNNLAB_WARM_TRAINERS="0" if args.fresh else "1",
+                      # 16 "machines" share 2 cores: one torch thread each, as a machine's slots share its cores
+                      CNNLAB_TRAINER_THREADS=str(args.trainer_threads), **extra)
     fleet, api_proc = Fleet(root, env), None
     try:
         fill(db_url, args.stored - args.jobs)
@@ -331,6 +333,7 @@ def main() -> None:
                     "the end: with 3, a killed job has checkpoints to resume from")
     ap.add_argument("--kill-every", type=float, default=5.0, help="seconds between two worker kills")
     ap.add_argument("--stored", type=int, default=10_000, help="jobs in the database while GET /jobs is timed")
+    ap.add_argument("--trainer-threads", type=int, default=1, help="CNNLAB_TRAINER_THREADS of every worker")
     ap.add_argument("--poll-every", type=float, default=0.5, help="seconds between two timed GET /jobs")
     ap.add_argument("--store", choices=["file", "s3", "db"], default="file")
     ap.add_argument("--lease", type=float, default=10.0, help="CNNLAB_LEASE_SECONDS: a dead worker's job waits this")
