@@ -3,11 +3,12 @@
 Each worker has a scratch directory of its own (CNNLAB_VAR_DIR, so CNNLAB_CHECKPOINT_DIR too) and shares only the
 database, the broker (a redis-server of the benchmark's own, so its command counts are this run's alone) and the
 artifact store. M tiny jobs (`mnist-fc`, train_limit 1000, test_limit 500, 3 epochs so that a job killed midway
-has a checkpoint to resume from) go in over the API (gunicorn); every few seconds a worker busy with a job is SIGKILLed
-with its trainer, and a new one (a new "machine", empty disk) replaces it. Meanwhile GET /jobs is timed with
-`--stored` jobs in the database. Reported: jobs that succeeded exactly once, with each epoch recorded once; jobs
-that resumed on another worker from a checkpoint; jobs started per second; database connections at peak
-(pg_stat_activity); broker messages per job (LPUSHes: kombu's publish); GET /jobs latency.
+has a checkpoint to resume from) go in over the API (gunicorn) once every worker is up; from then on, every few
+seconds a worker busy with a job is SIGKILLed with its trainer, and a new one (a new "machine", empty disk) replaces
+it. Each worker's trainer uses one torch thread (the 16 "machines" share 2 cores). Meanwhile GET /jobs is timed
+(every --poll-every seconds) with `--stored` jobs in the database. Reported: jobs that succeeded exactly once, with
+each epoch recorded once; jobs that resumed on another worker from a checkpoint; jobs started per second; database
+connections at peak (pg_stat_activity); broker messages per job (LPUSHes: kombu's publish); GET /jobs latency.
 
     python -m bench.fleet                                   # 16 workers, 500 jobs, store file:// (the lead's run)
     python -m bench.fleet --workers 4 --jobs 30 --stored 2000 --out bench/results/fleet-small.json   # a check
@@ -120,6 +121,15 @@ class Fleet:
         with self.lock:
             self.procs[name] = proc
         return name
+
+    def wait_ready(self, timeout: float) -> float:
+        """Seconds until every worker started so far says it is ready (its Celery consumer is up)."""
+        t0 = time.monotonic()
+        while not all(b" ready." in (self.root / f"machine{i}" / "worker.log").read_bytes() for i in range(1, self.n + 1)):
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError("the fleet did not start")
+            time.sleep(0.5)
+        return time.monotonic() - t0
 
     def kill(self, name: str) -> None:
         """SIGKILL the worker and its pool; its trainer dies with its parent (PR_SET_PDEATHSIG)."""
@@ -268,12 +278,12 @@ def drive(args, db_url: str, api: str, fleet: Fleet, broker: str) -> dict:
     done, kills = threading.Event(), []
     samples: dict = {"get_jobs_ms": [], "connections": [], "memory_available_gb": []}
     threads = [threading.Thread(target=sampler, args=(db_url, api, args.poll_every, done, samples), daemon=True)]
+    threads.append(threading.Thread(target=killer, args=(fleet, db_url, args.kill_every, done, kills), daemon=True))
     t0 = time.time()
+    for t in threads:  # the killing starts with the submitting: jobs run (and die) while others still arrive
+        t.start()
     ids = submit(api, args.jobs, {"train_limit": args.train_limit, "test_limit": args.test_limit, "epochs": args.epochs},
                  admin_token(db_url))
-    threads.append(threading.Thread(target=killer, args=(fleet, db_url, args.kill_every, done, kills), daemon=True))
-    for t in threads:
-        t.start()
     finished = wait_done(db_url, ids, args.timeout)
     wall = time.time() - t0
     done.set()
@@ -308,7 +318,8 @@ def run(args, root: Path) -> dict:
         api_proc, api = start_api(env, root)
         for _ in range(args.workers):
             fleet.start()
-        report = drive(args, db_url, api, fleet, broker)
+        started = fleet.wait_ready(600)
+        report = drive(args, db_url, api, fleet, broker) | {"fleet_start_seconds": started}
         with create_engine(db_url).connect() as conn:
             report["db_max_connections"] = int(conn.scalar(text("SHOW max_connections")))
         return report
