@@ -180,6 +180,16 @@ def sampler(db_url: str, api: str, every: float, done: threading.Event, out: dic
     engine.dispose()
 
 
+def get_jobs_times(api: str, n: int) -> list[float]:
+    """`n` GET /jobs latencies (ms), one after another."""
+    session, out = requests.Session(), []
+    for _ in range(n):
+        t = time.perf_counter()
+        assert session.get(f"{api}/jobs", params={"limit": 50}).status_code == 200
+        out.append(1000 * (time.perf_counter() - t))
+    return out
+
+
 def memory_available_gb() -> float:
     """MemAvailable from /proc/meminfo (GiB): what the fleet leaves to the rest of the machine."""
     with open("/proc/meminfo") as f:
@@ -319,7 +329,9 @@ def run(args, root: Path) -> dict:
         for _ in range(args.workers):
             fleet.start()
         started = fleet.wait_ready(600)
-        report = drive(args, db_url, api, fleet, broker) | {"fleet_start_seconds": started}
+        quiet = get_jobs_times(api, 40)  # the same request with the fleet up and idle: the API's own cost
+        report = drive(args, db_url, api, fleet, broker) | {"fleet_start_seconds": started, "get_jobs_fleet_idle": {
+            "requests": len(quiet), "p50_ms": percentile(quiet, 50), "p95_ms": percentile(quiet, 95)}}
         with create_engine(db_url).connect() as conn:
             report["db_max_connections"] = int(conn.scalar(text("SHOW max_connections")))
         return report
