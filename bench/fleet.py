@@ -123,9 +123,13 @@ class Fleet:
         return name
 
     def wait_ready(self, timeout: float) -> float:
-        """Seconds until every worker started so far says it is ready (its Celery consumer is up)."""
+        """Seconds until every worker started so far is ready (its Celery consumer up) and its trainer warm."""
         t0 = time.monotonic()
-        while not all(b" ready." in (self.root / f"machine{i}" / "worker.log").read_bytes() for i in range(1, self.n + 1)):
+
+        def up(log: bytes) -> bool:
+            return b" ready." in log and b"cnnlab trainer" in log and b" warm in " in log
+
+        while not all(up((self.root / f"machine{i}" / "worker.log").read_bytes()) for i in range(1, self.n + 1)):
             if time.monotonic() - t0 > timeout:
                 raise RuntimeError("the fleet did not start")
             time.sleep(0.5)
