@@ -50,15 +50,23 @@ def _job_id(raw: bytes | str) -> int | None:
         return None
 
 
+def _redis(app: Celery):
+    """A client of the broker's Redis (short timeouts: a broker that is down fails the round, not the worker);
+    None where the broker is not Redis."""
+    if not app.conf.broker_url.startswith("redis"):
+        return None
+    import redis
+
+    return redis.Redis.from_url(app.conf.broker_url, socket_connect_timeout=2, socket_timeout=5)
+
+
 def broker_job_ids(app: Celery, recent: float) -> set[int] | None:
     """Job ids waiting in the broker or delivered within `recent` seconds; None if the broker cannot be listed."""
-    if not app.conf.broker_url.startswith("redis"):
+    r = _redis(app)
+    if r is None:
         return None
     import time
 
-    import redis
-
-    r = redis.Redis.from_url(app.conf.broker_url, socket_connect_timeout=2, socket_timeout=5)
     fresh = r.zrangebyscore(UNACKED_INDEX_KEY, time.time() - recent, "+inf")
     raw = [m for m in (r.hmget(UNACKED_KEY, fresh) if fresh else []) if m is not None]
     for key in r.scan_iter(match="*", count=500):
@@ -70,11 +78,9 @@ def broker_job_ids(app: Celery, recent: float) -> set[int] | None:
 def round_is_ours(app: Celery, grace: float) -> bool:
     """Whether this worker looks for lost jobs this round: on Redis the first of the fleet to ask in each `grace`
     seconds; elsewhere every worker (the conditional `take` still sends each job once)."""
-    if not app.conf.broker_url.startswith("redis"):
+    r = _redis(app)
+    if r is None:
         return True
-    import redis
-
-    r = redis.Redis.from_url(app.conf.broker_url, socket_connect_timeout=2, socket_timeout=5)
     # Expires a little before the next round, so some worker's next look always finds it free.
     return bool(r.set(ROUND_KEY, "1", nx=True, px=max(1, int(800 * grace))))
 
