@@ -21,7 +21,7 @@ from pathlib import Path
 from shared.store import artifacts
 from shared.store.logs import job_dir
 
-__all__ = ["EXIT_STOPPED", "LIMIT_FILE", "START_MARK", "job_dir", "local_checkpoint"]
+__all__ = ["EXIT_STOPPED", "LIMIT_FILE", "START_MARK", "UPLOAD_SUFFIX", "job_dir", "local_checkpoint"]
 EXIT_STOPPED = 3  # the trainer's exit code when it stopped at a step boundary because the job was cancelled
 LIMIT_FILE = "limit.txt"
 UPLOAD_SUFFIX = ".upload"  # a checkpoint's second name while the trainer uploads it (`.epoch-003.pt.upload`)
