@@ -85,7 +85,7 @@ class Spec(BaseModel):
     @classmethod
     def stored(cls, data: dict[str, Any]) -> Spec:
         """A spec the database holds, checked in full when it was submitted: the model registry (which imports
-        torch, 2 s of CPU and 300 MB for a Celery process that only claims jobs) is not consulted again."""
+        torch, 2 s of CPU and 265 MB for a Celery process that only claims jobs) is not consulted again."""
         return cls.model_validate(data, context=STORED)
 
     @field_validator("model")

@@ -39,7 +39,7 @@ def test_every_setting_is_in_the_readme_table():
 
 
 def test_a_worker_claims_a_job_without_importing_torch(data_root, tmp_path):
-    """The Celery pool process claims and hands over jobs; only its trainer imports torch (2 s of CPU and 300 MB
+    """The Celery pool process claims and hands over jobs; only its trainer imports torch (2 s of CPU and 265 MB
     that every new worker would pay again: measured on a fleet replacing a killed worker every few seconds)."""
     from support import migrate
 
