@@ -5,7 +5,7 @@ Threads, not processes, carry concurrent requests, and a request holds its threa
 So every client socket gets a read timeout (CNNLAB_CLIENT_TIMEOUT_SECONDS): a body that stalls ends in a 400, and
 a few slow clients cannot hold every thread while /healthz waits."""
 
-from shared.settings import settings
+from shared.lab.settings import settings
 
 _s = settings()
 bind = [f"127.0.0.1:{_s.port}"]  # this host only; docker-compose binds 0.0.0.0 inside its network

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from shared.settings import settings
+from shared.lab.settings import settings
 from shared.store.artifacts import default_url
 from shared.store.db import session_scope
 

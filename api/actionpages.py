@@ -9,7 +9,7 @@ from flask import Blueprint, render_template
 from api import session
 from api.pages import _error
 from api.schemas import MAX_ID
-from shared.specs import PRESETS, Spec, preset_spec
+from shared.lab.specs import PRESETS, Spec, preset_spec
 from shared.store.jobs import NotFound, get_job
 
 bp = Blueprint("actionpages", __name__)

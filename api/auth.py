@@ -17,7 +17,7 @@ from flask import Blueprint, Flask, current_app, g, redirect, render_template, r
 
 from api import session as db_session
 from api.errors import APIError, json_error
-from shared.settings import Settings
+from shared.lab.settings import Settings
 from shared.store import tokens
 from shared.store.tokens import Caller, OverCap
 

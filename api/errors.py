@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as NoRoute
 from werkzeug.routing import RequestRedirect
 
-from shared.specs import SpecError
+from shared.lab.specs import SpecError
 from shared.store.jobs import Conflict, NotFound
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
 
 from api.auth import WRITES
 from api.errors import json_error
-from shared.settings import Settings
+from shared.lab.settings import Settings
 
 READS = ("GET", "HEAD")
 UNLIMITED = frozenset({"static", "meta.healthz"})  # a page's own files, and probes

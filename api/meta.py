@@ -8,7 +8,7 @@ from sqlalchemy import text
 from api import session
 from api.openapi import document
 from api.schemas import Health, Preset, PresetList
-from shared.specs import PRESETS, preset_spec
+from shared.lab.specs import PRESETS, preset_spec
 
 bp = Blueprint("meta", __name__)
 

@@ -29,7 +29,7 @@ from api.schemas import (
     SweepList,
     SweepOut,
 )
-from shared.specs import PRESETS
+from shared.lab.specs import PRESETS
 from shared.store.models import JobStatus
 
 REF = "#/components/schemas/{model}"

@@ -10,7 +10,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from api import session, views
 from api.errors import RETRY_AFTER_SECONDS, json_error
 from api.schemas import MAX_ID, PageQuery
-from shared.specs import PRESETS
+from shared.lab.specs import PRESETS
 from shared.store import jobs
 from shared.store.models import JobStatus
 from shared.store.report import TABLES
@@ -56,10 +56,10 @@ def compare():
 
 
 @bp.get("/report")
-def seed_report():
+def handout_report():
     """The lab's tables over all runs of the lab's recipe; `?format=json` gives the same data."""
     with session() as s:
-        data = views.seed_report(s)
+        data = views.handout_report(s)
     if request.args.get("format") == "json":
         return data
     return render_template("report.html", report=data, presets=REPORT_PRESETS)

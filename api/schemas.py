@@ -7,17 +7,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, field_validator, model_validator
 
-from shared.runs import MAX_TAGS, LocalRun, Tag, Tags
-from shared.specs import Spec, SpecWarning
-from shared.stats import CellStats
+from shared.lab.results import EpochMetrics, EvalPoint, RunSummary
+from shared.lab.runs import MAX_TAGS, LocalRun, Tag, Tags
+from shared.lab.specs import Spec, SpecWarning
+from shared.lab.stats import CellStats
+from shared.lab.studies import LISTED_SIZES, Study
+from shared.lab.sweeps import SweepRequest
 from shared.store import listing
 from shared.store.models import Checkpoint, Job, JobStatus, StepLoss, Sweep, utcnow
 from shared.store.report import MAX_REPORT_SEEDS
 from shared.store.studies import MAX_STUDY_SEEDS, StudyAnswer
 from shared.store.sweeps import CellSummary
-from shared.study_types import LISTED_SIZES, Study
-from shared.sweepgrid import SweepRequest
-from shared.train.results import EpochMetrics, EvalPoint, RunSummary
 
 MAX_ID = 2**31 - 1  # the id columns are 32-bit integers: larger ids match no route (404)
 Name = Annotated[str, StringConstraints(max_length=64, pattern=r"^[^\x00]*$")]
@@ -390,7 +390,7 @@ class StudyList(BaseModel):
 class StudyOut(StudySummary):
     """GET /studies/<name>: the study, its cells and claims, and the answer drawn from its runs at one size."""
 
-    seed_answer: str
+    lab_answer: str
     cells: dict[str, dict[str, Any]] = Field(description="label -> the cell's values at the answer's size")
     claims: list[dict[str, Any]]
     answer: StudyAnswer

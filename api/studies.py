@@ -15,13 +15,12 @@ from api.jobs import _json_body
 from api.schemas import ReportRun, StudyList, StudyOut, StudyRun, StudySummary
 from api.sweeps import commit_and_dispatch, wants_html
 from api.sweepviews import metric_chart
+from shared.lab.studies import LISTED_SIZES, STUDIES, Size, Study, get_study
 from shared.store import studies as store
 from shared.store import sweeps
 from shared.store.jobs import NotFound
 from shared.store.report import PRESETS as REPORT_PRESETS
 from shared.store.report import run_missing
-from shared.studies import STUDIES, get_study
-from shared.study_types import LISTED_SIZES, Size, Study
 
 bp = Blueprint("studies", __name__)
 SIZES: tuple[Size, ...] = (*LISTED_SIZES, "smoke")  # smoke: the hidden test-only size, accepted but never listed
@@ -46,7 +45,7 @@ def study_out(s, study: Study, size: Size) -> dict[str, Any]:
     """GET /studies/<name>'s body: the study, and the answer from its runs of `size` and this version."""
     summary = StudySummary.of(study).model_dump()
     claims = [c.model_dump(include={"text", "a", "b", "metric", "expect", "margin"}) for c in study.claims]
-    out = StudyOut.model_validate(summary | {"seed_answer": study.seed_answer, "cells": study.cell_values(size),
+    out = StudyOut.model_validate(summary | {"lab_answer": study.lab_answer, "cells": study.cell_values(size),
                                              "claims": claims, "answer": store.answer(s, study, size)})
     return out.model_dump(mode="json")
 

@@ -14,10 +14,10 @@ from api import auth, session, sweepviews
 from api.errors import APIError, json_error
 from api.jobs import _json_body
 from api.schemas import MAX_ID, JobCsvQuery, SweepCancel, SweepCreate, SweepList, SweepOut, SweepSummary
+from shared.lab.sweeps import SweepTooLarge, fields_of
 from shared.store import jobs, sweeps
 from shared.store.jobs import NotFound
 from shared.store.models import Job
-from shared.sweepgrid import SweepTooLarge, fields_of
 
 bp = Blueprint("sweeps", __name__)
 SWEEP = f"/sweeps/<int(max={MAX_ID}):sweep_id>"

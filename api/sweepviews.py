@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.stats import compare, summarize
+from shared.lab.stats import compare, summarize
+from shared.lab.sweeps import cell_label, fields_of
 from shared.store import sweeps
 from shared.store.models import EpochMetric, Job, JobStatus
-from shared.sweepgrid import cell_label, fields_of
 
 CURVE_METRICS = ("test_accuracy", "test_loss")
 MAX_COMPARE_LINK = 12  # the /compare page takes at most this many jobs

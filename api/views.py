@@ -134,6 +134,6 @@ def compare(session: Session, ids: list[int]) -> dict[str, Any]:
             "series": series, "grouping": cell_groups(picked)}
 
 
-def seed_report(session: Session) -> dict[str, Any]:
+def handout_report(session: Session) -> dict[str, Any]:
     """The lab's tables over every run of each preset's recipe (shared.store.report), as JSON-ready data."""
     return report.report(session).model_dump(mode="json")

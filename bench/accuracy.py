@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.seed_loop import DEFAULT_DATA
-from shared.specs import PRESETS, resolve
+from bench.handout_loop import DEFAULT_DATA
+from shared.lab.specs import PRESETS, resolve
 from shared.train.engine import Reporter, fit
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -17,8 +17,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.seed_loop import seed_throughput  # noqa: E402
-from shared.specs import resolve  # noqa: E402
+from bench.handout_loop import handout_throughput  # noqa: E402
+from shared.lab.specs import resolve  # noqa: E402
 from shared.train.data import load_split  # noqa: E402
 from shared.train.engine import Reporter, fit  # noqa: E402
 
@@ -46,7 +46,7 @@ def vgg_run(data_dir: Path, dataset: str, epochs: int, seed: int = 0) -> dict:
     return {"spec": spec.model_dump(), "wall_seconds": wall, "train_seconds": result.train_seconds,
             "epoch_seconds": sum(m["seconds"] for m in rep.rows), "decode_seconds_first_time": decode,
             "test_accuracy": result.test_accuracy, "samples_per_second": result.samples_per_second,
-            "seed_reported_accuracy": 0.8287, "target_seconds_10_epochs_h100": 20, "epochs": rep.rows,
+            "lab_reported_accuracy": 0.8287, "target_seconds_10_epochs_h100": 20, "epochs": rep.rows,
             "data": result.data.model_dump(include={"name", "source", "fingerprint"}),
             "environment": result.environment.model_dump()}
 
@@ -56,7 +56,7 @@ import json, os, sys, torch
 sys.path.insert(0, '.')
 os.environ['CNNLAB_CUDA_GRAPHS'] = '{graphs}'
 from shared.train import engine
-from shared.specs import resolve
+from shared.lab.specs import resolve
 engine.CUDNN_BENCHMARK = {benchmark}
 spec = resolve('cifar10-vgg', {{'dataset': '{dataset}', 'epochs': {epochs}, 'device': 'cuda'}})
 r = engine.fit(spec, data_root='{data_dir}')
@@ -119,7 +119,7 @@ def main() -> None:
         report["vgg_accuracy_over_seeds"] = {"seeds": list(range(len(accs))), "test_accuracy": accs,
                                              "mean": sum(accs) / len(accs), "min": min(accs), "max": max(accs)}
         print("VGG accuracy over seeds:", accs, flush=True)
-    seed = seed_throughput("cifar10-vgg", args.data_dir, steps=None, device="cuda")
+    seed = handout_throughput("cifar10-vgg", args.data_dir, steps=None, device="cuda")
     engine_sps = report["engine_vgg"]["samples_per_second"]
     report["seed_vgg_one_epoch"] = seed | {"ratio_engine_over_seed": engine_sps / seed["samples_per_second"]}
     print(f"seed-style: {seed['samples_per_second']:,.0f}/s; engine {engine_sps:,.0f}/s", flush=True)

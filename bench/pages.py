@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from api import create_app
-from shared.specs import PRESETS, resolve
+from shared.lab.specs import PRESETS, resolve
 from shared.store.db import get_engine
 from shared.store.models import EpochMetric, Job, Result, StepLoss, utcnow
 

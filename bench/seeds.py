@@ -1,4 +1,4 @@
-"""Seeds trained together (shared.train.seeds.fit_seeds, vmap) against the same seeds one after another.
+"""Seeds trained together (shared.train.packs.fit_seeds, vmap) against the same seeds one after another.
 
 CPU (default): for each preset, `--rounds` alternating rounds of
   together   -- fit_seeds(strategy="vmap"): the seeds stacked, one vectorized step for all of them;
@@ -29,15 +29,15 @@ from pathlib import Path
 
 import torch
 
-from bench.seed_loop import DEFAULT_DATA
+from bench.handout_loop import DEFAULT_DATA
 from bench.throughput import load
-from shared.cli import parse_seeds
-from shared.specs import resolve
+from shared.lab.seeds import parse_seeds
+from shared.lab.specs import resolve
 from shared.train import engine
 from shared.train.batches import EpochPlan
 from shared.train.distributed import World, pick_device
 from shared.train.engine import environment, fit
-from shared.train.seeds import Pack, fit_seeds, pick_strategy
+from shared.train.packs import Pack, fit_seeds, pick_strategy
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -38,7 +38,7 @@ from support import (  # noqa: E402 - the tests' helpers start the same real ser
     service_env,
 )
 
-from shared.studies import STUDIES  # noqa: E402
+from shared.lab.studies import STUDIES  # noqa: E402
 
 REDIS = "redis://127.0.0.1:6379/5"  # this branch's own Redis database
 PORT = 5155
@@ -82,7 +82,7 @@ def run_one(name: str, size: str, seeds: int, timeout_s: float) -> dict:
         requests.post(f"{BASE}/sweeps/{sweep_id}/cancel", headers=AUTH, timeout=60)
     answer = requests.get(f"{BASE}/studies/{name}", params={"size": size}, timeout=60).json()["answer"]
     return {"study": name, "sweep_id": sweep_id, "wall_s": round(wall, 1), "finished": done, "counts": counts,
-            "dataset": answer["dataset"], "seed_answer": STUDIES[name].seed_answer,
+            "dataset": answer["dataset"], "lab_answer": STUDIES[name].lab_answer,
             "cells": [{"label": c["label"], "n": c["n"], "mean": c["test_accuracy"]["mean"],
                        "ci95": c["test_accuracy"]["ci95"]} for c in answer["cells"]],
             "verdicts": [{"claim": c["text"], "verdict": c["verdict"], "sentence": c["sentence"]}

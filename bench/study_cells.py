@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from shared.studies import STUDIES, get_study
+from shared.lab.studies import STUDIES, get_study
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "study_cells.json"
@@ -56,7 +56,7 @@ def run_cell(preset: str, overrides: dict, data_dir: str, out: Path) -> dict:
 
 
 def get_preset_dataset(preset: str) -> str:
-    from shared.specs import PRESETS
+    from shared.lab.specs import PRESETS
 
     return PRESETS[preset]["dataset"]
 

@@ -31,7 +31,7 @@ from support import (  # noqa: E402
 )
 
 from api import create_app  # noqa: E402
-from shared.sweepgrid import MAX_JOBS  # noqa: E402
+from shared.lab.sweeps import MAX_JOBS  # noqa: E402
 
 CELLS, SEEDS = MAX_JOBS // 4, 4  # 250 cells x 4 seeds
 BODY = {"name": "bench", "base": {"preset": "mnist-cnn", "overrides": {"train_limit": 1000}},

@@ -1,4 +1,4 @@
-"""Training throughput: the seed-style loop (bench/seed_loop.py) against the engine, same machine, same run.
+"""Training throughput: the seed-style loop (bench/handout_loop.py) against the engine, same machine, same run.
 
 For each preset both sides train the same network with the same batch size and optimizer settings for the same
 number of timed steps, warmup excluded:
@@ -35,8 +35,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from bench.seed_loop import DEFAULT_DATA, seed_loader_throughput, seed_throughput
-from shared.specs import resolve
+from bench.handout_loop import DEFAULT_DATA, handout_throughput, seed_loader_throughput
+from shared.lab.specs import resolve
 from shared.train.distributed import World
 from shared.train.engine import Reporter, environment, fit, make_optimizer
 from shared.train.nets import build_model, model_info
@@ -155,7 +155,7 @@ def measure(preset: str, data_dir: Path, steps: int | None, rounds: int | None, 
     for r in range(rounds):
         print(f"{preset} round {r + 1}/{rounds}: seed-style loop, {n} steps ...", file=sys.stderr, flush=True)
         noisy += not wait_quiet()
-        seed = seed_throughput(preset, data_dir, steps=n, warmup=warm, device=device)
+        seed = handout_throughput(preset, data_dir, steps=n, warmup=warm, device=device)
         seed_runs.append(seed["samples_per_second"])
         print(f"  seed   {seed['samples_per_second']:>10,.0f} samples/s", file=sys.stderr, flush=True)
         noisy += not wait_quiet()

@@ -6,7 +6,7 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from shared.settings import settings
+from shared.lab.settings import settings
 from shared.store.db import get_engine
 from shared.store.models import Base
 

@@ -8,7 +8,7 @@ export CNNLAB_PORT=${CNNLAB_PORT:-5000}
 if [ -z "${CNNLAB_BROKER_URL:-}" ]; then
   if "$VENV/bin/python" - <<'PY' 2>/dev/null
 import redis
-from shared.settings import settings
+from shared.lab.settings import settings
 redis.Redis.from_url(settings().redis_url, socket_connect_timeout=1).ping()
 PY
   then

@@ -11,7 +11,7 @@ import pytest
 from support import REPO
 
 
-@pytest.mark.parametrize("module", ["shared.store.jobs", "shared.store.publish", "shared.specs", "shared.settings",
+@pytest.mark.parametrize("module", ["shared.store.jobs", "shared.store.publish", "shared.lab.specs", "shared.lab.settings",
                                     "api", "worker.supervisor"])
 def test_the_store_api_and_supervisor_load_without_torch(module):
     """The API and the Celery process stay light: torch is imported only where a model is built or trained."""
@@ -22,7 +22,7 @@ def test_the_store_api_and_supervisor_load_without_torch(module):
 
 
 def test_cnnlab_settings_are_read_in_one_place():
-    """Every CNNLAB_* variable is a field of shared.settings.Settings, read nowhere else."""
+    """Every CNNLAB_* variable is a field of shared.lab.settings.Settings, read nowhere else."""
     reads = re.compile(r"(environ\.get\(|environ\[|getenv\()\s*[\"']CNNLAB_\w+[\"'](?!\]\s*=[^=])")  # not writes
     offenders = [f"{p.relative_to(REPO)}:{i}" for root in ("shared", "api", "worker")
                  for p in (REPO / root).rglob("*.py") if p.name != "settings.py"
@@ -31,7 +31,7 @@ def test_cnnlab_settings_are_read_in_one_place():
 
 
 def test_every_setting_is_in_the_readme_table():
-    from shared.settings import Settings
+    from shared.lab.settings import Settings
 
     readme = (REPO / "README.md").read_text()
     missing = [f"CNNLAB_{name.upper()}" for name in Settings.model_fields if f"`CNNLAB_{name.upper()}`" not in readme]

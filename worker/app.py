@@ -8,7 +8,7 @@ import time
 
 from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutting_down
 
-from shared.settings import settings
+from shared.lab.settings import settings
 from shared.store import dispatch
 from shared.store.db import forget_connections, session_scope
 from shared.store.publish import make_celery

@@ -9,7 +9,7 @@
         error-rank<R>.txt   a rank's one-line error
         rank<R>.pid         each rank's process id
 
-Only this machine reads these paths; what others read goes through the store (shared/store/artifacts.py).
+Only this machine reads these paths; what others read goes through the store (shared/store/artifacts/__init__.py).
 """
 
 from __future__ import annotations

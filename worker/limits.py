@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from shared.settings import settings
-from shared.specs import Spec
+from shared.lab.settings import settings
+from shared.lab.specs import Spec
 from shared.store.jobs import queue_for
 from worker.processes import group_rss_mb
 

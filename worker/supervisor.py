@@ -17,8 +17,8 @@ from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from shared.settings import settings
-from shared.specs import Spec
+from shared.lab.settings import settings
+from shared.lab.specs import Spec
 from shared.store import artifacts, jobs
 from shared.store.db import retry, session_scope
 from shared.store.models import JobStatus

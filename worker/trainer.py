@@ -21,8 +21,9 @@ import torch
 from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import IntegrityError
 
-from shared.settings import settings
-from shared.specs import Spec
+from shared.lab.results import EpochMetrics, EvalPoint, FitResult, RunInfo
+from shared.lab.settings import settings
+from shared.lab.specs import Spec
 from shared.store import artifacts
 from shared.store.db import retry
 from shared.store.jobs import latest_checkpoint
@@ -30,8 +31,7 @@ from shared.store.models import Checkpoint, EpochMetric, EvalMetric, Job, Result
 from shared.train import checkpoint
 from shared.train.checkpoint import CheckpointError
 from shared.train.engine import Reporter, Stopped, fit
-from shared.train.results import EpochMetrics, EvalPoint, FitResult, RunInfo
-from shared.train.seeds import fit_seeds
+from shared.train.packs import fit_seeds
 from worker.jobfiles import EXIT_STOPPED, UPLOAD_SUFFIX, job_dir, local_checkpoint
 
 
@@ -295,7 +295,7 @@ def run(job_id: int, resume: Path | None = None, resume_sha256: str | None = Non
 
 
 def run_pack(job_ids: list[int]) -> dict[int, int]:
-    """Train jobs that differ only in their seed as one pack (shared.train.seeds); returns each job's exit code."""
+    """Train jobs that differ only in their seed as one pack (shared.train.packs); returns each job's exit code."""
     started = utcnow()
     specs = retry(lambda s: {j: Spec.model_validate(s.get(Job, j).spec) for j in job_ids}, what="reading a pack")
     by_seed = {specs[j].seed: j for j in job_ids}

@@ -9,7 +9,7 @@ so CUDA is never touched in the Celery process) talk over a socketpair, one JSON
     trainer -> supervisor   {"kind": "done", "job_id": J, "code": C, "codes": {J: C, J2: C2, ...}}
                                                                    0 done, EXIT_STOPPED cancelled, 1 failed
 
-A job with a `pack` trains with those cell mates as one run of several seeds (shared.train.seeds); `codes` has
+A job with a `pack` trains with those cell mates as one run of several seeds (shared.train.packs); `codes` has
 each member's code.
 
 A trainer is used again only after a job that succeeded while its memory stayed under the bound; any other
@@ -28,7 +28,7 @@ from typing import Literal
 
 from pydantic import BaseModel, TypeAdapter
 
-from shared.settings import settings
+from shared.lab.settings import settings
 from worker import drain
 from worker.processes import die_with_parent, kill_group, rss_mb
 

@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.runs import LOCAL_QUEUE, LocalRun
+from shared.lab.runs import LOCAL_QUEUE, LocalRun
 from shared.store.files import delete_job_files
 from shared.store.jobs import Conflict, get_job
 from shared.store.models import FINISHED, EpochMetric, Job, JobStatus, Result, StepLoss

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.settings import settings
+from shared.lab.settings import settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from shared.specs import SpecWarning
+from shared.lab.specs import SpecWarning
 from shared.store.models import Job, JobStatus
 from shared.store.publish import TASK_RUN_JOB, client
 

@@ -9,8 +9,8 @@ from sqlalchemy import String, cast, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from shared.settings import settings
-from shared.specs import Spec, SpecError, SpecWarning, resolve_checked
+from shared.lab.settings import settings
+from shared.lab.specs import Spec, SpecError, SpecWarning, resolve_checked
 from shared.store.listing import order_by
 from shared.store.models import FINISHED, Checkpoint, EpochMetric, EvalMetric, Job, JobAttempt, JobStatus, StepLoss, utcnow
 from shared.store.tags import has_tag

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Float, case, cast, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from shared.specs import Spec
+from shared.lab.specs import Spec
 from shared.store.models import Job, Result
 
 # The list's own columns; anything else sortable is a spec field (`lr`, `model_args.n_feature`).

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.settings import settings
+from shared.lab.settings import settings
 from shared.store import artifacts
 
 LOG_NAME = "log.txt"

@@ -146,7 +146,7 @@ class Sweep(Base):
 
 
 class EpochMetric(Base):
-    """One epoch of a job: the columns of shared.train.results.EpochMetrics."""
+    """One epoch of a job: the columns of shared.lab.results.EpochMetrics."""
 
     __tablename__ = "epoch_metrics"
     __table_args__ = (UniqueConstraint("job_id", "epoch"),)
@@ -178,7 +178,7 @@ class StepLoss(Base):
 
 
 class EvalMetric(Base):
-    """One evaluation point of a job: the columns of shared.train.results.EvalPoint."""
+    """One evaluation point of a job: the columns of shared.lab.results.EvalPoint."""
 
     __tablename__ = "eval_metrics"
     __table_args__ = (UniqueConstraint("job_id", "samples_seen"),)
@@ -201,7 +201,7 @@ class Checkpoint(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     epoch: Mapped[int]
-    key: Mapped[str] = mapped_column(String(1024))  # in the artifact store (shared/store/artifacts.py), not a path
+    key: Mapped[str] = mapped_column(String(1024))  # in the artifact store (shared/store/artifacts/__init__.py), not a path
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from celery import Celery
 
-from shared.settings import settings
+from shared.lab.settings import settings
 
 TASK_RUN_JOB = "cnnlab.run_job"
 

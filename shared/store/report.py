@@ -17,13 +17,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from shared.specs import Spec, preset_spec
-from shared.stats import CellStats, summarize
+from shared.lab.specs import Spec, preset_spec
+from shared.lab.stats import CellStats, summarize
+from shared.lab.studies import get_study
+from shared.lab.sweeps import SweepRequest
 from shared.store.models import Job, JobStatus
 from shared.store.studies import ClaimAnswer, datasets_of, judge, runnable_dataset
 from shared.store.sweeps import create_sweep
-from shared.studies import get_study
-from shared.sweepgrid import SweepRequest
 
 IGNORED = ("seed", "device", "log_every", "eval_every", "eval_samples")
 JPEG_NOTE = ("cifar10-jpeg is a JPEG (quality 75) re-encoding of CIFAR-10, not the original release the seed used: "
@@ -48,7 +48,7 @@ class Row(BaseModel):
     seeds: list[int]
     job_ids: list[int]
     test_accuracy: CellStats
-    seed_accuracy: float | None = Field(description="the lab document's printed figure, if it gives one")
+    lab_accuracy: float | None = Field(description="the lab document's printed figure, if it gives one")
     vs_seed: float | None = Field(description="mean - the lab's figure, a fraction")
 
 
@@ -61,7 +61,7 @@ class Table(BaseModel):
     rows: list[Row]
     claims: list[TableClaim]
     notes: list[str]
-    seed_figures: bool
+    lab_figures: bool
 
 
 class Report(BaseModel):
@@ -113,7 +113,7 @@ def _row(preset: str, dataset: str, jobs: list[Job], seed: dict[str, float]) -> 
     stats = summarize([j.result.test_accuracy for j in done])
     figure = seed.get(preset)
     return Row(preset=preset, dataset=dataset, n=len(done), seeds=sorted(j.spec["seed"] for j in done),
-               job_ids=[j.id for j in done], test_accuracy=stats, seed_accuracy=figure,
+               job_ids=[j.id for j in done], test_accuracy=stats, lab_accuracy=figure,
                vs_seed=stats.mean - figure if figure is not None and stats.mean is not None else None)
 
 
@@ -138,7 +138,7 @@ def _claims(claims, rows: list[Row], runs) -> list[TableClaim]:
 def _table(title: str, presets: list[str], seed: dict[str, float], claims, runs) -> Table:
     rows = [_row(p, d, runs[(p, d)], seed) for p, ds in _datasets(presets, runs).items() for d in ds]
     notes = [JPEG_NOTE] if any(r.dataset == "cifar10-jpeg" for r in rows) else []
-    return Table(title=title, rows=rows, claims=_claims(claims, rows, runs), notes=notes, seed_figures=bool(seed))
+    return Table(title=title, rows=rows, claims=_claims(claims, rows, runs), notes=notes, lab_figures=bool(seed))
 
 
 RULE = ("A run counts when its spec equals the preset's apart from the seed (device, log_every, eval_every and "

@@ -1,7 +1,7 @@
 """Studies in the database: a study run is one sweep; its answer pools every run of that size and version.
 
-A claim's verdict compares two cells' succeeded runs (Welch, shared.stats.compare) and decides from the 95%
-interval of a - b in points (shared.study_types.decide); the sentence says when the size is reduced.
+A claim's verdict compares two cells' succeeded runs (Welch, shared.lab.stats.compare) and decides from the 95%
+interval of a - b in points (shared.lab.verdicts.decide); the sentence says when the size is reduced.
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from shared.settings import settings
-from shared.specs import SpecError, preset_spec, resolve
-from shared.stats import METRICS, CellStats, compare, summarize
+from shared.lab.settings import settings
+from shared.lab.specs import SpecError, preset_spec, resolve
+from shared.lab.stats import METRICS, CellStats, compare, summarize
+from shared.lab.studies import Size, Study
+from shared.lab.sweeps import SweepRequest
+from shared.lab.verdicts import Claim, Verdict, decide, word
 from shared.store.jobs import check_runnable
 from shared.store.models import Job, JobStatus, Sweep
 from shared.store.sweeps import create_sweep, status_counts
-from shared.study_types import Claim, Size, Study, Verdict, decide, word
-from shared.sweepgrid import SweepRequest
 
 MAX_STUDY_SEEDS = 20  # per run: 9 cells x 20 seeds stays far below the sweep cap
 
@@ -50,7 +51,7 @@ class ClaimAnswer(BaseModel):
     verdict: Verdict
     shown: bool = Field(True, description="false: the size cannot show this claim; the verdict is withheld "
                                           "(inconclusive) and the sentence says why")
-    sentence: str = Field(description="the verdict worded (shared.study_types.word), saying when the size is reduced")
+    sentence: str = Field(description="the verdict worded (shared.lab.verdicts.word), saying when the size is reduced")
     evidence: Evidence
 
 

@@ -11,11 +11,11 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from shared.stats import CellStats, Comparison, compare, summarize
+from shared.lab.stats import CellStats, Comparison, compare, summarize
+from shared.lab.sweeps import Expansion, SweepRequest, cell_label, expand, stored_cells
 from shared.store import publish
 from shared.store.jobs import NotFound, check_runnable, queue_for
 from shared.store.models import Job, JobStatus, Sweep, utcnow
-from shared.sweepgrid import Expansion, SweepRequest, cell_label, expand, stored_cells
 
 log = logging.getLogger(__name__)
 CELL_METRICS = ("test_accuracy", "test_loss", "train_seconds")

@@ -1,4 +1,4 @@
-"""The SQL test "this job has tag x" on SQLite and PostgreSQL (what a tag may be: shared.runs.Tag)."""
+"""The SQL test "this job has tag x" on SQLite and PostgreSQL (what a tag may be: shared.lab.runs.Tag)."""
 
 from __future__ import annotations
 

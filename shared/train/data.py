@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from shared.settings import settings
+from shared.lab.settings import settings
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 MNIST_FILES = {

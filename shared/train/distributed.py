@@ -9,7 +9,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from shared.specs import SYNC_BN_NEEDS_CUDA
+from shared.lab.specs import SYNC_BN_NEEDS_CUDA
 
 
 @dataclass(frozen=True)

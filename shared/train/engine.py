@@ -18,13 +18,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from shared.settings import settings
-from shared.specs import Spec
+from shared.lab.results import DataInfo, Environment, EpochMetrics, EvalPoint, FitResult, Misclassified, RunInfo
+from shared.lab.settings import settings
+from shared.lab.specs import Spec
 from shared.train import checkpoint, distributed, evals
 from shared.train.batches import DevicePipeline, EpochPlan, batch_slices, class_order, pixel_permutation, rank_slice
 from shared.train.data import Split, channel_stats, load_split
 from shared.train.nets import build_model, count_params, model_info
-from shared.train.results import DataInfo, Environment, EpochMetrics, EvalPoint, FitResult, Misclassified, RunInfo
 from shared.train.steps import EagerStep, GraphedStep, make_optimizer, make_scheduler
 
 CUDNN_BENCHMARK = False  # timing algorithms costs ~2 s at start (H100, VGG) and gains ~0.02 s an epoch

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from shared.specs import Spec
+from shared.lab.specs import Spec
 
 POINTS = 20  # evaluations over a run by default, epoch ends included
 LOSS_POINTS = 100  # training-loss points over a run by default (log_every null)

@@ -15,12 +15,12 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid
 
-from shared.specs import Spec
+from shared.lab.results import Misclassified
+from shared.lab.specs import Spec
 from shared.train import checkpoint
 from shared.train.batches import DevicePipeline, pixel_permutation
 from shared.train.engine import load_data
 from shared.train.nets import Residual, build_model, model_info
-from shared.train.results import Misclassified
 
 GRID_ROWS, GRID_COLS = 8, 5  # the lab's 8x5 figure of training samples
 MAX_MAPS = 16  # feature maps kept per stage: enough to see what a layer does, small enough to store

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from shared.specs import Spec
+from shared.lab.specs import Spec
 from shared.train.nets import build_model
 
 FLOAT = 4  # bytes of a float32

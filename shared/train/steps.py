@@ -9,7 +9,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
-from shared.specs import Spec
+from shared.lab.specs import Spec
 from shared.train.batches import DevicePipeline
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from support import LiveAPI
 
-from shared.specs import resolve
+from shared.lab.specs import resolve
 from shared.store.artifacts import artifact_key
 from shared.store.db import session_scope
 from shared.store.jobs import finish

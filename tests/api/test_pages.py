@@ -18,7 +18,7 @@ from support import REPO
 from support import data_dir_for_tests as data_root
 
 from api import create_app
-from shared.specs import resolve
+from shared.lab.specs import resolve
 from shared.store.db import session_scope
 from shared.store.jobs import create_job
 from shared.store.models import Checkpoint, EpochMetric, Job, Result, StepLoss, utcnow
@@ -226,7 +226,7 @@ def test_report_pools_every_run_of_the_recipe_and_keeps_departures_out(client, d
     assert claim["evidence"]["diff"] == pytest.approx(100 * ((0.97 + 0.975 + 0.972) / 3 - 0.905))
     assert claim["evidence"]["p_value"] < 0.001
     lenet, vgg = data["tables"][2]["rows"]
-    assert lenet["n"] == 0 and lenet["dataset"] == "cifar10-jpeg" and lenet["seed_accuracy"] == 0.63
+    assert lenet["n"] == 0 and lenet["dataset"] == "cifar10-jpeg" and lenet["lab_accuracy"] == 0.63
     assert vgg["dataset"] == "cifar10-jpeg" and vgg["n"] == 2 and vgg["vs_seed"] == pytest.approx(0.843 - 0.8287)
 
 

@@ -8,9 +8,9 @@ import io
 import pytest
 from sqlalchemy import select
 
+from shared.lab.studies import get_study
 from shared.store.db import session_scope
 from shared.store.models import Job, JobStatus, Result
-from shared.studies import get_study
 
 LISTED = {"name": "listed", "base": {"preset": "mnist-cnn", "overrides": {"train_limit": 300}},
           "cells": [{"mean": [0.1307], "std": [0.3081]}, {"mean": [0.5], "std": [0.5]}, {"lr": 0.1}], "seeds": 2}

@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 from support import admin_token, token_client
 
 from api import create_app
+from shared.lab.sweeps import MAX_JOBS
 from shared.store.db import session_scope
 from shared.store.models import Job, Result, Sweep
-from shared.sweepgrid import MAX_JOBS
 
 BODY = {"name": "hidden", "base": {"preset": "mnist-fc", "overrides": {"train_limit": 500, "test_limit": 200}},
         "grid": {"model_args.n_hidden": [4, 8], "lr": [0.01, 0.1]}, "seeds": 2, "priority": 3}

@@ -16,7 +16,7 @@ from support import DRAWN, REPO, serve, shot
 from support import data_dir_for_tests as data_root
 
 from api import create_app
-from shared.specs import resolve
+from shared.lab.specs import resolve
 from shared.store.db import session_scope
 from shared.store.models import EpochMetric, EvalMetric, Job, Result, StepLoss, utcnow
 from shared.train import checkpoint, figures

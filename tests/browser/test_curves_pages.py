@@ -9,7 +9,7 @@ import pytest
 from support import migrate, serve, shot
 
 from api import create_app
-from shared.specs import resolve
+from shared.lab.specs import resolve
 from shared.store.db import session_scope
 from shared.store.models import EpochMetric, EvalMetric, Job, StepLoss, utcnow
 

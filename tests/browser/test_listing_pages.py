@@ -11,7 +11,7 @@ from support import REDIS_URL, migrate, serve, shot
 from support import data_dir_for_tests as data_root
 
 from api import create_app
-from shared.specs import resolve
+from shared.lab.specs import resolve
 from shared.store.db import session_scope
 from shared.store.models import Checkpoint, EpochMetric, Job, Result, utcnow
 from shared.train import checkpoint, figures

@@ -9,10 +9,10 @@ import pytest
 from support import DRAWN, migrate, serve, shot
 
 from api import create_app
+from shared.lab.studies import get_study
 from shared.store import report, studies
 from shared.store.db import session_scope
 from shared.store.models import Job, JobStatus, Result
-from shared.studies import get_study
 
 NORMALIZATION = ((0.985, 0.987, 0.986), (0.975, 0.978, 0.976), (0.984, 0.986, 0.983))  # per cell, per seed
 RECIPES = {"mnist-fc": (0.905, 0.907, 0.906), "mnist-cnn": (0.972, 0.975, 0.973),

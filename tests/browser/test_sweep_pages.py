@@ -11,10 +11,10 @@ import pytest
 from support import DRAWN, migrate, serve, shot
 
 from api import create_app
+from shared.lab.sweeps import SweepRequest
 from shared.store.db import session_scope
 from shared.store.models import EpochMetric, Job, Result
 from shared.store.sweeps import create_sweep
-from shared.sweepgrid import SweepRequest
 
 REPO = Path(__file__).resolve().parents[2]
 ACCURACY = {4: (0.80, 0.83, 0.78), 8: (0.88, 0.90, 0.89), 16: (0.93, 0.925, 0.935)}  # per n_hidden, per seed

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from shared.lab.sweeps import SweepRequest
 from shared.store import jobs
 from shared.store.db import session_scope
 from shared.store.models import Checkpoint, Job
 from shared.store.sweeps import create_sweep
-from shared.sweepgrid import SweepRequest
 
 
 def _sweep(db_url, data_root) -> list[list[int]]:

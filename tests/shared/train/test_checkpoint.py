@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.io import write_png
 
-from shared.specs import resolve
+from shared.lab.specs import resolve
 from shared.train import checkpoint
 from shared.train.checkpoint import CheckpointError
 from shared.train.engine import fit

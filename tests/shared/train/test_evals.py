@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.specs import resolve
+from shared.lab.specs import resolve
 from shared.train import evals
 from shared.train.engine import Reporter, fit
 from shared.train.evals import EvalPlan, due_within, eval_plan, log_interval, run_samples

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from shared.specs import SpecError, resolve
+from shared.lab.specs import SpecError, resolve
 from shared.train import checkpoint
 from shared.train.batches import EpochPlan, class_order
 from shared.train.checkpoint import CheckpointError

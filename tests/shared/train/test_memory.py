@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.specs import resolve
+from shared.lab.specs import resolve
 from shared.train.memory import estimate
 
 

@@ -15,16 +15,16 @@ from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
-from shared.cli import parse_seeds
-from shared.runs import LocalRun, StepPoint, Tags
-from shared.settings import settings
-from shared.specs import Spec, SpecError, parse_assignments, resolve_checked
+from shared.lab.results import EpochMetrics, FitResult, RunInfo, RunSummary
+from shared.lab.runs import LocalRun, StepPoint, Tags
+from shared.lab.seeds import parse_seeds
+from shared.lab.settings import settings
+from shared.lab.specs import Spec, SpecError, parse_assignments, resolve_checked
 from shared.train.checkpoint import CheckpointError
 from shared.train.data import DataError
 from shared.train.distributed import DeviceUnavailable, pick_device, require_cuda_for_sync_bn
 from shared.train.engine import Reporter, Stopped, fit
 from shared.train.launch import torchrun_command
-from shared.train.results import EpochMetrics, FitResult, RunInfo, RunSummary
 
 
 class BarReporter(Reporter):
@@ -80,7 +80,7 @@ def launch_ranks(spec: Spec) -> int:
 
 def train(args: argparse.Namespace) -> int:
     if args.download:
-        os.environ["CNNLAB_DOWNLOAD"] = "1"  # the data layer reads it through shared.settings
+        os.environ["CNNLAB_DOWNLOAD"] = "1"  # the data layer reads it through shared.lab.settings
     stop = {"asked": False}
     # Ctrl-C ends the run at the next step boundary; the last epoch's checkpoint stays usable.
     signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("asked", True))
@@ -129,8 +129,8 @@ def check_recordable(args: argparse.Namespace) -> None:
 def record(args: argparse.Namespace, result: FitResult, steps: list[StepPoint], started: datetime,
            out: Path) -> dict | None:
     """POST the finished run to the service (POST /runs); {id, url} of its job, or None, the record saved in OUT."""
-    from shared.cli_service import client
-    from shared.client import ServiceError
+    from shared.cli.client import ServiceError
+    from shared.cli.jobs import client
 
     run = LocalRun(preset=args.preset, name=args.name, tags=args.tags, spec=result.spec,
                    host=f"{socket.gethostname()}:{os.getpid()}", started_at=started, finished_at=datetime.now(UTC),
@@ -179,7 +179,7 @@ class SeedBar(BarReporter):
 
 def train_seeds(args: argparse.Namespace, spec: Spec, out: Path, stop) -> int:
     """`train --seeds`: the seeds as one pack; one JSON line with a `runs` entry per seed."""
-    from shared.train.seeds import fit_seeds, pick_strategy  # torch.func only when asked for
+    from shared.train.packs import fit_seeds, pick_strategy  # torch.func only when asked for
 
     seeds = parse_seeds(args.seeds)
     strategy = pick_strategy(spec, pick_device(spec.device)) if args.strategy == "auto" else args.strategy

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from shared.settings import settings
+from shared.lab.settings import settings
 from shared.store import tokens
 from shared.store.db import session_scope
 from shared.store.jobs import Conflict, NotFound

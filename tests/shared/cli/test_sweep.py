@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli_sweep import parse_grid, parse_seeds
-from shared.specs import SpecError
+from shared.cli.sweep import parse_grid
+from shared.lab.specs import SpecError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def cnnlab(*args, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -21,16 +21,13 @@ def cnnlab(*args, timeout: float = 300) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_parse_grid_and_seeds():
+def test_parse_grid():
     assert parse_grid(["model_args.n_hidden=4,8", "optimizer=sgd,adam", "augment=true"]) == {
         "model_args.n_hidden": [4, 8], "optimizer": ["sgd", "adam"], "augment": [True]}
     assert parse_grid(["mean=[[0.5],[0.1307]]"]) == {"mean": [[0.5], [0.1307]]}
-    assert parse_seeds("5") == 5 and parse_seeds("2-4") == [2, 3, 4] and parse_seeds("0,3,7") == [0, 3, 7]
     for bad in (["lr"], ["lr="], ["lr=1", "lr=2"]):
         with pytest.raises(SpecError):
             parse_grid(bad)
-    with pytest.raises(SpecError, match="seeds"):
-        parse_seeds("a-b")
 
 
 def test_sweep_runs_every_cell_and_seed(data_dir, tmp_path):

@@ -10,7 +10,7 @@ import uuid
 from support import bearer
 
 from api import create_app
-from shared.cli import main
+from shared.cli.main import main
 
 
 def test_create_list_revoke(db_url, data_root, monkeypatch, capsys):

@@ -10,7 +10,7 @@ Data: torchvision.datasets.MNIST(data_dir, download=False) reads <data_dir>/MNIS
 torchvision.datasets.ImageFolder(<data_dir>/cifar10-jpeg/train) because the original release is not on this
 machine (ImageFolder sorts the class folders alphabetically, which is CIFAR-10's own label order).
 
-    python -m bench.seed_loop mnist-cnn --steps 200
+    python -m bench.handout_loop mnist-cnn --steps 200
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 import torch.optim as optim
 from torchvision import datasets, transforms
 
-from shared.specs import preset_spec
+from shared.lab.specs import preset_spec
 from shared.train.nets import build_model
 
 DEFAULT_DATA = Path(os.environ.get("CNNLAB_DATA_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
@@ -77,7 +77,7 @@ def perm_pixel(data: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     return data_new
 
 
-def seed_throughput(preset: str, data_dir: Path = DEFAULT_DATA, steps: int | None = None, warmup: int = 5,
+def handout_throughput(preset: str, data_dir: Path = DEFAULT_DATA, steps: int | None = None, warmup: int = 5,
                     device: torch.device | str = "cpu", num_workers: int | None = None, verbose: bool = False) -> dict:
     """Train the lab's way and time `steps` batches after `warmup` untimed ones (steps=None: rest of one epoch).
 
@@ -159,7 +159,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
-    print(json.dumps(seed_throughput(args.preset, args.data_dir.resolve(), args.steps, args.warmup,
+    print(json.dumps(handout_throughput(args.preset, args.data_dir.resolve(), args.steps, args.warmup,
                                      verbose=args.verbose)))
 
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torchvision.io import write_png
 
-from shared.specs import resolve
-from shared.train import checkpoint, engine, seeds
+from shared.lab.results import FitResult
+from shared.lab.specs import resolve
+from shared.train import checkpoint, engine, packs
 from shared.train.distributed import World
 from shared.train.engine import Reporter, Stopped, fit
-from shared.train.results import FitResult
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
 
@@ -52,7 +52,7 @@ def tiny_imagefolder(root, n_train=24, n_test=8):
 
 def test_each_seed_matches_the_seed_alone(data_dir):
     spec = fc_spec(epochs=2)
-    together = seeds.fit_seeds(spec, [0, 1, 5], data_root=data_dir, strategy="vmap")
+    together = packs.fit_seeds(spec, [0, 1, 5], data_root=data_dir, strategy="vmap")
     assert list(together) == [0, 1, 5]
     for s, result in together.items():
         assert isinstance(result, FitResult) and result.spec.seed == s
@@ -67,14 +67,14 @@ def test_adam_augmentation_and_convs_match_alone(tmp_path):
     root = tiny_imagefolder(tmp_path / "data")
     spec = resolve("cifar10-lenet", {"dataset": "tiny", "batch_size": 8, "test_batch_size": 16, "augment": True,
                                      "epochs": 2, "device": "cpu"})
-    together = seeds.fit_seeds(spec, [3, 4], data_root=root, strategy="vmap")
+    together = packs.fit_seeds(spec, [3, 4], data_root=root, strategy="vmap")
     for s in (3, 4):
         assert_close_runs(together[s], alone(spec, s, root), loss=1e-3)
 
 
 def test_initial_weights_are_the_seeds_own(data_dir):
     spec = resolve("mnist-cnn", SMALL)
-    pack = seeds.Pack.setup(spec, [2, 7], torch.device("cpu"), data_dir, {}, {}, {})
+    pack = packs.Pack.setup(spec, [2, 7], torch.device("cpu"), data_dir, {}, {}, {})
     for i, s in enumerate((2, 7)):
         own = engine.setup(spec.model_copy(update={"seed": s}), World(), torch.device("cpu"), data_dir)
         for name, p in own.model.named_parameters():
@@ -101,10 +101,10 @@ class Counting(Reporter):
 
 def test_a_cancel_or_a_failure_ends_that_member_only(data_dir):
     spec = fc_spec(epochs=2)
-    baseline = seeds.fit_seeds(spec, [0, 1, 2], data_root=data_dir, strategy="vmap")
+    baseline = packs.fit_seeds(spec, [0, 1, 2], data_root=data_dir, strategy="vmap")
     cancel, broken, fine = Counting(after=5), Counting(after=20, fail=True), Counting()
     reporters = {0: cancel, 1: broken, 2: fine}
-    out = seeds.fit_seeds(spec, [0, 1, 2], data_root=data_dir, strategy="vmap", reporters=reporters,
+    out = packs.fit_seeds(spec, [0, 1, 2], data_root=data_dir, strategy="vmap", reporters=reporters,
                           should_stop={0: cancel.stop})
     assert isinstance(out[0], Stopped) and "epoch 1 step 5" in str(out[0])
     assert isinstance(out[1], RuntimeError) and "reporter broke" in str(out[1])
@@ -115,12 +115,12 @@ def test_a_cancel_or_a_failure_ends_that_member_only(data_dir):
 
 def test_a_nan_ends_that_member_only(data_dir):
     spec = fc_spec(epochs=2, log_every=4)
-    baseline = seeds.fit_seeds(spec, [0, 1, 2], data_root=data_dir, strategy="vmap")
-    pack = seeds.Pack.setup(spec, [0, 1, 2], torch.device("cpu"), data_dir, {}, {}, {})
+    baseline = packs.fit_seeds(spec, [0, 1, 2], data_root=data_dir, strategy="vmap")
+    pack = packs.Pack.setup(spec, [0, 1, 2], torch.device("cpu"), data_dir, {}, {}, {})
     with torch.no_grad():
         pack.stack.params["classifier.1.weight"][1, 0, 0] = float("nan")  # seed 1 only
     out = pack.train()
-    assert isinstance(out[1], seeds.Diverged) and "seed 1" in str(out[1]) and "nan" in str(out[1])
+    assert isinstance(out[1], packs.Diverged) and "seed 1" in str(out[1]) and "nan" in str(out[1])
     for s in (0, 2):
         assert_close_runs(out[s], baseline[s], accuracy=0.0, loss=1e-6)
 
@@ -128,7 +128,7 @@ def test_a_nan_ends_that_member_only(data_dir):
 def test_a_packed_checkpoint_resumes_alone(data_dir, tmp_path):
     spec = fc_spec(epochs=2)
     dirs = {s: tmp_path / f"seed-{s}" for s in (0, 1)}
-    together = seeds.fit_seeds(spec, [0, 1], data_root=data_dir, out_dirs=dirs, strategy="vmap")
+    together = packs.fit_seeds(spec, [0, 1], data_root=data_dir, out_dirs=dirs, strategy="vmap")
     state = checkpoint.load(checkpoint.path_for(dirs[1], 1))
     solo_dir = tmp_path / "solo"
     alone(spec.model_copy(update={"epochs": 1}), 1, data_dir, out_dir=solo_dir)
@@ -147,31 +147,31 @@ def test_batchnorm_nets_fall_back_to_one_run_per_seed(tmp_path):
     root = tiny_imagefolder(tmp_path / "data", n_train=8, n_test=4)
     spec = resolve("cifar10-vgg", {"dataset": "tiny", "batch_size": 8, "test_batch_size": 8, "epochs": 1,
                                    "device": "cpu", "model_args": {"cfg": [8, "M", 8, "M"]}})
-    assert seeds.pick_strategy(spec, torch.device("cpu")) == "sequential"
-    assert seeds.pick_strategy(fc_spec(), torch.device("cuda")) == "vmap"
-    assert seeds.pick_strategy(fc_spec(), torch.device("cpu")) == "vmap"
+    assert packs.pick_strategy(spec, torch.device("cpu")) == "sequential"
+    assert packs.pick_strategy(fc_spec(), torch.device("cuda")) == "vmap"
+    assert packs.pick_strategy(fc_spec(), torch.device("cpu")) == "vmap"
     cnn = resolve("mnist-cnn", SMALL)
-    assert seeds.pick_strategy(cnn, torch.device("cpu")) == "sequential"  # measured: grouped convs lose on CPU
-    assert seeds.pick_strategy(cnn, torch.device("cuda")) == "vmap"
-    out = seeds.fit_seeds(spec, [0, 1], data_root=root)
+    assert packs.pick_strategy(cnn, torch.device("cpu")) == "sequential"  # measured: grouped convs lose on CPU
+    assert packs.pick_strategy(cnn, torch.device("cuda")) == "vmap"
+    out = packs.fit_seeds(spec, [0, 1], data_root=root)
     for s in (0, 1):
         assert_close_runs(out[s], alone(spec, s, root), accuracy=0.0, loss=0.0)
 
 
 def test_bad_input_raises_before_training(data_dir, tmp_path):
     with pytest.raises(ValueError, match="repeat"):
-        seeds.fit_seeds(fc_spec(), [1, 1], data_root=data_dir)
+        packs.fit_seeds(fc_spec(), [1, 1], data_root=data_dir)
     with pytest.raises(ValueError, match="no seeds"):
-        seeds.fit_seeds(fc_spec(), [], data_root=data_dir)
+        packs.fit_seeds(fc_spec(), [], data_root=data_dir)
     for strategy in ("vmap", "sequential"):
         with pytest.raises(Exception, match="MNIST"):
-            seeds.fit_seeds(fc_spec(), [0, 1], data_root=tmp_path / "nothing", strategy=strategy)
+            packs.fit_seeds(fc_spec(), [0, 1], data_root=tmp_path / "nothing", strategy=strategy)
 
 
 @pytest.mark.parametrize("override", [{"lr_schedule": "cosine"}, {"label_smoothing": 0.1}, {"shuffle": False},
                                       {"sort_by_class": True}, {"steps": 20}])
 def test_fields_the_stack_does_not_implement_train_one_seed_at_a_time(override):
     spec = resolve("mnist-fc", override)
-    assert seeds.pick_strategy(spec, torch.device("cpu")) == "sequential"
+    assert packs.pick_strategy(spec, torch.device("cpu")) == "sequential"
     with pytest.raises(ValueError, match=next(iter(override))):
-        seeds.fit_seeds(spec, [0, 1], strategy="vmap")
+        packs.fit_seeds(spec, [0, 1], strategy="vmap")

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from shared.specs import Spec
-from shared.train.results import EpochMetrics, Misclassified, RunSummary
+from shared.lab.results import EpochMetrics, Misclassified, RunSummary
+from shared.lab.specs import Spec
 
 MAX_TAGS = 32  # a job's labels, not a document: the jobs list shows them all
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,

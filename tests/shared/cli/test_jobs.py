@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.client import Client, CorruptDownload
+from shared.cli.client import Client, CorruptDownload
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TINY = ("--set", "train_limit=300", "--set", "test_limit=100")
 
 
@@ -182,7 +182,7 @@ def test_train_server_unreachable_keeps_the_record(data_dir, tmp_path):
 
 
 def test_service_commands_load_without_torch(service):
-    code = ("import sys; from shared.cli import main; "
+    code = ("import sys; from shared.cli.main import main; "
             f"rc = main(['jobs', '--server', {service.url!r}]); print('torch' in sys.modules, rc)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from support import admin_token, token_client
 
-from shared.specs import PRESETS
+from shared.lab.specs import PRESETS
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def cnnlab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -137,7 +137,7 @@ def test_a_seed_of_the_pack_matches_the_seed_alone(data_dir, tmp_path):
     assert abs(pack["runs"][1]["test_loss"] - solo["test_loss"]) <= 1e-4 * solo["test_loss"]
 
 
-@pytest.mark.parametrize("seeds, needle", [("0-x", "'0-x'"), ("3-1", "'3-1'"), ("1,1", "twice"), ("", "''")])
+@pytest.mark.parametrize("seeds, needle", [("0-x", "'0-x'"), ("3-1", "'3-1'"), ("1,1", "repeated"), ("", "''")])
 def test_bad_seeds_are_a_one_line_error(data_dir, seeds, needle):
     assert_one_line_error(cnnlab("train", "mnist-fc", "--seeds", seeds, "--data-dir", data_dir), "--seeds", needle)
 
@@ -174,3 +174,11 @@ def test_the_cli_and_the_api_share_the_submit_rules(data_dir, tmp_path, sqlite_u
     assert client.post(f"/jobs/{r.json['id']}/cancel").status_code == 202  # leave nothing queued
     assert r.json["spec"] == {**result["spec"], "train_limit": None, "test_limit": None}
     assert warning == f"cnnlab: warning: mean: {r.json['warnings'][0]['message']}"
+
+
+def test_every_seeds_option_says_the_one_grammar():
+    from shared.lab.seeds import HELP
+
+    for command in ("train", "sweep"):
+        proc = cnnlab(command, "--help")
+        assert HELP in " ".join(proc.stdout.split()), command

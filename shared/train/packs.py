@@ -26,13 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
-from shared.specs import Spec
+from shared.lab.results import EpochMetrics, FitResult
+from shared.lab.specs import Spec
 from shared.train import engine, evals
 from shared.train.batches import EpochPlan, batch_slices
 from shared.train.distributed import World, pick_device
 from shared.train.engine import Reporter, Stopped
 from shared.train.nets import build_model
-from shared.train.results import EpochMetrics, FitResult
 from shared.train.steps import EagerStep, GraphedStep
 
 Strategy = Literal["auto", "vmap", "sequential"]
@@ -133,7 +133,7 @@ def unstackable(spec: Spec) -> list[str]:
 def pick_strategy(spec: Spec, device: torch.device) -> Literal["vmap", "sequential"]:
     """vmap where it pays: on GPUs (launch-bound) and for the fully connected nets on the CPU; not with
     BatchNorm (running stats), nor for convs on the CPU, where vmap's grouped convolutions came out 1.6-2.2x
-    slower than the seeds one after another (docs/seeds.md has the numbers)."""
+    slower than the seeds one after another (docs/packs.md has the numbers)."""
     from shared.train.nets import model_info
 
     if unstackable(spec) or has_batchnorm(spec) or (device.type == "cpu" and model_info(spec.model).convolutional):

@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy import stats as sps
 
-from shared.stats import compare, summarize
+from shared.lab.stats import compare, summarize
 
 
 def test_summarize_hand_checked():

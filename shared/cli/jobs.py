@@ -1,4 +1,4 @@
-"""`cnnlab submit | jobs | logs | cancel | pull`: the service from the command line (shared.client); no torch."""
+"""`cnnlab submit | jobs | logs | cancel | pull`: the service from the command line (shared.cli.client); no torch."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from shared.client import Client, Json, ServiceError
-from shared.settings import settings
-from shared.specs import PRESETS, SpecError, parse_assignments
+from shared.cli.client import Client, Json, ServiceError
+from shared.lab.settings import settings
+from shared.lab.specs import PRESETS, SpecError, parse_assignments
 
 FINISHED = ("succeeded", "failed", "cancelled")
 POLL_SECONDS = 1.0  # how often `submit --wait` asks for the job's progress

@@ -10,8 +10,8 @@ import sys
 import pytest
 import torch
 
-from shared.specs import resolve
-from shared.studies import STUDIES, Claim, decide, get_study, word
+from shared.lab.specs import resolve
+from shared.lab.studies import STUDIES, Claim, decide, get_study, word
 from shared.train.data import BUILTIN
 from shared.train.nets import build_model, count_params
 
@@ -139,7 +139,7 @@ def test_unknown_study_names_the_choices():
 
 
 def test_studies_import_no_torch():
-    code = "import sys, shared.studies; sys.exit('torch' in sys.modules)"
+    code = "import sys, shared.lab.studies; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from shared.runs import LocalRun
+from shared.lab.runs import LocalRun
 
 Json = dict[str, Any]
 CHUNK = 1 << 20  # bytes per read while downloading a checkpoint

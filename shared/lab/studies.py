@@ -1,14 +1,109 @@
 """The studies: one per closing question of the lab document (section 4) plus its headline claims.
 
-Each is data (shared/study_types.py says what the fields mean). Accuracy differences are in points;
+Each is data: a versioned sweep template (its cells, the claims it tests, its sizes); shared/lab/verdicts.py
+turns a claim's numbers into a verdict. Accuracy differences are in points;
 `quick` sizes were measured with bench/study_cells.py (docs/fields.md). Imports no torch and no database.
 """
 
 from __future__ import annotations
 
-from shared.study_types import Claim, SizeSpec, Study, decide, product, word
+import itertools
+from typing import Any, Literal
 
-__all__ = ["STUDIES", "Claim", "SizeSpec", "Study", "decide", "get_study", "study_names", "word"]
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.lab.verdicts import Claim, decide, word
+
+__all__ = ["LISTED_SIZES", "STUDIES", "Claim", "Size", "SizeSpec", "Study", "decide", "get_study", "study_names", "word"]
+
+Size = Literal["quick", "full", "smoke"]
+LISTED_SIZES: tuple[Size, ...] = ("quick", "full")  # "smoke" is hidden: tests and the bench's --smoke only
+# The hidden size: the quick size on a few hundred images, 1 epoch (a cell's own epochs kept), to test the plumbing.
+SMOKE = {"train_limit": 300, "test_limit": 200, "epochs": 1}
+
+
+class SizeSpec(BaseModel):
+    """Overrides for one size; `cells` replaces some cells' own values at this size (e.g. 'more epochs')."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    cells: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    note: str = Field("", description="what this size cannot show that the full size does")
+    minutes_5_seeds: float | None = Field(None, description="measured estimate, 5 seeds on 2 CPU cores")
+    shows_claims: bool = Field(True, description="False: this size cannot show what the claims are about (the note "
+                                                 "says why); its verdicts are withheld, the data still shown")
+
+
+class Study(BaseModel):
+    """A named, versioned sweep template: its cells, the claims it tests, and its sizes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    version: int
+    lab_question: str = Field(description="the lab document's section, e.g. 4.1, or 'claims'")
+    title: str
+    question: str
+    lab_answer: str = Field(description="the lab document's answer, summarized in English")
+    preset: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] | None = Field(None, description="a product grid (POST /sweeps); None: listed cells")
+    cells: dict[str, dict[str, Any]] = Field(description="label -> the cell's values, keyed like a grid's fields")
+    claims: list[Claim]
+    sizes: dict[Literal["quick", "full"], SizeSpec]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Study":
+        for claim in self.claims:
+            for label in (claim.a, claim.b):
+                if label not in self.cells:
+                    raise ValueError(f"{self.name}: claim cell {label!r} is not one of {', '.join(self.cells)}")
+        for size, spec in self.sizes.items():
+            if set(spec.cells) - set(self.cells):
+                raise ValueError(f"{self.name}: size {size} replaces unknown cells {set(spec.cells) - set(self.cells)}")
+        return self
+
+    def size_spec(self, size: Size) -> SizeSpec:
+        """The size's overrides; "smoke" is the quick size shrunk to SMOKE (a test-only size, never listed)."""
+        if size != "smoke":
+            return self.sizes[size]
+        quick = self.sizes["quick"]
+        return SizeSpec(overrides={**quick.overrides, **SMOKE}, cells=quick.cells, shows_claims=quick.shows_claims,
+                        note="A test-only size: a few hundred images, one epoch. Its verdicts mean nothing.")
+
+    def base(self, size: Size) -> dict[str, Any]:
+        """The overrides every cell shares at `size` (the study's, then the size's)."""
+        return {**self.overrides, **self.size_spec(size).overrides}
+
+    def cell_values(self, size: Size) -> dict[str, dict[str, Any]]:
+        """label -> the cell's values at `size`."""
+        spec = self.size_spec(size)
+        return {label: {**values, **spec.cells.get(label, {})} for label, values in self.cells.items()}
+
+    def cell_overrides(self, size: Size) -> dict[str, dict[str, Any]]:
+        """label -> the full overrides of that cell's jobs (with the preset, everything but the seed)."""
+        return {label: {**self.base(size), **values} for label, values in self.cell_values(size).items()}
+
+    def reduced(self, size: Size) -> bool:
+        """Whether `size` trains less than the lab's recipe (the full size): its verdicts say so."""
+        return self.cell_overrides(size) != self.cell_overrides("full")
+
+    def sweep_body(self, size: Size, seeds: int | list[int] = 5) -> dict[str, Any]:
+        """A POST /sweeps body: the product grid where the study has one (and the size keeps it), else listed cells."""
+        body: dict[str, Any] = {"name": f"{self.name} v{self.version} ({size})",
+                                "base": {"preset": self.preset, "overrides": self.base(size)}, "seeds": seeds}
+        if self.grid is not None and not self.size_spec(size).cells:
+            return body | {"grid": self.grid}
+        return body | {"cells": list(self.cell_values(size).values())}
+
+
+def product(grid: dict[str, list[Any]], label) -> dict[str, dict[str, Any]]:
+    """Every combination of a grid's values, labelled by `label(values)`."""
+    cells = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
+    return {label(c): c for c in cells}
+
+
 
 AHEAD = "Holds: {a} is ahead of {b}: {evidence}."
 NOT_AHEAD = "Does not hold: {a} is not ahead of {b} by a point or more: {evidence}."
@@ -39,7 +134,7 @@ def _fc_vs_cnn() -> Study:
         question="With the same number of parameters, is a CNN more accurate than a fully connected network on "
                  "MNIST? If the pixels of every image are shuffled by one fixed permutation, does the FC network stay "
                  "the same while the CNN gets worse?",
-        seed_answer="Yes: the CNN with the same parameter count is clearly more accurate, because convolution and "
+        lab_answer="Yes: the CNN with the same parameter count is clearly more accurate, because convolution and "
                     "pooling exploit the image's local structure. After permuting the pixels the FC network "
                     "performs about as before, but the CNN clearly drops: the local relations between pixels are gone.",
         preset="mnist-fc", grid=grid,  # fc2 and cnn defaults (n_hidden 8, n_feature 6) are the presets' arguments
@@ -56,7 +151,7 @@ def _lenet_vs_vgg() -> Study:
     return Study(
         name="lenet-vs-vgg", version=1, lab_question="claims (2, 3)", title="LeNet vs VGG on CIFAR-10",
         question="Does the simplified VGG classify CIFAR-10 better than the LeNet-style net, trained the same way?",
-        seed_answer="Yes: the simplified VGG raises test accuracy from about 64% (LeNet, 10 epochs) to 82.87%.",
+        lab_answer="Yes: the simplified VGG raises test accuracy from about 64% (LeNet, 10 epochs) to 82.87%.",
         preset="cifar10-vgg", grid={"model": ["lenet", "vgg"]},
         cells={"LeNet (62,006 params)": {"model": "lenet"}, "VGG (9,231,114 params)": {"model": "vgg"}},
         claims=[higher("VGG is more accurate than LeNet.", "VGG (9,231,114 params)", "LeNet (62,006 params)")],
@@ -77,7 +172,7 @@ def _shuffle() -> Study:
         name="shuffle", version=1, lab_question="4.1", title="Shuffling the training data",
         question="What difference does the DataLoader's shuffle make: shuffled every epoch, or the same order every "
                  "epoch, and what if that order is sorted by class?",
-        seed_answer="With shuffle=True the data are put in a new random order every epoch, so every epoch sees a "
+        lab_answer="With shuffle=True the data are put in a new random order every epoch, so every epoch sees a "
                     "different sequence, which removes the effect of the data's order on training.",
         preset="mnist-cnn", grid=grid, cells=product(grid, lambda c: name[(c["shuffle"], c["sort_by_class"])]),
         claims=[
@@ -97,7 +192,7 @@ def _normalization() -> Study:
         name="normalization", version=1, lab_question="4.2", title="Normalization values",
         question="What difference do the values in transforms.Normalize make: the dataset's mean and std, none "
                  "(mean 0, std 1), or (0.5, 0.5)?",
-        seed_answer="Normalize computes (input - mean) / std per channel; with the data's mean and std the inputs "
+        lab_answer="Normalize computes (input - mean) / std per channel; with the data's mean and std the inputs "
                     "get mean 0 and std 1; (0.5, 0.5) maps [0, 1] to [-1, 1].",
         preset="mnist-cnn", cells=cells,  # mean and std go together: listed cells, not a product
         claims=[
@@ -115,7 +210,7 @@ def _epoch_vs_batch() -> Study:
         name="epoch-vs-batch", version=1, lab_question="4.3", title="Epochs and batch size",
         question="What is the difference between an epoch and a batch? Batch 16/64/256/1024 at a fixed number of "
                  "epochs (the same samples seen), and at a fixed number of updates.",
-        seed_answer="The batch size is the number of samples processed before the model's parameters are updated; "
+        lab_answer="The batch size is the number of samples processed before the model's parameters are updated; "
                     "the number of epochs is the number of complete passes through the training set. An epoch "
                     "consists of one or more batches; 1 <= batch size <= the training set's size.",
         preset="mnist-cnn", grid=grid,
@@ -149,7 +244,7 @@ def _conv1x1() -> Study:
         question="What is the difference between a 1x1 convolution and a fully connected layer, and what is it "
                  "for? The lab's CNN with its FC head against a head that is a 1x1 convolution to the classes "
                  "followed by global average pooling.",
-        seed_answer="Mathematically they are the same: each multiplies the feature map's elements by weights and "
+        lab_answer="Mathematically they are the same: each multiplies the feature map's elements by weights and "
                     "sums. A 1x1 convolution is mainly used to reduce (or raise) the number of channels.",
         preset="mnist-cnn", grid=grid, cells=cells,
         claims=[
@@ -171,7 +266,7 @@ def _residual() -> Study:
                  "feature maps? LeNet with shortcuts (a 1x1 projection where the width changes, the input cropped "
                  "to the valid convolution's output) against the same plain net, at LeNet's depth and with 3 extra "
                  "3x3 convolutions per stage.",
-        seed_answer="The lab leaves 4.5 unanswered. 4.7: use 1x1 convolutions to match the number of channels "
+        lab_answer="The lab leaves 4.5 unanswered. 4.7: use 1x1 convolutions to match the number of channels "
                     "and the feature map size.",
         preset="cifar10-lenet", grid=grid, cells=product(grid, label),
         claims=[
@@ -192,7 +287,7 @@ def _lenet_1989() -> Study:
         name="lenet-1989", version=1, lab_question="4.6", title="The lab's net vs LeCun's 1989 LeNet",
         question="How does the lab's network differ from LeCun's 1989 LeNet? Its sigmoid (or tanh) activations "
                  "and average pooling against the lab's ReLU and max pooling, on CIFAR-10.",
-        seed_answer="The activation differs (LeNet: sigmoid, the lab: ReLU); the input size differs (CIFAR-10 "
+        lab_answer="The activation differs (LeNet: sigmoid, the lab: ReLU); the input size differs (CIFAR-10 "
                     "32x32, MNIST 28x28); the lab uses max pooling where LeNet used average pooling.",
         preset="cifar10-lenet", grid=grid, cells=product(grid, label),
         claims=[
@@ -217,7 +312,7 @@ def _raise_accuracy() -> Study:
         question="What else raises the CIFAR-10 net's accuracy? Dropout, two 3x3 convolutions instead of one 5x5, "
                  "augmentation, weight decay, more epochs, a learning-rate schedule and label smoothing, each "
                  "against the baseline.",
-        seed_answer="Use dropout against overfitting; replace a large kernel by several small ones, e.g. two 3x3 "
+        lab_answer="Use dropout against overfitting; replace a large kernel by several small ones, e.g. two 3x3 "
                     "convolutions for one 5x5.",
         preset="cifar10-lenet", cells=cells,  # one change at a time against the baseline: listed cells
         claims=[higher(f"{label[0].upper() + label[1:]} raises accuracy.", label, "baseline")

@@ -1,10 +1,10 @@
-"""The one set of submit-time rules (shared.specs.resolve_checked) that the API, the CLI and sweeps share."""
+"""The one set of submit-time rules (shared.lab.specs.resolve_checked) that the API, the CLI and sweeps share."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.specs import MNIST_MEAN, MNIST_STD, SpecError, resolve, resolve_checked
+from shared.lab.specs import MNIST_MEAN, MNIST_STD, SpecError, resolve, resolve_checked
 
 
 def fields(resolved) -> list[str]:

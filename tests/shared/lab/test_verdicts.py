@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
+from shared.lab.studies import get_study
 from shared.store.studies import judge
-from shared.studies import get_study
 
 AHEAD = get_study("fc-vs-cnn").claims[0]  # expect higher: the CNN ahead of the FC network
 SAME = get_study("fc-vs-cnn").claims[1]  # expect equal within 1 point

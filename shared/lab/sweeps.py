@@ -13,11 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.specs import Spec, SpecError, apply_overrides, resolve
+from shared.lab.seeds import seed_list
+from shared.lab.specs import Spec, SpecError, apply_overrides, resolve
 
 MAX_JOBS = 1000  # cells x seeds: a bigger sweep is refused (4xx), it would swamp the queue
-MAX_SEEDS = 100
-MAX_SEED = 2**63 - 1
 
 
 class SweepTooLarge(ValueError):
@@ -84,23 +83,6 @@ class Expansion(BaseModel):
 
 def _error(field: str, message: str) -> SpecError:
     return SpecError([{"field": field, "message": message}])
-
-
-def parse_seeds(seeds: int | list[int]) -> list[int]:
-    """N -> [0..N-1]; a list is kept in order, repeats refused."""
-    if isinstance(seeds, bool):
-        raise _error("seeds", "a number of seeds or a list of seeds")
-    if isinstance(seeds, int):
-        if not 1 <= seeds <= MAX_SEEDS:
-            raise _error("seeds", f"between 1 and {MAX_SEEDS} seeds, got {seeds}")
-        return list(range(seeds))
-    if not seeds or len(seeds) > MAX_SEEDS:
-        raise _error("seeds", f"between 1 and {MAX_SEEDS} seeds, got {len(seeds)}")
-    if any(isinstance(s, bool) or not 0 <= s <= MAX_SEED for s in seeds):
-        raise _error("seeds", "seeds are whole numbers from 0 to 2**63-1")
-    if len(set(seeds)) != len(seeds):
-        raise _error("seeds", "a seed is repeated")
-    return list(seeds)
 
 
 def _key(value: Any) -> str:
@@ -179,7 +161,7 @@ def _cell_error(index: int, values: dict[str, Any], exc: SpecError) -> SpecError
 
 def expand(request: SweepRequest, check: Callable[[Spec], None] | None = None) -> Expansion:
     """Validate the base, the grid, the size and every cell's spec (and `check`, e.g. check_runnable)."""
-    seeds = parse_seeds(request.seeds)
+    seeds = seed_list(request.seeds)
     if request.grid is not None and request.cells is not None:
         raise _error("cells", "give either a grid or a list of cells, not both")
     if request.cells is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.specs import Spec
+from shared.lab.specs import Spec
 
 
 class DataInfo(BaseModel):

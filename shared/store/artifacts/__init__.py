@@ -4,7 +4,7 @@ One setting, CNNLAB_ARTIFACT_STORE, a URL:
 
     file:///path          a directory (default VAR_DIR/artifacts; an NFS mount on a fleet)
     s3://bucket/prefix    object storage (S3, MinIO) through s3fs; endpoint and keys from the AWS_* variables
-    db://                 chunked rows in the service's own database (shared/store/dbstore.py), for small models
+    db://                 chunked rows in the service's own database (shared/store/artifacts/db.py), for small models
 
 Keys are relative (`jobs/<id>/epoch-001.pt`, `jobs/<id>/log.txt`); the database records keys and sha256s, never
 a machine's local path. Uploads are atomic (a temporary key renamed into place, one PUT on S3, one transaction in
@@ -13,102 +13,22 @@ the database), so a reader sees the whole artifact or none; readers check the re
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
-from shared.settings import settings
+from shared.lab.settings import settings
+from shared.store.artifacts.base import CHUNK, CorruptArtifact, MissingArtifact, Store
+from shared.store.artifacts.fs import FsspecStore
 
+__all__ = ["CorruptArtifact", "MissingArtifact", "Store", "store"]
 log = logging.getLogger(__name__)
-CHUNK = 1 << 20  # bytes read or sent at a time when streaming
-
-
-class MissingArtifact(LookupError):
-    """The store has nothing under that key."""
-
-
-class CorruptArtifact(ValueError):
-    """What the store holds under a key does not match the recorded sha256."""
-
-
-class Store(Protocol):
-    """What every backend offers; keys are '/'-separated and relative to the store's root."""
-
-    url: str
-
-    def put_file(self, local: Path, key: str) -> None: ...  # atomic: readers never see part of it
-    def open(self, key: str) -> BinaryIO: ...  # raises MissingArtifact
-    def exists(self, key: str) -> bool: ...
-    def delete(self, key: str) -> None: ...  # a missing key is not an error
-    def delete_prefix(self, prefix: str) -> int: ...  # returns how many artifacts went
-
-
-class FsspecStore:
-    """A directory or a bucket through fsspec (file://, s3://, and any other protocol fsspec knows)."""
-
-    def __init__(self, url: str):
-        import fsspec
-
-        self.url = url
-        # Listings are not cached: another machine may have written a key since this process last looked.
-        options = {"use_listings_cache": False, "skip_instance_cache": True} if url.startswith("s3://") else {}
-        self.fs, root = fsspec.core.url_to_fs(url, **options)
-        self.root = root.rstrip("/")
-        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
-        self.local = "file" in protocols
-        if self.local:
-            Path(self.root).mkdir(parents=True, exist_ok=True)
-
-    def _path(self, key: str) -> str:
-        if not key or key.startswith("/") or ".." in key.split("/"):
-            raise ValueError(f"bad artifact key {key!r}")
-        return f"{self.root}/{key}"
-
-    def put_file(self, local: Path, key: str) -> None:
-        target = self._path(key)
-        if not self.local:  # one PUT (or a multipart upload completed at once): S3 shows all of it or nothing
-            self.fs.put_file(str(local), target)
-            return
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        tmp = f"{target}.{uuid.uuid4().hex}.tmp"
-        with open(local, "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst, CHUNK)
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, target)  # atomic on one filesystem (NFS included)
-
-    def open(self, key: str) -> BinaryIO:
-        try:
-            return self.fs.open(self._path(key), "rb")
-        except FileNotFoundError:
-            raise MissingArtifact(key) from None
-
-    def exists(self, key: str) -> bool:
-        return self.fs.exists(self._path(key))
-
-    def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm_file(self._path(key))
-
-    def delete_prefix(self, prefix: str) -> int:
-        base = self._path(prefix.rstrip("/"))
-        try:
-            found = [p for p in self.fs.find(base) if not p.endswith(".tmp")]
-        except FileNotFoundError:
-            return 0
-        if found:
-            self.fs.rm(found)
-        if self.local:
-            shutil.rmtree(base, ignore_errors=True)
-        return len(found)
 
 
 _STORES: dict[str, Store] = {}
@@ -127,7 +47,7 @@ def store(url: str | None = None) -> Store:
     if cached is not None and getattr(cached, "pid", None) == os.getpid():
         return cached
     if url.startswith("db:"):
-        from shared.store.dbstore import DbStore
+        from shared.store.artifacts.db import DbStore  # SQLAlchemy models: only for db://
 
         made: Store = DbStore(url)
     else:

@@ -39,7 +39,7 @@ class DbStore:
         retry(write, what=f"storing artifact {key}")
 
     def open(self, key: str) -> BinaryIO:
-        from shared.store.artifacts import MissingArtifact
+        from shared.store.artifacts.base import MissingArtifact
 
         count = retry(lambda s: s.scalar(select(func.count()).where(ArtifactChunk.key == key)), what=f"reading {key}")
         if not count:

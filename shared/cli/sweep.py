@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.settings import settings
-from shared.specs import PRESETS, SpecError, parse_assignments
-from shared.stats import compare, summarize
-from shared.sweepgrid import Expansion, SweepRequest, SweepTooLarge, cell_label, expand
+from shared.lab.seeds import HELP as SEEDS_HELP
+from shared.lab.seeds import parse_seeds
+from shared.lab.settings import settings
+from shared.lab.specs import PRESETS, SpecError, parse_assignments
+from shared.lab.stats import compare, summarize
+from shared.lab.sweeps import Expansion, SweepRequest, SweepTooLarge, cell_label, expand
 
 METRICS = ("test_accuracy", "test_loss", "train_seconds")
 
@@ -23,7 +25,7 @@ def add_parser(sub) -> None:
     sw.add_argument("preset", metavar="PRESET", help=f"one of {', '.join(PRESETS)}")
     sw.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
                     help="a swept field and its values, e.g. --grid model_args.n_hidden=4,8,16 (or FIELD=[JSON list])")
-    sw.add_argument("--seeds", default="3", help="N (seeds 0..N-1), a range 0-4, or a list 0,3,7 (default 3)")
+    sw.add_argument("--seeds", default="3", help=f"{SEEDS_HELP} (default 3)")
     sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a spec field of every cell, e.g. --set train_limit=2000")
     sw.add_argument("--data-dir", type=Path, help="data root (default $CNNLAB_DATA_DIR or ./data)")
@@ -50,18 +52,6 @@ def parse_grid(pairs: list[str]) -> dict[str, list[Any]]:
         whole = _value(raw) if raw.lstrip().startswith("[") else None
         grid[key] = whole if isinstance(whole, list) else [_value(v) for v in raw.split(",")]
     return grid
-
-
-def parse_seeds(raw: str) -> int | list[int]:
-    """'5' -> 5 seeds (0-4); '2-4' -> [2, 3, 4]; '0,3,7' -> [0, 3, 7]."""
-    try:
-        if "-" in raw:
-            low, high = (int(p) for p in raw.split("-", 1))
-            return list(range(low, high + 1))
-        parts = [int(p) for p in raw.split(",")]
-    except ValueError:
-        raise SpecError([{"field": "seeds", "message": f"expected N, A-B or A,B,C; got {raw!r}"}]) from None
-    return parts if "," in raw else parts[0]
 
 
 def plan(args: argparse.Namespace) -> Expansion:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from shared.specs import PRESETS, Spec, SpecError, parse_assignments, preset_spec, resolve
+from shared.lab.specs import PRESETS, Spec, SpecError, parse_assignments, preset_spec, resolve
 
 ALL_PRESETS = ["mnist-fc", "mnist-cnn", "mnist-fc-permuted", "mnist-cnn-permuted", "cifar10-lenet",
                "cifar10-lenet-1989", "cifar10-vgg"]
