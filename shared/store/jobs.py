@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from datetime import timedelta
 
 from sqlalchemy import String, cast, delete, func, or_, select, update
@@ -10,18 +9,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from shared.lab.settings import settings
-from shared.lab.specs import Spec, SpecError, SpecWarning, resolve_checked
+from shared.lab.specs import SpecWarning, resolve_checked
 from shared.store.listing import order_by
 from shared.store.models import FINISHED, Checkpoint, EpochMetric, EvalMetric, Job, JobAttempt, JobStatus, StepLoss, utcnow
 from shared.store.tags import has_tag
+from shared.train.runnable import check_runnable, queue_for
 
 
 def lease_seconds() -> float:
     """A running job whose heartbeat is older than this is presumed orphaned (its worker died)."""
     return settings().lease_seconds
-
-
-MAX_PARAMS = 500_000_000  # far beyond the lab's nets (VGG: 9.2M); guards workers against absurd model_args
 
 
 class NotFound(LookupError):
@@ -30,59 +27,6 @@ class NotFound(LookupError):
 
 class Conflict(ValueError):
     """The job is in a state that does not allow the request."""
-
-
-def check_runnable(spec: Spec, data_root=None) -> None:
-    """Refuse specs the model cannot run on the dataset (shape, class count, model_args), before queueing."""
-    import torch  # here, not at module level: the store layer loads without torch
-
-    from shared.train.data import DataError, describe
-    from shared.train.nets import build_model
-
-    try:
-        shape, classes = describe(spec.dataset, data_root or settings().data_dir)
-    except DataError as exc:
-        raise SpecError([{"field": "dataset", "message": str(exc)}]) from None
-    if spec.mean is not None and len(spec.mean) not in (1, shape[0]):
-        raise SpecError([{"field": "mean", "message": f"{spec.dataset} has {shape[0]} channels, "
-                                                      f"mean and std give {len(spec.mean)}"}])
-    try:
-        with torch.device("meta"), warnings.catch_warnings():  # shapes only: no memory, whatever the sizes
-            warnings.simplefilter("ignore")
-            sizes = [p.numel() for p in build_model(spec.model, shape, len(classes), **spec.model_args).parameters()]
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise SpecError([{"field": "model_args", "message": str(exc)}]) from None
-    if 0 in sizes:
-        raise SpecError([{"field": "model_args", "message": "a layer would have no weights (a size of 0)"}])
-    if sum(sizes) > MAX_PARAMS:
-        raise SpecError([{"field": "model_args", "message": f"{sum(sizes):,} parameters; at most {MAX_PARAMS:,}"}])
-    check_resources(spec, shape, len(classes))
-
-
-def queue_for(spec: Spec) -> str:
-    return "gpu" if spec.needs_gpu else "cpu"
-
-
-def check_resources(spec: Spec, shape: tuple[int, int, int], num_classes: int) -> None:
-    """Refuse what the target queue cannot hold: more ranks than it offers, more memory than it has."""
-    from shared.train.memory import estimate
-
-    queue, env = queue_for(spec), settings()
-    ranks = env.queue_max_world_size.get(queue, 1)
-    if spec.world_size > ranks:
-        raise SpecError([{"field": "world_size", "message": f"the {queue} queue runs at most {ranks} ranks "
-                                                            f"(CNNLAB_QUEUE_MAX_WORLD_SIZE), got {spec.world_size}"}])
-    need, limit = estimate(spec, shape, num_classes), env.queue_memory_gb.get(queue, float("inf"))
-    if spec.memory_gb is not None and spec.memory_gb > limit:
-        raise SpecError([{"field": "memory_gb", "message": f"the {queue} queue's jobs may use at most {limit:g} GB "
-                                                           f"(CNNLAB_QUEUE_MEMORY_GB), got {spec.memory_gb:g}"}])
-    limit = spec.memory_gb or limit
-    if need.total_gb > limit:
-        raise SpecError([{"field": "spec", "message": (
-            f"needs about {need.total_gb:,.1f} GB (weights, gradients and optimizer state "
-            f"{need.weights_bytes / 2**30:,.1f} GB, one batch's activations {need.activations_bytes / 2**30:,.1f} GB, "
-            f"data {need.data_bytes / 2**30:,.1f} GB); the job may use {limit:g} GB "
-            f"(memory_gb, else the {queue} queue's CNNLAB_QUEUE_MEMORY_GB): lower batch_size or the model's size")}])
 
 
 def create_job(session: Session, *, preset: str | None = None, overrides: dict | None = None,
