@@ -56,7 +56,7 @@ def parse_grid(pairs: list[str]) -> dict[str, list[Any]]:
 
 def plan(args: argparse.Namespace) -> Expansion:
     """The expansion the API would make, every cell validated (and checked against the data) before training."""
-    from shared.store.jobs import check_runnable  # no database: it only builds the model on the meta device
+    from shared.train.runnable import check_runnable  # torch: the model is built on the meta device
 
     request = SweepRequest(base={"preset": args.preset, "overrides": parse_assignments(args.overrides) or None},
                            grid=parse_grid(args.grid), seeds=parse_seeds(args.seeds))

@@ -1,4 +1,7 @@
-"""`cnnlab tokens`: create, list and revoke the API's tokens in the configured database."""
+"""`cnnlab tokens`: create, list and revoke the API's tokens in the configured database.
+
+The only `cnnlab` commands that open the database: the store (SQLAlchemy) is imported where they run, so the
+parser, and with it `cnnlab train` and `cnnlab sweep`, load with torch alone."""
 
 from __future__ import annotations
 
@@ -8,9 +11,6 @@ import sys
 from pathlib import Path
 
 from shared.lab.settings import settings
-from shared.store import tokens
-from shared.store.db import session_scope
-from shared.store.jobs import Conflict, NotFound
 
 
 def add_parser(sub) -> None:
@@ -28,6 +28,10 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the token command in one session of the configured database; bad input is a one-line error."""
+    from shared.store.db import session_scope  # SQLAlchemy: only when a token command runs
+    from shared.store.jobs import Conflict, NotFound  # SQLAlchemy: only when a token command runs
+
     try:
         with session_scope(settings().database_url) as s:
             return ACTIONS[args.action](s, args)
@@ -37,16 +41,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _create(s, args) -> int:
-    token = tokens.create_token(s, args.name, admin=args.admin)
+    from shared.store.tokens import create_token  # SQLAlchemy: only when a token command runs
+
+    token = create_token(s, args.name, admin=args.admin)
     s.commit()  # stored before it is shown
     print(token)
     return 0
 
 
 def _list(s, args) -> int:
+    from shared.store.tokens import list_tokens  # SQLAlchemy: only when a token command runs
+
     when = lambda t: t.strftime("%Y-%m-%d %H:%M") if t else "-"
     rows = [(t.name, "admin" if t.admin else "-", when(t.created_at), when(t.last_used_at),
-             when(t.revoked_at) if t.revoked_at else "active") for t in tokens.list_tokens(s)]
+             when(t.revoked_at) if t.revoked_at else "active") for t in list_tokens(s)]
     header = ("NAME", "ADMIN", "CREATED (UTC)", "LAST USED", "REVOKED")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
@@ -55,13 +63,17 @@ def _list(s, args) -> int:
 
 
 def _revoke(s, args) -> int:
-    tokens.revoke_token(s, args.name)
+    from shared.store.tokens import revoke_token  # SQLAlchemy: only when a token command runs
+
+    revoke_token(s, args.name)
     print(f"revoked {args.name}", file=sys.stderr)
     return 0
 
 
 def _first_admin(s, args) -> int:
-    token = tokens.first_admin(s)
+    from shared.store.tokens import first_admin  # SQLAlchemy: only when a token command runs
+
+    token = first_admin(s)
     if token is None:
         return 0
     s.commit()
