@@ -21,13 +21,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from shared.lab.models import model_facts
 from shared.lab.results import DataInfo, Environment, EpochMetrics, EvalPoint, FitResult, Misclassified, RunInfo
 from shared.lab.settings import settings
 from shared.lab.specs import Spec
 from shared.train import checkpoint, distributed, evals
 from shared.train.batches import DevicePipeline, EpochPlan, batch_slices, class_order, pixel_permutation, rank_slice
 from shared.train.data import Split, channel_stats, load_split
-from shared.train.nets import build_model, count_params, model_info
+from shared.train.nets import build_model, count_params
 from shared.train.steps import EagerStep, GraphedStep, make_optimizer, make_scheduler
 
 CUDNN_BENCHMARK = False  # timing algorithms costs ~2 s at start (H100, VGG) and gains ~0.02 s an epoch
@@ -247,7 +248,7 @@ def setup(spec: Spec, world: distributed.World, device: torch.device, data_root:
     _, h, w = train.shape
     perm = pixel_permutation(h, w, spec.permutation_seed) if spec.permute_pixels else None
     # NHWC for the conv nets on CPU too: oneDNN's conv and pooling kernels are faster on it (VGG ~15%, LeNet ~7%).
-    channels_last = model_info(spec.model).convolutional
+    channels_last = model_facts(spec.model).convolutional
     train_data = DevicePipeline(train, device, mean, std, perm, channels_last)
     test_data = DevicePipeline(test, device, mean, std, perm, channels_last)
 

@@ -11,13 +11,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from shared.lab.models import model_facts
 from shared.lab.results import Misclassified
 from shared.lab.specs import Spec
 from shared.train import checkpoint
 from shared.train.batches import DevicePipeline, pixel_permutation
 from shared.train.engine import load_data
 from shared.train.layerviews import layer_views, pick_images
-from shared.train.nets import Residual, build_model, model_info
+from shared.train.nets import Residual, build_model
 from shared.train.pngs import grid_uri, png_uri, to_uint8
 
 GRID_ROWS, GRID_COLS = 8, 5  # the lab's 8x5 figure of training samples
@@ -63,8 +64,8 @@ STAGE_KINDS = {nn.Conv2d: "conv", Residual: "conv", nn.ReLU: "relu", nn.Sigmoid:
 
 
 def first_conv(model: nn.Module, name: str) -> nn.Conv2d:
-    """The registry's first conv, or the first one inside the trunk (a residual block's first conv)."""
-    module = model.get_submodule(model_info(name).first_conv)
+    """The catalog's first conv, or the first one inside the trunk (a residual block's first conv)."""
+    module = model.get_submodule(model_facts(name).first_conv)
     return module if isinstance(module, nn.Conv2d) else next(m for m in module.modules() if isinstance(m, nn.Conv2d))
 
 
@@ -124,7 +125,7 @@ def compute(spec: Spec, checkpoint_path: Path, sha256: str | None, data_root: Pa
     perm = pixel_permutation(h, w, spec.permutation_seed) if spec.permute_pixels else None
     out = {"classes": train.classes, "samples": samples(train.images, train.labels, train.classes, perm),
            "misclassified": misclassified(test.images, wrong or [], train.classes)}
-    if model_info(spec.model).convolutional:
+    if model_facts(spec.model).convolutional:
         model = build_model(spec.model, train.shape, len(train.classes), **spec.model_args)
         model.load_state_dict(state["model"])
         data = state["data"]

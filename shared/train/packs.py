@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
+from shared.lab.models import model_facts
 from shared.lab.results import FitResult
 from shared.lab.specs import Spec
 from shared.train import engine
@@ -144,9 +145,7 @@ def pick_strategy(spec: Spec, device: torch.device) -> Literal["vmap", "sequenti
     """vmap where it pays: on GPUs (launch-bound) and for the fully connected nets on the CPU; not with
     BatchNorm (running stats), nor for convs on the CPU, where vmap's grouped convolutions came out 1.6-2.2x
     slower than the seeds one after another (docs/packs.md has the numbers)."""
-    from shared.train.nets import model_info
-
-    if unstackable(spec) or has_batchnorm(spec) or (device.type == "cpu" and model_info(spec.model).convolutional):
+    if unstackable(spec) or has_batchnorm(spec) or (device.type == "cpu" and model_facts(spec.model).convolutional):
         return "sequential"
     return "vmap"
 
