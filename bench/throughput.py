@@ -39,7 +39,8 @@ from bench.handout_loop import DEFAULT_DATA, handout_throughput, seed_loader_thr
 from shared.lab.models import model_facts
 from shared.lab.specs import resolve
 from shared.train.distributed import World
-from shared.train.engine import Reporter, environment, fit, make_optimizer
+from shared.train.engine import Reporter, fit, make_optimizer
+from shared.train.environment import environment
 from shared.train.nets import build_model
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -8,8 +8,6 @@ hears progress on rank 0.
 from __future__ import annotations
 
 import contextlib
-import platform
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,12 +20,13 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from shared.lab.models import model_facts
-from shared.lab.results import DataInfo, Environment, EpochMetrics, EvalPoint, FitResult, Misclassified, RunInfo
+from shared.lab.results import DataInfo, EpochMetrics, EvalPoint, FitResult, Misclassified, RunInfo
 from shared.lab.settings import settings
 from shared.lab.specs import Spec
 from shared.train import checkpoint, distributed, evals
 from shared.train.batches import DevicePipeline, EpochPlan, batch_slices, class_order, pixel_permutation, rank_slice
 from shared.train.data import Split, channel_stats, load_split
+from shared.train.environment import environment
 from shared.train.nets import build_model, count_params
 from shared.train.steps import EagerStep, GraphedStep, make_optimizer, make_scheduler
 
@@ -174,25 +173,6 @@ def evaluate(model, data: DevicePipeline, batch_size: int, autocast=contextlib.n
 def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor, k: int) -> list[list[int]]:
     """(true class, predicted class) counts, K x K."""
     return torch.bincount(labels * k + pred, minlength=k * k).view(k, k).tolist()
-
-
-def environment(device: torch.device, world: distributed.World) -> Environment:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine() or "cpu"
-    return Environment(torch=torch.__version__, device=f"{device.type}: {name}", world_size=world.size,
-                       devices=distributed.gather(f"{device}@{platform.node()}", world), backend=world.backend,
-                       threads=torch.get_num_threads(), python=platform.python_version(), host=platform.node(),
-                       commit=code_commit())
-
-
-def code_commit() -> str | None:
-    if settings().commit:
-        return settings().commit
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def load_data(spec: Spec, data_root: Path | None = None) -> tuple[Split, Split]:
