@@ -23,16 +23,18 @@ _CLASSES: dict[str, type[nn.Module]] = {}  # catalog name -> the class that buil
 
 def register(name: str):
     """Class decorator: the class builds the catalog's model `name` (shared.lab.models); raises at import where
-    the name is not in the catalog or the class disagrees with its facts (summary, constructor defaults)."""
+    the name is not in the catalog, already has a class, or the class disagrees with its facts."""
 
     def wrap(cls: type[nn.Module]) -> type[nn.Module]:
-        facts = model_facts(name)
+        facts = model_facts(name)  # ValueError off the catalog
         summary = (cls.__doc__ or "").strip().partition("\n")[0]
         params = list(inspect.signature(cls).parameters.values())[2:]  # after in_shape, num_classes
         defaults = {p.name: p.default for p in params}
-        if summary != facts.summary or defaults != dict(facts.arg_defaults) or name in _CLASSES:
-            raise TypeError(f"{cls.__name__} disagrees with the catalog's {name!r} (or is registered twice): "
-                            f"summary {summary!r}, defaults {defaults} vs {facts.summary!r}, {dict(facts.arg_defaults)}")
+        if (summary, defaults) != (facts.summary, dict(facts.arg_defaults)):
+            raise TypeError(f"{cls.__name__} disagrees with the catalog's {name!r}: summary {summary!r} and "
+                            f"defaults {defaults}, the catalog {facts.summary!r} and {dict(facts.arg_defaults)}")
+        if name in _CLASSES:
+            raise TypeError(f"{name!r} is registered twice: {_CLASSES[name].__name__} and {cls.__name__}")
         _CLASSES[name] = cls
         return cls
 
@@ -40,11 +42,13 @@ def register(name: str):
 
 
 def build_model(name: str, in_shape: Shape = (1, 28, 28), num_classes: int = 10, **args) -> nn.Module:
-    """Build a registered model for inputs of `in_shape` (C, H, W) and `num_classes` outputs."""
+    """Build a catalog model for inputs of `in_shape` (C, H, W) and `num_classes` outputs."""
     facts = model_facts(name)
     _, h, w = in_shape
     if min(h, w) < facts.min_size:
         raise ValueError(f"{name} needs images of at least {facts.min_size}x{facts.min_size}, got {h}x{w}")
+    if name not in _CLASSES:
+        raise RuntimeError(f"{name!r} is in the model catalog but no class is registered for it")
     try:
         model = _CLASSES[name](tuple(in_shape), num_classes, **args)
     except TypeError as exc:  # a model_args key the constructor does not take

@@ -82,7 +82,7 @@ def test_register_fails_loudly_off_the_catalog_or_against_its_facts():
         register("resnet")(Tiny)
     with pytest.raises(TypeError, match="disagrees with the catalog's 'cnn'"):
         register("cnn")(Tiny)  # another summary and other defaults
-    with pytest.raises(TypeError, match="registered twice"):
+    with pytest.raises(TypeError, match="'fc2' is registered twice: FC2Layer and Tiny"):
         register("fc2")(Tiny)  # the facts agree, but fc2 has its class
 
 
