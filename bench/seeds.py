@@ -36,7 +36,8 @@ from shared.lab.specs import resolve
 from shared.train import engine
 from shared.train.batches import EpochPlan
 from shared.train.distributed import World, pick_device
-from shared.train.engine import environment, fit
+from shared.train.engine import fit
+from shared.train.environment import environment
 from shared.train.packs import Pack, fit_seeds, pick_strategy
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from shared.lab.models import model_names
+
 MNIST_MEAN, MNIST_STD = [0.1307], [0.3081]
 DATASET_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 # A stand-in that holds the same images as a built-in set: a preset's normalization stays valid on it.
@@ -34,7 +36,7 @@ class Spec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # NaN is not JSON
 
-    model: str = Field(description="a registered model: fc2, cnn, lenet, vgg (GET /presets shows them in use)")
+    model: str = Field(description=f"a model of the catalog: {', '.join(model_names())} (GET /presets shows them in use)")
     model_args: dict[str, Any] = Field(default_factory=dict, description="constructor arguments, e.g. n_feature")
     dataset: str = Field(description="mnist, cifar10, or an ImageFolder directory name under the data root")
     epochs: int = Field(1, ge=1, le=1000)
@@ -84,18 +86,14 @@ class Spec(BaseModel):
 
     @classmethod
     def stored(cls, data: dict[str, Any]) -> Spec:
-        """A spec the database holds, checked in full when it was submitted: the model registry (which imports
-        torch, 2 s of CPU and 265 MB for a Celery process that only claims jobs) is not consulted again."""
+        """A spec the database holds, checked in full when it was submitted: its model is not looked up in the
+        catalog again (a model since renamed fails the job where it is built, not the worker's claim)."""
         return cls.model_validate(data, context=STORED)
 
     @field_validator("model")
     @classmethod
     def _known_model(cls, v: str, info: ValidationInfo) -> str:
-        if info.context is STORED:
-            return v
-        from shared.train.nets import model_names  # lazily: importing specs must not import torch
-
-        if v not in model_names():
+        if info.context is not STORED and v not in model_names():
             raise ValueError(f"unknown model {v!r}; choose one of {', '.join(model_names())}")
         return v
 

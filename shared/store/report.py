@@ -9,14 +9,13 @@ logs and evaluates, not what it learns.
 
 from __future__ import annotations
 
-import inspect
-from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from shared.lab.models import model_facts
 from shared.lab.specs import Spec, preset_spec
 from shared.lab.stats import CellStats, summarize
 from shared.lab.studies import get_study
@@ -69,20 +68,11 @@ class Report(BaseModel):
     tables: list[Table]
 
 
-@cache
-def _arg_defaults(model: str) -> dict[str, Any]:
-    """The model's constructor defaults, so `{}` and `{"n_feature": 6}` are the same net (lazy torch import)."""
-    from shared.train.nets import model_info
-
-    params = inspect.signature(model_info(model).build).parameters.values()
-    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
-
-
 def canonical(spec: dict[str, Any]) -> dict[str, Any] | None:
     """A spec as the recipe compares it: defaults filled (model_args too), the ignored fields dropped."""
     try:
         data = Spec.model_validate(spec).model_dump()
-        args = {**_arg_defaults(data["model"]), **data["model_args"]}
+        args = {**model_facts(data["model"]).arg_defaults, **data["model_args"]}  # {} and the defaults: one net
     except (ValueError, TypeError):  # a spec an older version wrote that no longer validates: not the recipe
         return None
     return {k: v for k, v in data.items() if k not in IGNORED} | {"model_args": args}

@@ -23,11 +23,12 @@ def pixel_permutation(height: int, width: int, seed: int) -> torch.Tensor:
 
 @dataclass
 class EpochPlan:
-    """An epoch's sample order and augmentation draws, for the whole (global) batch sequence."""
+    """An epoch's sample order and augmentation draws, for the whole (global) batch sequence; stacked, the
+    plans of S seeds trained together, (S, ...) each."""
 
-    order: torch.Tensor  # (N,) int64 sample indices
-    offsets: torch.Tensor | None  # (N, 2) crop offsets in [0, 2*PAD], by position in `order`
-    flips: torch.Tensor | None  # (N,) bool
+    order: torch.Tensor  # (N,) int64 sample indices; stacked (S, N)
+    offsets: torch.Tensor | None  # (N, 2) crop offsets in [0, 2*PAD], by position in `order`; stacked (S, N, 2)
+    flips: torch.Tensor | None  # (N,) bool; stacked (S, N)
 
     @classmethod
     def make(cls, n: int, seed: int, epoch: int, augment: bool, device: torch.device, *, shuffle: bool = True,
@@ -47,8 +48,29 @@ class EpochPlan:
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return cls(move(order), move(offsets), move(flips))
 
+    @classmethod
+    def stack(cls, plans: list["EpochPlan"]) -> "EpochPlan":
+        """The plans of seeds trained together as one: a batch takes the same positions of every seed's plan."""
+        def stacked(name: str) -> torch.Tensor | None:
+            parts = [getattr(p, name) for p in plans]
+            return None if parts[0] is None else torch.stack(parts)
+
+        return cls(stacked("order"), stacked("offsets"), stacked("flips"))
+
+    @property
+    def loss_shape(self) -> tuple[int, ...]:
+        """The shape of a step's loss on this plan: () for one plan, (S,) for S stacked."""
+        return tuple(self.order.shape[:-1])
+
     def global_batches(self, batch_size: int, world_size: int) -> list[slice]:
-        return batch_slices(len(self.order), batch_size, world_size)
+        return batch_slices(self.order.shape[-1], batch_size, world_size)
+
+    def take(self, part: slice) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Sample indices, crop offsets and flips at positions `part`; stacked, seed-major (S*B,) as one batch."""
+        if self.offsets is None:
+            return self.order[..., part].reshape(-1), None, None
+        return self.order[..., part].reshape(-1), self.offsets[..., part, :].reshape(-1, 2), \
+            self.flips[..., part].reshape(-1)
 
 
 def class_order(labels: torch.Tensor) -> torch.Tensor:

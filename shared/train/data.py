@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from shared.lab.settings import settings
@@ -156,6 +157,7 @@ def _mnist_source(root: Path, train: bool, download: bool):
         _torchvision_download("MNIST", root, train)
 
     def decode():
+        # torchvision takes seconds to import; only a cache miss decodes (cnnlab train with a warm cache skips it)
         from torchvision.datasets.mnist import read_image_file, read_label_file
 
         images = read_image_file(str(files[0])).unsqueeze(1).contiguous()  # (N, 28, 28) -> (N, 1, 28, 28)
@@ -165,7 +167,7 @@ def _mnist_source(root: Path, train: bool, download: bool):
 
 
 def _cifar10_source(root: Path, train: bool, download: bool):
-    from torchvision.datasets import CIFAR10
+    from torchvision.datasets import CIFAR10  # lazily: torchvision takes seconds to import, only CIFAR-10 needs it here
 
     base = root / CIFAR10.base_folder
     files = [base / n for n in CIFAR10_FILES[train]]
@@ -192,7 +194,7 @@ def _cifar10_source(root: Path, train: bool, download: bool):
 
 
 def _torchvision_download(kind: str, root: Path, train: bool) -> None:
-    from torchvision import datasets
+    from torchvision import datasets  # lazily: torchvision takes seconds to import, only a download needs it
 
     try:
         getattr(datasets, kind)(str(root), train=train, download=True)
@@ -252,8 +254,7 @@ def _read(path) -> bytes:
 
 def _decode(data: bytes, gray: bool | None = None) -> torch.Tensor:
     """One image file's bytes as uint8 (C, H, W): 1 channel if grayscale, else RGB."""
-    import numpy as np
-    from PIL import Image
+    from PIL import Image  # lazily: ~0.1 s to import, only a cache miss of an ImageFolder set decodes
 
     img = Image.open(io.BytesIO(data))
     if gray is None:

@@ -1,16 +1,17 @@
 """The training engine: `fit` runs a whole spec as setup, resume, the epoch loop and a summary.
 
-`train_one_epoch` and `evaluate` are the two loops; a `Reporter` hears progress on rank 0.
+`train_epochs` is the one epoch loop (`train_one_epoch` a pass, `end_epoch` its end) over an `Epochs`: one run
+here, or a pack of seeds trained as one (shared.train.packs); `evaluate` is the evaluation loop; a `Reporter`
+hears progress on rank 0.
 """
 
 from __future__ import annotations
 
 import contextlib
-import platform
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -18,13 +19,15 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from shared.lab.results import DataInfo, Environment, EpochMetrics, EvalPoint, FitResult, Misclassified, RunInfo
+from shared.lab.models import model_facts
+from shared.lab.results import DataInfo, EpochMetrics, EvalPoint, FitResult, Misclassified, RunInfo
 from shared.lab.settings import settings
 from shared.lab.specs import Spec
 from shared.train import checkpoint, distributed, evals
 from shared.train.batches import DevicePipeline, EpochPlan, batch_slices, class_order, pixel_permutation, rank_slice
 from shared.train.data import Split, channel_stats, load_split
-from shared.train.nets import build_model, count_params, model_info
+from shared.train.environment import environment
+from shared.train.nets import build_model, count_params
 from shared.train.steps import EagerStep, GraphedStep, make_optimizer, make_scheduler
 
 CUDNN_BENCHMARK = False  # timing algorithms costs ~2 s at start (H100, VGG) and gains ~0.02 s an epoch
@@ -66,7 +69,7 @@ class Pauses:
 
 @dataclass
 class EpochStats:
-    train_loss: float  # mean over the epoch's samples (all ranks)
+    train_loss: float | list[float]  # mean over the epoch's samples (all ranks); stacked seeds: each seed's
     samples: int  # samples trained on, all ranks together
     seconds: float
 
@@ -102,25 +105,27 @@ def train_one_epoch(step: EagerStep, plan: EpochPlan, *, batch_size: int, epoch:
                     world: distributed.World = distributed.World(), log_every: int = 100,
                     reporter: Reporter | None = None, should_stop: Callable[[], bool] | None = None,
                     limit: int | None = None, pauses: Pauses | None = None) -> EpochStats:
-    """One pass over `plan` (its first `limit` batches when given); every rank takes its share of each global batch."""
+    """One pass over `plan` (its first `limit` batches when given); every rank takes its share of each global batch.
+
+    A stacked plan goes with a step that trains S seeds at once: the losses, logged and returned, are then (S,).
+    """
     step.model.train()
     device = step.data.device
     batches = plan.global_batches(batch_size, world.size)[:limit]
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)  # summed on device: no per-step sync
+    loss_sum = torch.zeros(plan.loss_shape, device=device, dtype=torch.float64)  # summed on device: no per-step sync
     window, window_n, samples = loss_sum.clone(), 0, 0
     start, paused = time.perf_counter(), 0.0
     for i, gb in enumerate(batches):
         part = rank_slice(gb, world.rank, world.size)
         n = part.stop - part.start
-        aug = (plan.offsets[part], plan.flips[part]) if plan.offsets is not None else (None, None)
-        batch_loss = step(plan.order[part], *aug, share=n * world.size / (gb.stop - gb.start)).double() * n
+        batch_loss = step(*plan.take(part), share=n * world.size / (gb.stop - gb.start)).double() * n
         loss_sum += batch_loss
         window += batch_loss
         window_n += n
         samples += n
         logged = None
         if (i + 1) % log_every == 0 or i + 1 == len(batches):
-            logged = window.item() / window_n  # mean training loss of the last `log_every` steps
+            logged = (window / window_n).tolist()  # mean training loss of the last `log_every` steps (each seed's)
             window.zero_()
             window_n = 0
         if reporter is not None:
@@ -129,8 +134,10 @@ def train_one_epoch(step: EagerStep, plan: EpochPlan, *, batch_size: int, epoch:
             paused += pauses.take(i + 1, gb.stop)
         if should_stop is not None and _agree_to_stop(should_stop, i, world, device):
             raise Stopped(f"stopped at epoch {epoch} step {i + 1}")
-    total_loss, total_samples = distributed.all_sum([loss_sum.item(), samples], world, device)
-    return EpochStats(total_loss / max(total_samples, 1), int(total_samples), time.perf_counter() - start - paused)
+    *loss_sums, total_samples = distributed.all_sum(loss_sum.flatten().tolist() + [samples], world, device)
+    means = [total / max(total_samples, 1) for total in loss_sums]
+    return EpochStats(means if plan.loss_shape else means[0], int(total_samples),
+                      time.perf_counter() - start - paused)
 
 
 def _agree_to_stop(should_stop: Callable[[], bool], step: int, world: distributed.World, device) -> bool:
@@ -168,25 +175,6 @@ def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor, k: int) -> list[l
     return torch.bincount(labels * k + pred, minlength=k * k).view(k, k).tolist()
 
 
-def environment(device: torch.device, world: distributed.World) -> Environment:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine() or "cpu"
-    return Environment(torch=torch.__version__, device=f"{device.type}: {name}", world_size=world.size,
-                       devices=distributed.gather(f"{device}@{platform.node()}", world), backend=world.backend,
-                       threads=torch.get_num_threads(), python=platform.python_version(), host=platform.node(),
-                       commit=code_commit())
-
-
-def code_commit() -> str | None:
-    if settings().commit:
-        return settings().commit
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def load_data(spec: Spec, data_root: Path | None = None) -> tuple[Split, Split]:
     train = load_split(spec.dataset, True, data_root).head(spec.train_limit)
     test = load_split(spec.dataset, False, data_root).head(spec.test_limit)
@@ -216,7 +204,7 @@ def fit(spec: Spec, *, data_root: Path | None = None, out_dir: Path | None = Non
             resume_from(run, resume, resume_sha256)
         reporter = (reporter or Reporter()) if world.is_main else Reporter()
         reporter.on_start(run.info)
-        last = train_epochs(run, reporter, should_stop, out_dir)
+        last = train_epochs(Epochs(run, reporter, should_stop, out_dir))
         result = summarize(run, last) if world.is_main else None
     except BaseException:
         distributed.shutdown(world, clean=False)  # a peer may be gone: no barrier to wait in
@@ -240,7 +228,7 @@ def setup(spec: Spec, world: distributed.World, device: torch.device, data_root:
     _, h, w = train.shape
     perm = pixel_permutation(h, w, spec.permutation_seed) if spec.permute_pixels else None
     # NHWC for the conv nets on CPU too: oneDNN's conv and pooling kernels are faster on it (VGG ~15%, LeNet ~7%).
-    channels_last = model_info(spec.model).convolutional
+    channels_last = model_facts(spec.model).convolutional
     train_data = DevicePipeline(train, device, mean, std, perm, channels_last)
     test_data = DevicePipeline(test, device, mean, std, perm, channels_last)
 
@@ -293,23 +281,53 @@ def resume_from(run: Run, path: Path, sha256: str | None = None) -> None:
     run.info.start_epoch = state["epoch"]
 
 
-def train_epochs(run: Run, reporter: Reporter, should_stop: Callable[[], bool] | None,
-                 out_dir: Path | None) -> Evaluation | None:
+@dataclass
+class Epochs:
+    """What the epoch loop trains and who hears it: one run here; a pack (`packs.PackEpochs`) is the stacked step
+    of several seeds, each seed's own plan and its own epoch end."""
+
+    run: Run  # its spec, world and facts shape the loop
+    reporter: Reporter
+    should_stop: Callable[[], bool] | None = None
+    out_dir: Path | None = None  # where epoch checkpoints go; None: none
+
+    @property
+    def step(self) -> EagerStep:
+        return self.run.step
+
+    @cached_property
+    def base(self) -> torch.Tensor | None:
+        """The training set's order before each epoch's shuffle (None: the stored order)."""
+        return class_order(self.run.train_data.labels) if self.run.spec.sort_by_class else None
+
+    def plan(self, epoch: int) -> EpochPlan:
+        spec, data = self.run.spec, self.run.train_data
+        return EpochPlan.make(len(data), spec.seed, epoch, spec.augment, data.device, shuffle=spec.shuffle,
+                              base=self.base)
+
+    def pauses(self, epoch: int, limit: int) -> Pauses | None:
+        """Rank 0's evaluations within `epoch` (its first `limit` steps)."""
+        return pauses(self.run, self.reporter, epoch, limit)
+
+    def end(self, epoch: int, stats: EpochStats, t0: float) -> Evaluation:
+        """Rank 0 at the epoch's end (which began at `t0`)."""
+        return end_epoch(self.run, self.reporter, epoch, stats, t0, self.out_dir)
+
+
+def train_epochs(loop: Epochs) -> Evaluation | None:
     """The epochs left to train; rank 0 evaluates and checkpoints after each. Returns the last evaluation."""
-    spec, world, last = run.spec, run.world, None
-    spe = run.info.steps_per_epoch
-    base = class_order(run.train_data.labels) if spec.sort_by_class else None
+    run, last = loop.run, None
+    spec, world, spe = run.spec, run.world, run.info.steps_per_epoch
     log_every = evals.log_interval(spec, total_steps(spec, spe))
     for epoch in range(run.info.start_epoch + 1, planned_epochs(spec, spe) + 1):
         t0 = time.perf_counter()
-        plan = EpochPlan.make(len(run.train_data), spec.seed, epoch, spec.augment, run.train_data.device,
-                              shuffle=spec.shuffle, base=base)
+        plan = loop.plan(epoch)
         limit = total_steps(spec, spe) - (epoch - 1) * spe
-        stats = train_one_epoch(run.step, plan, batch_size=spec.batch_size, epoch=epoch, world=world,
-                                log_every=log_every, reporter=reporter, should_stop=should_stop, limit=limit,
-                                pauses=pauses(run, reporter, epoch, limit) if world.is_main else None)
+        stats = train_one_epoch(loop.step, plan, batch_size=spec.batch_size, epoch=epoch, world=world,
+                                log_every=log_every, reporter=loop.reporter, should_stop=loop.should_stop,
+                                limit=limit, pauses=loop.pauses(epoch, limit) if world.is_main else None)
         if world.is_main:
-            last = end_epoch(run, reporter, epoch, stats, t0, out_dir)
+            last = loop.end(epoch, stats, t0)
         distributed.barrier(world)  # other ranks wait while rank 0 evaluates and writes
     return last
 

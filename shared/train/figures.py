@@ -6,55 +6,24 @@ pages never load a model or a dataset.
 
 from __future__ import annotations
 
-import base64
-import struct
-import zlib
 from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.utils import make_grid
 
+from shared.lab.models import model_facts
 from shared.lab.results import Misclassified
 from shared.lab.specs import Spec
 from shared.train import checkpoint
 from shared.train.batches import DevicePipeline, pixel_permutation
 from shared.train.engine import load_data
-from shared.train.nets import Residual, build_model, model_info
+from shared.train.layerviews import layer_views, pick_images
+from shared.train.nets import Residual, build_model
+from shared.train.pngs import grid_uri, png_uri, to_uint8
 
 GRID_ROWS, GRID_COLS = 8, 5  # the lab's 8x5 figure of training samples
 MAX_MAPS = 16  # feature maps kept per stage: enough to see what a layer does, small enough to store
 MAX_FILTERS = 64
-
-
-def encode_png(image: torch.Tensor) -> bytes:
-    """A uint8 (C, H, W) image, C = 1 or 3, as PNG bytes (torchvision.io's encoder is deprecated)."""
-    c, h, w = image.shape
-    pixels = image.permute(1, 2, 0).reshape(h, w * c).cpu()
-    rows = torch.cat([torch.zeros(h, 1, dtype=torch.uint8), pixels], 1)  # filter byte 0 before each row
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(rows.numpy().tobytes(), 9)) + chunk(b"IEND", b""))
-
-
-def png_uri(image: torch.Tensor) -> str:
-    """A uint8 (C, H, W) image as a data: URI."""
-    return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode()
-
-
-def grid_uri(images: torch.Tensor, cols: int, pad: int = 2, pad_value: int = 255) -> str:
-    """uint8 (N, C, H, W) images tiled `cols` per row; grayscale stays one channel (3x smaller PNG)."""
-    grid = make_grid(images, nrow=cols, padding=pad, pad_value=pad_value)
-    return png_uri(grid[:1] if images.shape[1] == 1 else grid)
-
-
-def to_uint8(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """Floats mapped from [lo, hi] (broadcast per map) onto 0-255."""
-    return ((x - lo) / (hi - lo).clamp_min(1e-8) * 255).clamp(0, 255).round().to(torch.uint8)
 
 
 def permute(images: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
@@ -95,8 +64,8 @@ STAGE_KINDS = {nn.Conv2d: "conv", Residual: "conv", nn.ReLU: "relu", nn.Sigmoid:
 
 
 def first_conv(model: nn.Module, name: str) -> nn.Conv2d:
-    """The registry's first conv, or the first one inside the trunk (a residual block's first conv)."""
-    module = model.get_submodule(model_info(name).first_conv)
+    """The catalog's first conv, or the first one inside the trunk (a residual block's first conv)."""
+    module = model.get_submodule(model_facts(name).first_conv)
     return module if isinstance(module, nn.Conv2d) else next(m for m in module.modules() if isinstance(m, nn.Conv2d))
 
 
@@ -156,7 +125,7 @@ def compute(spec: Spec, checkpoint_path: Path, sha256: str | None, data_root: Pa
     perm = pixel_permutation(h, w, spec.permutation_seed) if spec.permute_pixels else None
     out = {"classes": train.classes, "samples": samples(train.images, train.labels, train.classes, perm),
            "misclassified": misclassified(test.images, wrong or [], train.classes)}
-    if model_info(spec.model).convolutional:
+    if model_facts(spec.model).convolutional:
         model = build_model(spec.model, train.shape, len(train.classes), **spec.model_args)
         model.load_state_dict(state["model"])
         data = state["data"]
@@ -171,8 +140,6 @@ def compute(spec: Spec, checkpoint_path: Path, sha256: str | None, data_root: Pa
 
 def all_layers(model: nn.Module, test, data: dict, perm: torch.Tensor | None) -> dict:
     """Every conv layer's filters and maps of a few test images, one per class (shared.train.layerviews)."""
-    from shared.train.layerviews import layer_views, pick_images
-
     idx = torch.tensor(pick_images(test.labels))
     x, y = DevicePipeline(test, torch.device("cpu"), data["mean"], data["std"], perm).batch(idx)
     shown = test.images[idx] if perm is None else permute(test.images[idx], perm)

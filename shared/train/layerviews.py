@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from shared.train.figures import grid_uri, png_uri
+from shared.train.pngs import grid_uri, png_uri
 
 TEST_IMAGES = 6  # test images to choose from on the page: the first of each of the first classes
 MAX_FILTERS, MAX_MAPS = 32, 16  # per layer: enough to see what it does, small enough to store

@@ -1,4 +1,5 @@
-"""The lab's networks and a registry with each model's facts: `build_model(name, in_shape, num_classes, **args)`.
+"""The lab's networks, each registered against its entry of the model catalog (shared.lab.models):
+`build_model(name, in_shape, num_classes, **args)`.
 
 Every net returns logits (the loss is `cross_entropy`, which is the lab's log_softmax + nll_loss in one).
 Every convolutional net keeps its convolutional trunk in `features` (an nn.Sequential whose first layer is a
@@ -7,65 +8,54 @@ conv) and its head in `classifier`, as in timm's and torchvision's VGG.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import inspect
 
 import torch
 import torch.nn as nn
 
+from shared.lab.models import model_facts
+
 Shape = tuple[int, int, int]  # (channels, height, width) of one input image
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """A registered model and the facts other code needs about it without building one."""
-
-    name: str
-    build: Callable[..., nn.Module]
-    convolutional: bool  # has a `features` trunk: NHWC pays off, the pages draw its filters and maps
-    min_size: int  # smallest input height/width in pixels
-    summary: str
-
-    @property
-    def first_conv(self) -> str | None:
-        """The submodule path of the first convolution (the learned filters the pages show)."""
-        return "features.0" if self.convolutional else None
+_CLASSES: dict[str, type[nn.Module]] = {}  # catalog name -> the class that builds it
 
 
-_REGISTRY: dict[str, ModelInfo] = {}
+def register(name: str):
+    """Class decorator: the class builds the catalog's model `name` (shared.lab.models); raises at import where
+    the name is not in the catalog, already has a class, or the class disagrees with its facts."""
 
-
-def register(name: str, *, convolutional: bool, min_size: int = 1):
-    """Class decorator adding a model to the registry with its facts."""
-
-    def wrap(cls):
-        summary = (cls.__doc__ or name).strip().splitlines()[0]
-        _REGISTRY[name] = ModelInfo(name, cls, convolutional, min_size, summary)
+    def wrap(cls: type[nn.Module]) -> type[nn.Module]:
+        facts = model_facts(name)  # ValueError off the catalog
+        summary = (cls.__doc__ or "").strip().partition("\n")[0]
+        params = list(inspect.signature(cls).parameters.values())[2:]  # after in_shape, num_classes
+        defaults = {p.name: p.default for p in params}
+        if (summary, defaults) != (facts.summary, dict(facts.arg_defaults)):
+            raise TypeError(f"{cls.__name__} disagrees with the catalog's {name!r}: summary {summary!r} and "
+                            f"defaults {defaults}, the catalog {facts.summary!r} and {dict(facts.arg_defaults)}")
+        if name in _CLASSES:
+            raise TypeError(f"{name!r} is registered twice: {_CLASSES[name].__name__} and {cls.__name__}")
+        _CLASSES[name] = cls
         return cls
 
     return wrap
 
 
-def model_names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def model_info(name: str) -> ModelInfo:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(model_names())}")
-    return _REGISTRY[name]
-
-
 def build_model(name: str, in_shape: Shape = (1, 28, 28), num_classes: int = 10, **args) -> nn.Module:
-    """Build a registered model for inputs of `in_shape` (C, H, W) and `num_classes` outputs."""
-    info = model_info(name)
+    """Build a catalog model for inputs of `in_shape` (C, H, W) and `num_classes` outputs."""
+    facts = model_facts(name)
     _, h, w = in_shape
-    if min(h, w) < info.min_size:
-        raise ValueError(f"{name} needs images of at least {info.min_size}x{info.min_size}, got {h}x{w}")
+    if min(h, w) < facts.min_size:
+        raise ValueError(f"{name} needs images of at least {facts.min_size}x{facts.min_size}, got {h}x{w}")
+    if name not in _CLASSES:
+        raise RuntimeError(f"{name!r} is in the model catalog but no class is registered for it")
     try:
-        return info.build(tuple(in_shape), num_classes, **args)
+        model = _CLASSES[name](tuple(in_shape), num_classes, **args)
     except TypeError as exc:  # a model_args key the constructor does not take
         raise ValueError(f"bad model_args for {name!r}: {exc}") from None
+    if isinstance(getattr(model, "features", None), nn.Sequential) != facts.convolutional:
+        raise TypeError(f"{name}: the catalog says convolutional={facts.convolutional}, the net's `features` disagree")
+    return model
 
 
 def count_params(model: nn.Module) -> int:
@@ -77,7 +67,7 @@ def _after_two_conv5_pools(size: int) -> int:
     return ((size - 4) // 2 - 4) // 2
 
 
-@register("fc2", convolutional=False)
+@register("fc2")
 class FC2Layer(nn.Module):
     """The lab's FC2Layer: Linear-ReLU-Linear-ReLU-Linear (784-8-8-10: 6,442 params)."""
 
@@ -114,7 +104,7 @@ def _dropout_layers(p: float) -> list[nn.Module]:
     return [nn.Dropout(p)] if p > 0 else []
 
 
-@register("cnn", convolutional=True, min_size=16)
+@register("cnn")
 class CNN(nn.Module):
     """The lab's CNN: (conv5x5-ReLU-maxpool2) x2, fc 50, fc (6 maps on MNIST: 6,422 params).
 
@@ -174,7 +164,7 @@ def _lenet_stage(c_in: int, c_out: int, conv: str, act: type[nn.Module], residua
     return layers
 
 
-@register("lenet", convolutional=True, min_size=16)
+@register("lenet")
 class LeNet(nn.Module):
     """The lab's CIFAR-10 `Net`: conv 6, conv 16 (5x5, ReLU, maxpool), fc 120-84-classes (62,006 params).
 
@@ -212,9 +202,12 @@ class LeNet(nn.Module):
 VGG_CFG: list[int | str] = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
 
 
-@register("vgg", convolutional=True, min_size=32)
+@register("vgg")
 class VGG(nn.Module):
-    """The lab's VGG: the layer table above, then Linear(512, classes) on 32x32 (9,231,114 params)."""
+    """The lab's VGG: 3x3 conv-BN-ReLU stages and max-pools, then Linear(512, classes) on 32x32 (9,231,114 params).
+
+    The stages are VGG_CFG above (a number: a conv's output channels; "M": a 2x2 max-pool).
+    """
 
     def __init__(self, in_shape: Shape, num_classes: int, cfg: list[int | str] | None = None):
         super().__init__()

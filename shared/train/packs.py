@@ -6,6 +6,8 @@ would have alone: its initial weights (`torch.manual_seed(seed)` then build, as 
 order and augmentation (`EpochPlan.make(n, seed, epoch, ...)`), its optimizer state (SGD momentum and Adam
 act elementwise, so one fused optimizer over the stacked parameters, stepping on the sum over seeds of each
 seed's mean loss, gives every seed its own update), and its own metrics, reporter, checkpoint and result.
+The pack trains in the engine's own epoch loop (`engine.train_epochs`): it gives the loop its stacked step and
+its members, each an `engine.Epochs` of its own run whose epoch end is the engine's.
 
 A cancel, a Python failure or a non-finite loss ends one member only: it is masked out of the objective and
 its result is the exception. Nets with BatchNorm, and convolutional nets on the CPU (where vmap's grouped
@@ -18,7 +20,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -26,10 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
-from shared.lab.results import EpochMetrics, FitResult
+from shared.lab.models import model_facts
+from shared.lab.results import FitResult
 from shared.lab.specs import Spec
-from shared.train import engine, evals
-from shared.train.batches import EpochPlan, batch_slices
+from shared.train import engine
+from shared.train.batches import EpochPlan
 from shared.train.distributed import World, pick_device
 from shared.train.engine import Reporter, Stopped
 from shared.train.nets import build_model
@@ -50,6 +53,10 @@ class Stack:
         self.params, self.buffers = stack_module_state(list(models))  # new leaves, (S, ...) each
         self.base = copy.deepcopy(models[0]).to("meta").train()  # the architecture only, no storage
         self.size = len(models)
+
+    def train(self) -> None:
+        """Training mode, as the epoch loop sets before every epoch (the members evaluate on their own models)."""
+        self.base.train()
 
     def losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Each seed's mean cross-entropy (S,) for its own batch: x (S, B, C, H, W), y (S, B)."""
@@ -83,18 +90,22 @@ class GraphedStackedStep(GraphedStep, StackedStep):
     """The stacked step replayed as a CUDA graph (GraphedStep's capture calls StackedStep's forward)."""
 
 
-@dataclass
-class Member:
-    """One seed of a pack: its own run (model copy, optimizer for checkpoints, history) and its fate."""
+class NoneLeft(Exception):
+    """Every member has ended on its own: the pack's loop stops, with nothing left to train."""
 
-    seed: int
-    index: int  # position in the stack
-    run: engine.Run
-    reporter: Reporter
-    out_dir: Path | None = None
-    should_stop: StopFlag | None = None
-    last: engine.Evaluation | None = None
-    error: BaseException | None = None
+
+@dataclass
+class Member(engine.Epochs):
+    """One seed of a pack: the engine's epochs of its own run (model copy, optimizer for checkpoints, history,
+    reporter, checkpoints), trained by the pack's step; and its fate."""
+
+    index: int = field(kw_only=True)  # position in the stack
+    last: engine.Evaluation | None = field(default=None, kw_only=True)
+    error: BaseException | None = field(default=None, kw_only=True)
+
+    @property
+    def seed(self) -> int:
+        return self.run.spec.seed
 
     def call(self, fn: Callable, *args) -> None:
         """Run a member's own work (reporting, evaluating, saving); a failure ends this member only."""
@@ -134,9 +145,7 @@ def pick_strategy(spec: Spec, device: torch.device) -> Literal["vmap", "sequenti
     """vmap where it pays: on GPUs (launch-bound) and for the fully connected nets on the CPU; not with
     BatchNorm (running stats), nor for convs on the CPU, where vmap's grouped convolutions came out 1.6-2.2x
     slower than the seeds one after another (docs/packs.md has the numbers)."""
-    from shared.train.nets import model_info
-
-    if unstackable(spec) or has_batchnorm(spec) or (device.type == "cpu" and model_info(spec.model).convolutional):
+    if unstackable(spec) or has_batchnorm(spec) or (device.type == "cpu" and model_facts(spec.model).convolutional):
         return "sequential"
     return "vmap"
 
@@ -231,7 +240,7 @@ class Pack:
         first = engine.setup(seeded(spec, seeds[0]), World(), device, data_root)
         first.rng_state = torch.get_rng_state()
         runs = [first] + [member_run(first, seeded(spec, s)) for s in seeds[1:]]
-        members = [Member(s, i, run, reporters.get(s) or Reporter(), out_dirs.get(s), should_stop.get(s))
+        members = [Member(run, reporters.get(s) or Reporter(), should_stop.get(s), out_dirs.get(s), index=i)
                    for i, (s, run) in enumerate(zip(seeds, runs, strict=True))]
         stack = Stack([r.model for r in runs])
         optimizer = engine.make_optimizer(spec, stack.params.values())
@@ -242,12 +251,12 @@ class Pack:
     def train(self) -> dict[int, FitResult | BaseException]:
         for m in self.members:
             m.call(m.reporter.on_start, m.run.info)
+        self.sync_alive()
         try:
-            for epoch in range(1, self.spec.epochs + 1):
-                self.sync_alive()
-                if not self.alive():
-                    break
-                self.epoch(epoch)
+            if self.alive():
+                engine.train_epochs(PackEpochs(self))
+        except NoneLeft:
+            pass  # every member ended on its own (its error is its result)
         except Exception as exc:  # noqa: BLE001 - the shared step failed: every member still training ends
             for m in self.alive():
                 m.error = exc
@@ -262,42 +271,6 @@ class Pack:
         if dead:
             self.step.alive[dead] = False
 
-    def epoch(self, epoch: int) -> None:
-        t0 = time.perf_counter()
-        mean_loss, samples, seconds = self.train_epoch(epoch)
-        for m in self.alive():
-            m.call(self.finish_epoch, m, epoch, t0, mean_loss[m.index], samples, seconds)
-
-    def train_epoch(self, epoch: int) -> tuple[list[float], int, float]:
-        """One pass: every seed over its own plan. Returns each seed's mean loss, samples a seed, seconds."""
-        spec, data = self.spec, self.step.data
-        plans = [EpochPlan.make(len(data), m.seed, epoch, spec.augment, data.device) for m in self.members]
-        order = torch.stack([p.order for p in plans])  # (S, N)
-        offsets = torch.stack([p.offsets for p in plans]) if spec.augment else None  # (S, N, 2)
-        flips = torch.stack([p.flips for p in plans]) if spec.augment else None  # (S, N)
-        batches = batch_slices(len(data), spec.batch_size)
-        loss_sum = torch.zeros(len(self.members), device=data.device, dtype=torch.float64)  # (S,)
-        window, window_n, samples = loss_sum.clone(), 0, 0
-        log_every = evals.log_interval(spec, spec.epochs * len(batches))
-        start = time.perf_counter()
-        for i, gb in enumerate(batches):
-            n = gb.stop - gb.start
-            aug = (offsets[:, gb].reshape(-1, 2), flips[:, gb].reshape(-1)) if offsets is not None else (None, None)
-            batch_loss = self.step(order[:, gb].reshape(-1), *aug).double() * n  # (S,)
-            loss_sum += batch_loss
-            window += batch_loss
-            window_n += n
-            samples += n
-            logged = None
-            if (i + 1) % log_every == 0 or i + 1 == len(batches):
-                logged = (window / window_n).tolist()  # each seed's mean loss of the last `log_every` steps
-                window.zero_()
-                window_n = 0
-            self.after_step(epoch, i + 1, len(batches), logged)
-            if not self.alive():
-                break
-        return (loss_sum / max(samples, 1)).tolist(), samples, time.perf_counter() - start
-
     def after_step(self, epoch: int, step: int, steps: int, logged: list[float] | None) -> None:
         """Each member hears its step, may have diverged, and may be asked to stop."""
         changed = False
@@ -311,25 +284,25 @@ class Pack:
             changed |= m.error is not None
         if changed:
             self.sync_alive()
+            if not self.alive():
+                raise NoneLeft
 
-    def finish_epoch(self, m: Member, epoch: int, t0: float, train_loss: float, samples: int,
-                     seconds: float) -> None:
-        """The member's evaluation, metrics, report and checkpoint, from its slice of the stack."""
+    def end_epoch(self, epoch: int, stats: engine.EpochStats) -> None:
+        """Every living member's own epoch end; the pack stops when none is left."""
+        for m in self.alive():
+            m.call(self.finish_epoch, m, epoch, stats)
+        self.sync_alive()
+        if not self.alive():
+            raise NoneLeft
+
+    def finish_epoch(self, m: Member, epoch: int, stats: engine.EpochStats) -> None:
+        """The member's engine epoch end (evaluation, metrics, report, checkpoint), from its slice of the stack."""
+        train_loss = stats.train_loss[m.index]
         if not math.isfinite(train_loss):
             raise Diverged(f"seed {m.seed}: training loss is {train_loss} at epoch {epoch}")
-        run = m.run
+        t0 = time.perf_counter() - stats.seconds  # a member's epoch: the shared training, then its own evaluation
         self.copy_out(m)
-        t1 = time.perf_counter()
-        m.last = engine.evaluate(run.model, run.test_data, self.spec.test_batch_size, run.step.autocast)
-        run.eval_seconds += time.perf_counter() - t1
-        m.reporter.on_eval(engine.eval_point(run, epoch, -(-samples // self.spec.batch_size), samples, m.last, full=True))
-        metrics = EpochMetrics(epoch=epoch, train_loss=train_loss, test_loss=m.last.loss,
-                               test_accuracy=m.last.accuracy, train_seconds=seconds,
-                               seconds=seconds + time.perf_counter() - t1, samples_per_second=samples / seconds)
-        run.history.append(metrics)
-        m.reporter.on_epoch(metrics)
-        if m.out_dir is not None:
-            engine.save_checkpoint(run, epoch, m.out_dir, m.reporter)
+        m.last = m.end(epoch, replace(stats, train_loss=train_loss), t0)
 
     @torch.no_grad()
     def copy_out(self, m: Member) -> None:
@@ -346,6 +319,38 @@ class Pack:
             return engine.summarize(m.run, m.last)
         except Exception as exc:  # noqa: BLE001 - one member's failure is its result
             return exc
+
+
+class PackEpochs(engine.Epochs):
+    """The pack as the engine's epoch loop sees it: the stacked step over every seed's plan, each living member's
+    own epoch end, and no evaluations within epochs (the members' weights are in the stack until copied out)."""
+
+    def __init__(self, pack: Pack):
+        super().__init__(pack.members[0].run, _EachMember(pack))  # the members' runs differ only in the seed
+        self.pack = pack
+
+    @property
+    def step(self) -> StackedStep:
+        return self.pack.step
+
+    def plan(self, epoch: int) -> EpochPlan:
+        return EpochPlan.stack([m.plan(epoch) for m in self.pack.members])
+
+    def pauses(self, epoch: int, limit: int) -> None:
+        return None
+
+    def end(self, epoch: int, stats: engine.EpochStats, t0: float) -> None:
+        self.pack.end_epoch(epoch, stats)
+
+
+class _EachMember(Reporter):
+    """The loop's reporter for a pack: each living member hears its own step (its entry of the (S,) losses)."""
+
+    def __init__(self, pack: Pack):
+        self.pack = pack
+
+    def on_step(self, epoch: int, step: int, steps: int, loss: list[float] | None) -> None:
+        self.pack.after_step(epoch, step, steps, loss)
 
 
 def _stop_if_asked(should_stop: StopFlag, epoch: int, step: int) -> None:

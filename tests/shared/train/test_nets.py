@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from shared.train.nets import build_model, count_params, model_info, model_names
+from shared.lab.models import model_facts, model_names
+from shared.train.nets import build_model, count_params, register
 
 MNIST, CIFAR = (1, 28, 28), (3, 32, 32)
 
@@ -57,14 +58,38 @@ def test_every_net_returns_logits_and_cross_entropy_is_the_seeds_loss(name, in_s
     assert torch.allclose(F.cross_entropy(out, y), F.nll_loss(F.log_softmax(out, dim=1), y), atol=1e-6)
 
 
-def test_the_registry_carries_each_models_facts():
-    assert [model_info(n).convolutional for n in ("fc2", "cnn", "lenet", "vgg")] == [False, True, True, True]
-    assert (model_info("cnn").min_size, model_info("vgg").min_size) == (16, 32)
-    assert model_info("fc2").first_conv is None
-    for name, in_shape in (("cnn", MNIST), ("lenet", CIFAR), ("vgg", CIFAR)):
-        model = build_model(name, in_shape, 10)
-        assert isinstance(model.features, torch.nn.Sequential)  # the convolutional trunk, on every conv net
-        assert isinstance(model.get_submodule(model_info(name).first_conv), torch.nn.Conv2d)
+def test_every_catalog_model_builds_as_its_facts_say():
+    assert [model_facts(n).convolutional for n in ("fc2", "cnn", "lenet", "vgg")] == [False, True, True, True]
+    assert (model_facts("cnn").min_size, model_facts("vgg").min_size) == (16, 32)
+    assert model_facts("fc2").first_conv is None
+    for name in model_names():  # every name of the catalog has a registered class
+        model = build_model(name, CIFAR, 10, **model_facts(name).arg_defaults)
+        assert build_model(name, CIFAR, 10).state_dict().keys() == model.state_dict().keys()
+        if model_facts(name).convolutional:
+            assert isinstance(model.features, torch.nn.Sequential)  # the convolutional trunk, on every conv net
+            assert isinstance(model.get_submodule(model_facts(name).first_conv), torch.nn.Conv2d)
+
+
+class Tiny(torch.nn.Module):
+    """The lab's FC2Layer: Linear-ReLU-Linear-ReLU-Linear (784-8-8-10: 6,442 params)."""
+
+    def __init__(self, in_shape, num_classes, n_hidden: int = 8):
+        super().__init__()
+
+
+def test_register_fails_loudly_off_the_catalog_or_against_its_facts():
+    with pytest.raises(ValueError, match="unknown model 'resnet'"):
+        register("resnet")(Tiny)
+    with pytest.raises(TypeError, match="disagrees with the catalog's 'cnn'"):
+        register("cnn")(Tiny)  # another summary and other defaults
+    with pytest.raises(TypeError, match="'fc2' is registered twice: FC2Layer and Tiny"):
+        register("fc2")(Tiny)  # the facts agree, but fc2 has its class
+
+
+@pytest.mark.parametrize("name", ["fc2", "cnn", "lenet", "vgg"])
+def test_the_catalog_summary_is_the_class_docstring(name):
+    cls = type(build_model(name, CIFAR, 10))
+    assert cls.__doc__.strip().splitlines()[0] == model_facts(name).summary
 
 
 def test_vgg_backward_in_train_mode():
