@@ -91,7 +91,6 @@ def test_a_worker_claims_a_job_without_importing_torch(data_root, tmp_path):
 # Loops other branches are breaking right now; the lead empties this after merging them. A loop that is gone
 # fails the test below until its entry goes, so the list cannot outlive its loops.
 CYCLES_BEING_BROKEN = {
-    frozenset({"shared.train.figures", "shared.train.layerviews"}): "the train branch",
     frozenset({"worker.drain", "worker.warm"}): "the worker branch",
     # The blueprints' `from api import session` against the factory's blueprint imports (the pyproject contract
     # on api's __init__ says the same, import by import).
