@@ -49,7 +49,8 @@ class Settings(BaseSettings):
         description="most ranks (world_size) a job may ask for, per queue (JSON)")
     port: int = Field(5000, description="the API's port under `make run`")
     api_workers: int = Field(2, ge=1, description="gunicorn worker processes of the API (gunicorn.conf.py)")
-    api_threads: int = Field(16, ge=1, description="threads per API worker process: requests served at once")
+    api_connections: int = Field(1000, ge=1, description="open client connections per API worker process (gevent "
+                                 "greenlets; slow clients included)")
     client_timeout_seconds: float = Field(10.0, gt=0, description="the API drops a client that sends nothing for "
                                           "this long while it sends its request")
     warm_trainers: bool = Field(True, description="a worker slot keeps one trainer process alive between jobs "
