@@ -69,6 +69,12 @@ def _no_such_resource() -> bool:
     return True
 
 
+def _api_error(exc: APIError):
+    """Our own refusals; a 503 (the broker is down) says when to retry, as the database's does."""
+    body, status = json_error(exc.status, exc.message, exc.details)
+    return body, status, {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
+
+
 def _integrity_error(exc: IntegrityError):
     """A row the database's constraints refuse: the client's values (409 when repeated, else 422), never a 500."""
     why = refused(exc)
@@ -76,7 +82,7 @@ def _integrity_error(exc: IntegrityError):
 
 
 def register(app: Flask) -> None:
-    app.register_error_handler(APIError, lambda e: json_error(e.status, e.message, e.details))
+    app.register_error_handler(APIError, _api_error)
     app.register_error_handler(SpecError, lambda e: json_error(422, f"invalid spec: {e}", e.errors))
     app.register_error_handler(ValidationError, lambda e: json_error(
         422, "invalid request: " + "; ".join(f"{d['field']}: {d['message']}" for d in _field_errors(e)),

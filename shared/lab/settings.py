@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     rate_limit_writes: str = Field("120/minute", description="writes (POST, DELETE) per token, or per address "
                                    "without one (flask-limiter notation; admin tokens are exempt)")
     rate_limit_reads: str = Field("1200/minute", description="reads per token, or per address without one")
+    rate_limit_unauthorized: str = Field("60/minute", description="401 answers (no token, or a bad one) per address; "
+                                         "past it every request from that address is 429 until the window frees")
     ratelimit_storage_url: str | None = Field(None, description="where rate-limit counters live (default REDIS_URL; "
                                               "memory:// for one process); if it is down, requests are not refused")
     max_active_jobs: int = Field(1000, ge=1, description="queued + running jobs one token may own (a sweep counts as "
