@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import String, cast, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -39,10 +40,12 @@ def check_runnable(spec: Spec, data_root=None) -> None:
     from shared.train.data import DataError, describe
     from shared.train.nets import build_model
 
+    root = Path(data_root or settings().data_dir)
     try:
-        shape, classes = describe(spec.dataset, data_root or settings().data_dir)
-    except DataError as exc:
-        raise SpecError([{"field": "dataset", "message": str(exc)}]) from None
+        shape, classes = describe(spec.dataset, root)
+    except DataError as exc:  # where it was looked for, as the server's setting, never the server's path
+        message = str(exc).replace(str(root.resolve()), "CNNLAB_DATA_DIR").replace(str(root), "CNNLAB_DATA_DIR")
+        raise SpecError([{"field": "dataset", "message": message}]) from None
     if spec.mean is not None and len(spec.mean) not in (1, shape[0]):
         raise SpecError([{"field": "mean", "message": f"{spec.dataset} has {shape[0]} channels, "
                                                       f"mean and std give {len(spec.mean)}"}])
