@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
-from support import admin_token, token_client
+from support import admin_token, new_token, token_client
 
 from api import create_app
 from shared.store import publish
@@ -205,8 +205,22 @@ def test_a_retried_post_with_an_idempotency_key_finds_its_job(db_url, data_root)
     assert again.status_code == 503 and again.json["error"]["details"]["job"]["id"] == job_id  # re-sent, not re-made
     other = client.post("/jobs", json={"preset": "mnist-cnn", "name": "once"}, headers=key)
     assert other.status_code == 409 and "another request" in other.json["error"]["message"]
-    with session_scope(db_url) as s:
-        assert s.query(Job).filter(Job.idempotency_key == key["Idempotency-Key"]).count() == 1
+    with session_scope(db_url) as s:  # stored within its token (hashed), so one job holds it
+        assert s.query(Job).filter(Job.idempotency_key == s.get(Job, job_id).idempotency_key).count() == 1
+
+
+def test_an_idempotency_key_is_scoped_to_its_token(app, db_url, sent):
+    """The probe: another token reusing a key got the first token's job back; now it gets a job of its own."""
+    alice, bob = (token_client(app, new_token(db_url)[1]) for _ in range(2))
+    key = {"Idempotency-Key": "shared-key-1"}
+    mine = alice.post("/jobs", json={"preset": "mnist-fc"}, headers=key)
+    theirs = bob.post("/jobs", json={"preset": "mnist-fc"}, headers=key)
+    assert mine.status_code == theirs.status_code == 201, (mine.json, theirs.json)
+    assert mine.json["id"] != theirs.json["id"]
+    other = bob.post("/jobs", json={"preset": "mnist-cnn"}, headers={"Idempotency-Key": "alice-key-2"})
+    alice_other = alice.post("/jobs", json={"preset": "mnist-fc"}, headers={"Idempotency-Key": "alice-key-2"})
+    assert other.status_code == alice_other.status_code == 201  # neither a 409 nor another's job id
+    assert alice.post("/jobs", json={"preset": "mnist-fc"}, headers=key).json["id"] == mine.json["id"]
 
 
 def test_an_idempotency_key_of_a_started_job_answers_200_without_enqueueing(client, sent, db_url):
