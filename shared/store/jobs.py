@@ -82,8 +82,9 @@ def check_resources(spec: Spec, shape: tuple[int, int, int], num_classes: int) -
                                                            f"(CNNLAB_QUEUE_MEMORY_GB), got {spec.memory_gb:g}"}])
     limit = spec.memory_gb or limit
     if need.total_gb > limit:
-        raise SpecError([{"field": "spec", "message": (
-            f"needs about {need.total_gb:,.1f} GB (weights, gradients and optimizer state "
+        raise SpecError([{"field": "memory_gb" if spec.memory_gb else "spec", "message": (
+            f"needs about {need.total_gb:,.1f} GB (the trainer itself {need.base_bytes / 2**30:,.1f} GB, "
+            f"weights, gradients and optimizer state "
             f"{need.weights_bytes / 2**30:,.1f} GB, one batch's activations {need.activations_bytes / 2**30:,.1f} GB, "
             f"data {need.data_bytes / 2**30:,.1f} GB); the job may use {limit:g} GB "
             f"(memory_gb, else the {queue} queue's CNNLAB_QUEUE_MEMORY_GB): lower batch_size or the model's size")}])

@@ -49,3 +49,10 @@ def test_a_missing_dataset_names_the_setting_not_the_server_path(client, data_ro
     r = client.post("/jobs", json={"preset": "mnist-fc", "overrides": {"dataset": "MNIST"}})
     assert r.status_code == 422 and "dataset" in r.text and "CNNLAB_DATA_DIR" in r.text, r.text
     assert str(data_root) not in r.text and str(data_root.resolve()) not in r.text
+
+
+@pytest.mark.parametrize("memory_gb", [0.3, 0.5])
+def test_memory_below_the_trainer_s_own_is_refused_at_submit(client, memory_gb):
+    r = client.post("/jobs", json={"preset": "mnist-fc", "overrides": {"memory_gb": memory_gb}})
+    assert r.status_code == 422 and r.json["error"]["details"][0]["field"] == "memory_gb", r.json
+    assert "the trainer itself" in r.json["error"]["message"]
