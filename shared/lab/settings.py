@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, gt=0, description="larger request bodies are answered 413")
     cuda_graphs: bool = Field(True, description="replay single-GPU training steps as CUDA graphs")
     commit: str | None = Field(None, description="code commit recorded with results (default: git rev-parse)")
+    api_sqlite_busy_seconds: float = Field(2.0, gt=0, description="seconds an API request waits for another "
+                                           "process's SQLite write lock before it answers 503 (workers wait 30 s)")
     trainer_base_gb: float = Field(0.53, ge=0, description="resident memory of one trainer process before its job's "
                                    "model and data (python, torch, the trainer's modules; measured 0.53 GB on CPU, "
                                    "tests/shared/train/test_memory.py); the submit-time estimate adds it per rank")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
+from support import admin_token, token_client
 
 from api import create_app
 
@@ -56,3 +58,18 @@ def test_memory_below_the_trainer_s_own_is_refused_at_submit(client, memory_gb):
     r = client.post("/jobs", json={"preset": "mnist-fc", "overrides": {"memory_gb": memory_gb}})
     assert r.status_code == 422 and r.json["error"]["details"][0]["field"] == "memory_gb", r.json
     assert "the trainer itself" in r.json["error"]["message"]
+
+
+def test_a_write_during_a_held_sqlite_lock_is_a_quick_503(sqlite_app, sqlite_url):
+    """The probe: writes answered 503 only after the 30 s busy timeout; the API now waits 2 s at most."""
+    client = token_client(sqlite_app, admin_token(sqlite_url))
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        r = client.post("/jobs", json={"preset": "mnist-fc"})
+        assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.json
+        assert time.monotonic() - started < 10, "the write waited out a long busy timeout"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
