@@ -73,3 +73,11 @@ def test_a_write_during_a_held_sqlite_lock_is_a_quick_503(sqlite_app, sqlite_url
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_a_study_run_without_a_body_is_the_documented_400(client):
+    """schemathesis found this 400 undocumented."""
+    r = client.post("/studies/normalization/run")
+    assert r.status_code == 400 and "JSON" in r.json["error"]["message"], r.json
+    doc = client.get("/openapi.json").json
+    assert "400" in doc["paths"]["/studies/{name}/run"]["post"]["responses"]
