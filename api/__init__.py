@@ -6,7 +6,7 @@ from flask import Flask, current_app
 
 from shared.lab.settings import settings
 from shared.store.artifacts import default_url
-from shared.store.db import session_scope
+from shared.store.db import session_scope, wait_for_sqlite_locks
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -23,6 +23,7 @@ def create_app(config: dict | None = None) -> Flask:
     )
     app.config.update(config or {})
     app.json.sort_keys = False
+    wait_for_sqlite_locks(app.config.get("SQLITE_BUSY_SECONDS", env.api_sqlite_busy_seconds))  # locked: a quick 503
 
     from api import actionpages, actions, auth, errors, jobs, limits, logs, meta, metrics, pages, queues, studies, sweeps
 

@@ -12,6 +12,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
 
@@ -26,6 +27,7 @@ WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OPEN = frozenset({"auth.login", "auth.login_post", "auth.logout", "meta.healthz", "meta.openapi", "static"})  # never need a token
 COOKIE_DAYS = 30
 CSRF_HEADER = "X-Requested-With"
+LOGIN_FORM_FIELD = "login_form_token"  # the hidden field of login.html and its twin in the session cookie
 
 
 class AuthError(APIError):
@@ -151,8 +153,23 @@ def _here() -> str:
 
 
 def safe_next(raw: str | None) -> str:
-    """Only a path on this site (never //host or a scheme): no open redirect."""
-    return raw if raw and raw.startswith("/") and not raw.startswith("//") and "\\" not in raw else "/"
+    """The target parsed: only a path on this site (no scheme, no host, no //), else "/": no open redirect."""
+    if not raw or any(c.isspace() or not c.isprintable() or c == "\\" for c in raw):
+        return "/"  # browsers drop tabs and newlines and read a backslash as "/": "/<TAB>/evil" becomes //evil
+    parts = urlsplit(raw)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
+        return "/"
+    return urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+
+
+def login_form_token() -> str:
+    """The sign-in form's token, kept in this browser's session: a cross-site form cannot know it (login CSRF)."""
+    return session.setdefault(LOGIN_FORM_FIELD, secrets.token_urlsafe(24))
+
+
+def _login_form_ok() -> bool:
+    sent, kept = request.form.get(LOGIN_FORM_FIELD, ""), session.get(LOGIN_FORM_FIELD, "")
+    return bool(kept) and secrets.compare_digest(sent.encode(), kept.encode())
 
 
 def _unauthorized(exc: AuthError):
@@ -166,16 +183,21 @@ def _unauthorized(exc: AuthError):
 @bp.get("/login")
 def login():
     """The sign-in form: paste a token once; the page then keeps a signed session cookie."""
-    return render_template("login.html", next=safe_next(request.args.get("next")), error=None)
+    return render_template("login.html", next=safe_next(request.args.get("next")), error=None,
+                           form_token=login_form_token())
 
 
 @bp.post("/login")
 def login_post():
     nxt = safe_next(request.form.get("next"))
+    if not _login_form_ok():
+        return render_template("login.html", next=nxt, form_token=login_form_token(),
+                               error="This sign-in form has expired or came from another site: sign in again."), 403
     sha256 = tokens.digest(request.form.get("token", "").strip())
     who = _lookup(sha256)
     if who is None:
-        return render_template("login.html", next=nxt, error="That token is not valid (unknown or revoked)."), 401
+        return render_template("login.html", next=nxt, form_token=login_form_token(),
+                               error="That token is not valid (unknown or revoked)."), 401
     session.clear()
     session.permanent = True  # kept COOKIE_DAYS days, then asked again
     session["token"] = sha256  # the digest, never the token: revoking it ends this session too

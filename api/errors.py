@@ -13,6 +13,7 @@ from werkzeug.exceptions import NotFound as NoRoute
 from werkzeug.routing import RequestRedirect
 
 from shared.lab.specs import SpecError
+from shared.store.integrity import IntegrityError, refused
 from shared.store.jobs import Conflict, NotFound
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,20 @@ def _no_such_resource() -> bool:
     return True
 
 
+def _api_error(exc: APIError):
+    """Our own refusals; a 503 (the broker is down) says when to retry, as the database's does."""
+    body, status = json_error(exc.status, exc.message, exc.details)
+    return body, status, {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
+
+
+def _integrity_error(exc: IntegrityError):
+    """A row the database's constraints refuse: the client's values (409 when repeated, else 422), never a 500."""
+    why = refused(exc)
+    return json_error(409 if why.unique else 422, why.message, [{"field": f} for f in why.fields])
+
+
 def register(app: Flask) -> None:
-    app.register_error_handler(APIError, lambda e: json_error(e.status, e.message, e.details))
+    app.register_error_handler(APIError, _api_error)
     app.register_error_handler(SpecError, lambda e: json_error(422, f"invalid spec: {e}", e.errors))
     app.register_error_handler(ValidationError, lambda e: json_error(
         422, "invalid request: " + "; ".join(f"{d['field']}: {d['message']}" for d in _field_errors(e)),
@@ -78,6 +91,7 @@ def register(app: Flask) -> None:
     app.register_error_handler(Conflict, lambda e: json_error(409, str(e)))
     # Values the database refuses (a NUL byte in a filter, say) are the client's to fix.
     app.register_error_handler(DataError, lambda e: json_error(400, "a value in the request is not storable"))
+    app.register_error_handler(IntegrityError, _integrity_error)
     app.register_error_handler(OperationalError, _database_unavailable)
     app.register_error_handler(InterfaceError, _database_unavailable)
     app.register_error_handler(PoolTimeout, _database_unavailable)

@@ -29,10 +29,13 @@ def _json_body() -> dict:
 
 
 def _idempotency_key() -> str | None:
+    """The request's Idempotency-Key, scoped to its token: another token reusing it never finds this one's job."""
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not (1 <= len(key) <= 200 and key.isprintable()):
+    if key is None:
+        return None
+    if not (1 <= len(key) <= 200 and key.isprintable()):
         raise APIError(400, "Idempotency-Key must be 1-200 printable characters")
-    return key
+    return jobs.scoped_key(auth.caller().name, key)
 
 
 @bp.post("/jobs")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app
-from sqlalchemy import text
+from flask import Blueprint, current_app, g
 
-from api import session
 from api.openapi import document
 from api.schemas import Health, Preset, PresetList
 from shared.lab.specs import PRESETS, preset_spec
+from shared.store.health import probe_broker, probe_database
 
 bp = Blueprint("meta", __name__)
 
@@ -20,34 +19,15 @@ def presets():
 
 @bp.get("/healthz")
 def healthz():
-    checks = {"database": _check(_database), "broker": _check(_broker)}
-    ok = all(v == "ok" for v in checks.values())
-    return Health(status="ok" if ok else "degraded", **checks).model_dump(mode="json"), 200 if ok else 503
+    """`ok`/`down`/`locked` per dependency; the errors (they name hosts) only for a request with a valid token."""
+    probes = {"database": probe_database(current_app.config["DATABASE_URL"]),
+              "broker": probe_broker(current_app.config["BROKER_URL"])}
+    ok = all(p.state == "ok" for p in probes.values())
+    errors = {k: p.error for k, p in probes.items() if p.error} if g.get("caller") is not None else None
+    health = Health(status="ok" if ok else "degraded", errors=errors or None, **{k: p.state for k, p in probes.items()})
+    return health.model_dump(mode="json", exclude_none=True), 200 if ok else 503
 
 
 @bp.get("/openapi.json")
 def openapi():
     return document()
-
-
-def _check(probe) -> str:
-    try:
-        probe()
-        return "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy, reported as text
-        return f"error: {exc}"
-
-
-def _database() -> None:
-    with session() as s:
-        s.execute(text("SELECT 1"))
-
-
-def _broker() -> None:
-    url = current_app.config["BROKER_URL"]
-    if url.startswith("redis"):
-        import redis
-
-        redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping()
-    elif not url.startswith("filesystem"):
-        raise RuntimeError(f"cannot probe broker {url.split('://')[0]}")

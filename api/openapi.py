@@ -181,6 +181,7 @@ def _study_paths() -> dict:
             "parameters": name, "requestBody": {"required": True, "content": {"application/json": {
                 "schema": {"$ref": REF.format(model="StudyRun")}, "example": {"seeds": 5, "size": "quick"}}}},
             "responses": {"201": _json(SweepOut, "Created: the sweep, `id` at the top level"),
+                          "400": _error("No body, or not a JSON object"),
                           "404": _error("Unknown study"), "422": _error("Unknown size, bad seeds"),
                           "503": _error("Stored, but the broker is unreachable")}}},
     }

@@ -280,8 +280,10 @@ class PresetList(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
-    database: str = Field(description="'ok' or the error")
-    broker: str = Field(description="'ok' or the error")
+    database: Literal["ok", "down", "locked"] = Field(description="'locked': SQLite's write lock is held (writes 503)")
+    broker: Literal["ok", "down"]
+    errors: dict[str, str] | None = Field(None, description="each failing dependency's error: only for a request "
+                                                             "with a valid token (they name hosts)")
 
 
 class SweepCreate(SweepRequest):

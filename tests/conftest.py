@@ -22,6 +22,8 @@ from support import (
 # Apps built in tests keep their rate-limit counters in memory unless a test points them at Redis: never the
 # shared server's database 0 (the default CNNLAB_REDIS_URL).
 os.environ.setdefault("CNNLAB_RATELIMIT_STORAGE_URL", "memory://")
+# Module-scoped apps answer many 401s from 127.0.0.1 on purpose; tests/api/test_limits.py sets its own 401 limit.
+os.environ.setdefault("CNNLAB_RATE_LIMIT_UNAUTHORIZED", "100000/minute")
 
 SERVICE_FIXTURES = {"pg_url", "redis_url", "service", "moto"}  # need PostgreSQL, Redis or worker processes
 SERVICE_DIRS = ("worker", "browser")  # real workers, Chromium

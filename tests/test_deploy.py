@@ -176,4 +176,5 @@ def test_gunicorn_runs_from_its_config_everywhere():
     assert "-c gunicorn.conf.py" in (REPO / "scripts" / "run.sh").read_text()
     cfg = {}
     exec(compile((REPO / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), cfg)  # noqa: S102
-    assert cfg["worker_class"] == "gthread" and cfg["threads"] >= 16 and cfg["graceful_timeout"] <= 10
+    assert cfg["worker_class"] == "gevent" and cfg["worker_connections"] >= 1000 and cfg["graceful_timeout"] <= 10
+    assert 0 < cfg["keepalive"] <= 10  # the deadline for a request's headers (tests/test_gunicorn.py)

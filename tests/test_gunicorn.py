@@ -1,4 +1,5 @@
-"""The API under gunicorn.conf.py, over real HTTP: slow clients holding a request body open do not starve others."""
+"""The API under gunicorn.conf.py, over real HTTP: slow clients (half-sent headers, stalled bodies) do not starve
+others, and the server ends them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import requests
 from support import REPO, admin_token, migrate, service_env
 
 SLOW_CLIENTS = 10
+HALF_SENT = 64  # the probe's slowloris: more sockets than the API has threads
+HALF_HEADERS = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"  # then nothing: the blank line never comes
 PARTIAL = ("POST /jobs HTTP/1.1\r\nHost: cnnlab\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n"
            'Content-Length: 1000\r\n\r\n{{"preset": "mnist-')  # then nothing: the body stalls
 
@@ -58,6 +61,30 @@ def test_slow_clients_leave_healthz_answering(tmp_path, data_root, cache_root, r
             assert s.recv(4096).startswith(b"HTTP/1.1 400"), "a stalled request was not ended"
     finally:
         for s in slow:
+            s.close()
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_half_sent_headers_leave_healthz_answering_and_are_closed(tmp_path, data_root, cache_root, redis_url):
+    proc, url, _ = start_api(tmp_path, data_root, cache_root, redis_url)
+    port, hung = int(url.rsplit(":", 1)[1]), []
+    try:
+        for _ in range(HALF_SENT):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(HALF_HEADERS)
+            hung.append(s)
+        time.sleep(1)  # the server has read every half request by now
+        for _ in range(3):
+            started = time.monotonic()
+            health = requests.get(f"{url}/healthz", timeout=2)  # within 2 s while all 64 hang
+            assert health.status_code == 200, health.text
+            assert time.monotonic() - started < 2
+        for s in hung:  # the header deadline (keepalive, 5 s) closes each: EOF, no request served
+            s.settimeout(20)
+            assert s.recv(4096) == b"", "a half-sent request was answered, not dropped"
+    finally:
+        for s in hung:
             s.close()
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

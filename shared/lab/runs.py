@@ -54,4 +54,11 @@ class LocalRun(BaseModel):
     def _in_order(self) -> "LocalRun":
         if self.finished_at < self.started_at:
             raise ValueError("finished_at is before started_at")
+        numbers = [m.epoch for m in self.epochs]
+        if any(n < 1 for n in numbers):
+            raise ValueError("epochs: epoch numbers start at 1")
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("epochs: an epoch number is repeated (each epoch is recorded once)")
+        if len({(p.epoch, p.step) for p in self.steps}) != len(self.steps):
+            raise ValueError("steps: an (epoch, step) pair is repeated")
         return self

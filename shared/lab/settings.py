@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, gt=0, description="larger request bodies are answered 413")
     cuda_graphs: bool = Field(True, description="replay single-GPU training steps as CUDA graphs")
     commit: str | None = Field(None, description="code commit recorded with results (default: git rev-parse)")
+    api_sqlite_busy_seconds: float = Field(2.0, gt=0, description="seconds an API request waits for another "
+                                           "process's SQLite write lock before it answers 503 (workers wait 30 s)")
+    trainer_base_gb: float = Field(0.53, ge=0, description="resident memory of one trainer process before its job's "
+                                   "model and data (python, torch, the trainer's modules; measured 0.53 GB on CPU, "
+                                   "tests/shared/train/test_memory.py); the submit-time estimate adds it per rank")
     queue_memory_gb: dict[str, float] = Field(
         default_factory=lambda: {"cpu": round(0.9 * _host_memory_gb(), 1), "gpu": 80.0},
         description="memory a job may need, per queue (JSON); larger jobs are refused at submit")
@@ -49,7 +54,8 @@ class Settings(BaseSettings):
         description="most ranks (world_size) a job may ask for, per queue (JSON)")
     port: int = Field(5000, description="the API's port under `make run`")
     api_workers: int = Field(2, ge=1, description="gunicorn worker processes of the API (gunicorn.conf.py)")
-    api_threads: int = Field(16, ge=1, description="threads per API worker process: requests served at once")
+    api_connections: int = Field(1000, ge=1, description="open client connections per API worker process (gevent "
+                                 "greenlets; slow clients included)")
     client_timeout_seconds: float = Field(10.0, gt=0, description="the API drops a client that sends nothing for "
                                           "this long while it sends its request")
     warm_trainers: bool = Field(True, description="a worker slot keeps one trainer process alive between jobs "
@@ -76,6 +82,8 @@ class Settings(BaseSettings):
     rate_limit_writes: str = Field("120/minute", description="writes (POST, DELETE) per token, or per address "
                                    "without one (flask-limiter notation; admin tokens are exempt)")
     rate_limit_reads: str = Field("1200/minute", description="reads per token, or per address without one")
+    rate_limit_unauthorized: str = Field("60/minute", description="401 answers (no token, or a bad one) per address; "
+                                         "past it every request from that address is 429 until the window frees")
     ratelimit_storage_url: str | None = Field(None, description="where rate-limit counters live (default REDIS_URL; "
                                               "memory:// for one process); if it is down, requests are not refused")
     max_active_jobs: int = Field(1000, ge=1, description="queued + running jobs one token may own (a sweep counts as "

@@ -22,6 +22,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _ENGINES: dict[str, Engine] = {}
+SQLITE_BUSY_SECONDS = 30  # how long a worker or trainer waits for another process's SQLite write lock
+_busy_seconds: float = SQLITE_BUSY_SECONDS
+
+
+def wait_for_sqlite_locks(seconds: float) -> None:
+    """How long this process's SQLite sessions wait for another writer's lock before "database is locked" (the
+    API: briefly, then a 503 with Retry-After, not a request held for 30 s)."""
+    global _busy_seconds
+    _busy_seconds = seconds
 
 
 def get_engine(url: str | None = None) -> Engine:
@@ -51,14 +60,19 @@ def _create_engine(url: str) -> Engine:
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _):
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "checkout")
+        def _busy_timeout(dbapi_conn, *_):  # on checkout, not connect: wait_for_sqlite_locks may come later
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout={int(_busy_seconds * 1000)}")
             cur.close()
 
         return engine

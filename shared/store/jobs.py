@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 from sqlalchemy import String, cast, delete, func, or_, select, update
@@ -60,12 +61,18 @@ def create_job(session: Session, *, preset: str | None = None, overrides: dict |
     return job, True
 
 
+def scoped_key(owner: str, key: str) -> str:
+    """What a job stores for its Idempotency-Key: the key within its token's name (another token's equal key is
+    another key), hashed to fit the column (sha256 hex, 64 chars)."""
+    return hashlib.sha256(f"{owner}\n{key}".encode()).hexdigest()
+
+
 def _same_request(session: Session, job: Job) -> Job | None:
     """The job stored under `job`'s idempotency key, if any; a different request under that key is a Conflict."""
     earlier = session.scalars(select(Job).where(Job.idempotency_key == job.idempotency_key)).first()
     if earlier is not None and (earlier.spec, earlier.preset, earlier.name, earlier.priority) != \
             (job.spec, job.preset, job.name, job.priority):
-        raise Conflict(f"Idempotency-Key {job.idempotency_key!r} was used for another request (job {earlier.id})")
+        raise Conflict(f"this Idempotency-Key was used for another request (job {earlier.id})")
     return earlier
 
 

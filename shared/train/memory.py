@@ -1,9 +1,10 @@
 """A job's peak memory, estimated before it runs: the model is built and run once on the meta device.
 
-Counted: the weights, their gradients and the optimizer's state (float32), the activations one training batch
+Counted: the trainer process's own base per rank (python + torch + the trainer's modules, CNNLAB_TRAINER_BASE_GB,
+measured), the weights, their gradients and the optimizer's state (float32), the activations one training batch
 keeps for the backward pass (every module's output, float32), and the dataset held resident as uint8. Not
-counted: the allocator's slack, the framework itself (a few hundred MB), temporary buffers inside kernels.
-So the estimate is a floor: a job refused by it could never run; one accepted can still need more.
+counted: the allocator's slack, temporary buffers inside kernels. So the estimate is a floor: a job refused by it
+could never run; one accepted can still need more.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from shared.lab.settings import settings
 from shared.lab.specs import Spec
 from shared.train.nets import build_model
 
@@ -28,10 +30,11 @@ class MemoryEstimate:
     weights_bytes: int  # weights + gradients + optimizer state
     activations_bytes: int  # one training batch's saved activations (this rank's share)
     data_bytes: int  # the dataset resident as uint8
+    base_bytes: int = 0  # the trainer processes themselves before any of the above (all ranks)
 
     @property
     def total_bytes(self) -> int:
-        return self.weights_bytes + self.activations_bytes + self.data_bytes
+        return self.base_bytes + self.weights_bytes + self.activations_bytes + self.data_bytes
 
     @property
     def total_gb(self) -> float:
@@ -69,4 +72,5 @@ def estimate(spec: Spec, shape: tuple[int, int, int], num_classes: int, samples:
     # An ImageFolder's size is unknown without listing it: its limits count if given, else nothing (a floor).
     train, test = samples or SPLIT_SIZES.get(spec.dataset, (spec.train_limit or 0, spec.test_limit or 0))
     train, test = min(train, spec.train_limit or train), min(test, spec.test_limit or test)
-    return MemoryEstimate(params, weights, activations, (train + test) * shape[0] * shape[1] * shape[2])
+    base = int(settings().trainer_base_gb * 2**30) * spec.world_size  # every rank is a process that imports torch
+    return MemoryEstimate(params, weights, activations, (train + test) * shape[0] * shape[1] * shape[2], base)

@@ -5,6 +5,7 @@ The API, the store and `cnnlab sweep` ask them before anything is queued or trai
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 from shared.lab.settings import settings
 from shared.lab.specs import Spec, SpecError
@@ -19,10 +20,12 @@ def check_runnable(spec: Spec, data_root=None) -> None:
     from shared.train.data import DataError, describe
     from shared.train.nets import build_model
 
+    root = Path(data_root or settings().data_dir)
     try:
-        shape, classes = describe(spec.dataset, data_root or settings().data_dir)
-    except DataError as exc:
-        raise SpecError([{"field": "dataset", "message": str(exc)}]) from None
+        shape, classes = describe(spec.dataset, root)
+    except DataError as exc:  # where it was looked for, as the server's setting, never the server's path
+        message = str(exc).replace(str(root.resolve()), "CNNLAB_DATA_DIR").replace(str(root), "CNNLAB_DATA_DIR")
+        raise SpecError([{"field": "dataset", "message": message}]) from None
     if spec.mean is not None and len(spec.mean) not in (1, shape[0]):
         raise SpecError([{"field": "mean", "message": f"{spec.dataset} has {shape[0]} channels, "
                                                       f"mean and std give {len(spec.mean)}"}])
@@ -59,8 +62,9 @@ def check_resources(spec: Spec, shape: tuple[int, int, int], num_classes: int) -
                                                            f"(CNNLAB_QUEUE_MEMORY_GB), got {spec.memory_gb:g}"}])
     limit = spec.memory_gb or limit
     if need.total_gb > limit:
-        raise SpecError([{"field": "spec", "message": (
-            f"needs about {need.total_gb:,.1f} GB (weights, gradients and optimizer state "
+        raise SpecError([{"field": "memory_gb" if spec.memory_gb else "spec", "message": (
+            f"needs about {need.total_gb:,.1f} GB (the trainer itself {need.base_bytes / 2**30:,.1f} GB, "
+            f"weights, gradients and optimizer state "
             f"{need.weights_bytes / 2**30:,.1f} GB, one batch's activations {need.activations_bytes / 2**30:,.1f} GB, "
             f"data {need.data_bytes / 2**30:,.1f} GB); the job may use {limit:g} GB "
             f"(memory_gb, else the {queue} queue's CNNLAB_QUEUE_MEMORY_GB): lower batch_size or the model's size")}])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from support import LiveAPI
+from support import LiveAPI, admin_token
 
 from shared.lab.specs import resolve
 from shared.store.artifacts import artifact_key
@@ -195,6 +195,42 @@ def test_post_runs_records_a_finished_local_run(live):
 def test_post_runs_refuses_bad_records(live, change, needle):
     r = live.post("/runs", json=local_run(**change))
     assert r.status_code == 422 and needle in r.json()["error"]["message"], r.text
+
+
+@pytest.mark.parametrize("epochs, needle", [([1, 1], "epoch number is repeated"), ([-1], "start at 1"),
+                                            ([0, 1], "start at 1")])
+def test_post_runs_refuses_repeated_or_negative_epochs(live, epochs, needle):
+    """The probe's 500: a repeated epoch number reached the database's unique index; now a 422 naming `epochs`."""
+    rows = [local_run()["epochs"][0] | {"epoch": n} for n in epochs]
+    r = live.post("/runs", json=local_run(epochs=rows))
+    assert r.status_code == 422 and needle in r.json()["error"]["message"] and "epochs" in r.text, r.text
+
+
+def test_post_runs_refuses_repeated_steps(live):
+    step = local_run()["steps"][0]
+    r = live.post("/runs", json=local_run(steps=[step, step | {"loss": 0.9}]))
+    assert r.status_code == 422 and "steps" in r.json()["error"]["message"], r.text
+
+
+def test_every_integrity_error_is_a_4xx_naming_the_field(db_url, data_root, artifact_store):
+    """Whatever a constraint refuses (here a repeated epoch row, written past validation) answers 409, not 500."""
+    from api import create_app
+
+    app = create_app({"DATABASE_URL": db_url, "DATA_DIR": data_root, "BROKER_URL": "redis://127.0.0.1:1/0"})
+    job_id = seed_job(db_url)
+    row = {"job_id": job_id, "epoch": 1, "train_loss": 1.0, "test_loss": 1.0, "test_accuracy": 0.5, "seconds": 1.0,
+           "train_seconds": 1.0, "samples_per_second": 1.0}
+
+    @app.post("/_twice")
+    def _twice():
+        with session_scope(db_url) as s:
+            s.add_all([EpochMetric(**row), EpochMetric(**row)])
+        return "", 204
+
+    r = app.test_client().post("/_twice", headers={"Authorization": f"Bearer {admin_token(db_url)}"})
+    assert r.status_code == 409 and "epoch" in r.json["error"]["message"], r.data
+    assert {"field": "epoch"} in r.json["error"]["details"] or {"field": "epoch_metrics.epoch"} in r.json["error"][
+        "details"], r.json
 
 
 def test_openapi_documents_the_actions(live):

@@ -4,6 +4,7 @@ the per-token cap of active jobs, and the pages' sign-in cookie with its cross-s
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 from support import admin_token, bearer, new_token, token_client
@@ -25,6 +26,13 @@ def alice(app, db_url):
 @pytest.fixture
 def bob(app, db_url):
     return token_client(app, new_token(db_url)[1])
+
+
+def sign_in(browser, token: str, next_path: str = "/"):
+    """POST the sign-in form as the page does: with the form token its GET put in the session."""
+    page = browser.get("/login").data.decode()
+    form_token = re.search(r'name="login_form_token" value="([^"]+)"', page).group(1)
+    return browser.post("/login", data={"token": token, "next": next_path, "login_form_token": form_token})
 
 
 def _refused(r, status: int = 401) -> str:
@@ -130,9 +138,9 @@ def test_the_pages_sign_in_once_and_cookie_writes_need_the_page_header(app, db_u
     browser = app.test_client()
     name, token = new_token(db_url)
     job_id = token_client(app, token).post("/jobs", json=SMALL).json["id"]
-    bad = browser.post("/login", data={"token": "wrong", "next": "/"})
+    bad = sign_in(browser, "wrong")
     assert bad.status_code == 401 and b"not valid" in bad.data
-    r = browser.post("/login", data={"token": token, "next": f"/results/{job_id}"})
+    r = sign_in(browser, token, f"/results/{job_id}")
     assert r.status_code == 302 and r.headers["Location"] == f"/results/{job_id}"
     cookie = r.headers["Set-Cookie"]
     assert "SameSite=Lax" in cookie and "HttpOnly" in cookie and token not in cookie
@@ -148,12 +156,26 @@ def test_the_pages_sign_in_once_and_cookie_writes_need_the_page_header(app, db_u
 def test_sign_in_goes_back_only_to_this_site_and_a_revoked_token_signs_out(app, db_url):
     browser = app.test_client()
     name, token = new_token(db_url)
-    for evil in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
-        assert browser.post("/login", data={"token": token, "next": evil}).headers["Location"] == "/"
+    for evil in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "/\t/evil.example", "/\n/evil.example",
+                 "/ /evil.example", "https:/evil.example", "javascript:alert(1)", "evil.example"):
+        assert sign_in(browser, token, evil).headers["Location"] == "/", evil
+    assert sign_in(browser, token, "/sweeps?x=1#top").headers["Location"] == "/sweeps?x=1#top"
     assert browser.post("/jobs", json=SMALL).status_code == 201
     with session_scope(db_url) as s:
         tokens.revoke_token(s, name)
     _refused(browser.post("/jobs", json=SMALL))
+
+
+def test_a_sign_in_form_from_another_site_is_refused(app, db_url):
+    """Login CSRF: a cross-site form posting the attacker's token has no form token (nor this browser's session)."""
+    browser = app.test_client()
+    _, token = new_token(db_url)
+    forged = browser.post("/login", data={"token": token, "next": "/"})
+    assert forged.status_code == 403 and b"another site" in forged.data and "Location" not in forged.headers
+    browser.get("/login")  # this browser has a form token now, but the forged form still does not carry it
+    assert browser.post("/login", data={"token": token, "login_form_token": "guess"}).status_code == 403
+    assert _refused(browser.post("/jobs", json=SMALL))  # not signed in
+    assert sign_in(browser, token).status_code == 302
 
 
 def test_the_openapi_document_states_the_tokens_and_their_answers(anon):

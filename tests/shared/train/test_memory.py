@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+from support import REPO
+
+from shared.lab.settings import settings
 from shared.lab.specs import resolve
 from shared.train.memory import estimate
 
@@ -24,3 +30,17 @@ def test_adam_limits_ranks_and_batch_move_the_estimate():
     assert split.activations_bytes == 5 * base.activations_bytes  # each rank holds its half of the batch
     limited = estimate(resolve("mnist-cnn", {"train_limit": 1000, "test_limit": 100}), (1, 28, 28), 10)
     assert limited.data_bytes == 1100 * 784
+
+
+def test_the_trainer_base_is_counted_per_rank_and_matches_a_measured_trainer():
+    """The probe: memory_gb 0.3-0.5 was accepted and every such job died before its first epoch (the estimate left
+    out the trainer itself). The base is what a fresh trainer process holds once its modules are imported."""
+    one = estimate(resolve("mnist-fc"), (1, 28, 28), 10)
+    two = estimate(resolve("mnist-fc", {"world_size": 2}), (1, 28, 28), 10)
+    assert one.base_bytes == int(settings().trainer_base_gb * 2**30) and two.base_bytes == 2 * one.base_bytes
+    assert one.total_gb > 0.5  # memory_gb 0.5 can no longer be accepted for the smallest preset
+    probe = ("import re, worker.trainer; print(int(re.search(r'VmRSS:\\s+(\\d+)', "
+             "open('/proc/self/status').read()).group(1)) * 1024)")
+    rss = int(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                             cwd=REPO, timeout=120).stdout)
+    assert 0.7 < rss / one.base_bytes < 1.3, f"a trainer holds {rss / 2**30:.2f} GB before its job: update the base"
