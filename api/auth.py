@@ -15,7 +15,7 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
 
-from api import session as db_session
+from api.db import session as db_session
 from api.errors import APIError, json_error
 from shared.lab.settings import Settings
 from shared.store import tokens
@@ -186,4 +186,4 @@ def login_post():
 def logout():
     """Forget the session cookie (the token itself stays valid: `cnnlab tokens revoke` ends it)."""
     session.clear()
-    return redirect(url_for("pages.index"))
+    return redirect(url_for("pages.jobs.index"))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app
-from sqlalchemy import text
 
-from api import session
+from api.db import session
 from api.openapi import document
-from api.schemas import Health, Preset, PresetList
+from api.schemas.meta import Health, Preset, PresetList
 from shared.lab.specs import PRESETS, preset_spec
+from shared.store.db import ping
 
 bp = Blueprint("meta", __name__)
 
@@ -40,7 +40,7 @@ def _check(probe) -> str:
 
 def _database() -> None:
     with session() as s:
-        s.execute(text("SELECT 1"))
+        ping(s)
 
 
 def _broker() -> None:
