@@ -1,4 +1,4 @@
-"""Studies: the catalog, one study with the answer drawn from its runs, running one; and the report's missing seeds.
+"""Studies: the catalog, one study with the answer drawn from its runs, running one.
 
 GET /studies and GET /studies/<name> answer the HTML pages when a browser asks (as the sweeps' routes do).
 """
@@ -14,15 +14,11 @@ from api.db import session
 from api.errors import APIError
 from api.http import json_body, not_found, wants_html
 from api.pages import studies as pages
-from api.schemas.report import ReportRun
 from api.schemas.studies import StudyList, StudyOut, StudyRun, StudySummary
 from api.sweeps import commit_and_dispatch
 from shared.lab.studies import LISTED_SIZES, STUDIES, Size, Study, get_study
 from shared.store import studies as store
-from shared.store import sweeps
 from shared.store.jobs import NotFound
-from shared.store.report import PRESETS as REPORT_PRESETS
-from shared.store.report import run_missing
 
 bp = Blueprint("studies", __name__)
 SIZES: tuple[Size, ...] = (*LISTED_SIZES, "smoke")  # smoke: the hidden test-only size, accepted but never listed
@@ -86,26 +82,3 @@ def run_study(name: str):
 
 
 bp.register_error_handler(NotFound, not_found)
-
-
-@bp.post("/report/run")
-def run_report():
-    """One sweep per recipe that lacks seeds (succeeded, queued and running runs count); 201 with what was queued."""
-    body = ReportRun.model_validate(json_body())
-    unknown = [p for p in body.presets or [] if p not in REPORT_PRESETS]
-    if unknown:
-        raise APIError(422, f"not a preset of the report: {', '.join(unknown)}; choose from "
-                            f"{', '.join(REPORT_PRESETS)}", [{"field": "presets", "message": f"unknown {unknown}"}])
-    with session() as s:
-        items = run_missing(s, body.seeds, body.presets or REPORT_PRESETS, current_app.config["DATA_DIR"])
-        own(s, sweep_ids=[i["sweep_id"] for i in items if i["sweep_id"] is not None])
-        s.commit()  # stored before enqueued, as for POST /sweeps
-        out = {"items": items, "jobs": sum(len(i["seeds"]) for i in items)}
-        try:
-            for item in items:
-                if item["sweep_id"] is not None:
-                    sweeps.dispatch(s, item["sweep_id"], current_app.config["BROKER_URL"])
-        except Exception:  # noqa: BLE001 - broker down: the jobs stay queued; the dispatcher sends them
-            raise APIError(503, "the runs are stored but the broker is unreachable; they will be dispatched once "
-                                "it is back", out) from None
-    return out, 201
