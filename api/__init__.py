@@ -1,12 +1,13 @@
-"""cnnlab's HTTP API and results pages: `create_app(config=None)`, one blueprint per area."""
+"""cnnlab's HTTP API and results pages: `create_app(config=None)`, one blueprint per area and the pages under `pages`."""
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask
 
+from api import actions, auth, errors, jobs, limits, logs, meta, metrics, pages, queues, report, studies, sweeps
 from shared.lab.settings import settings
 from shared.store.artifacts import default_url
-from shared.store.db import session_scope, wait_for_sqlite_locks
+from shared.store.db import wait_for_sqlite_locks
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -25,16 +26,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False
     wait_for_sqlite_locks(app.config.get("SQLITE_BUSY_SECONDS", env.api_sqlite_busy_seconds))  # locked: a quick 503
 
-    from api import actionpages, actions, auth, errors, jobs, limits, logs, meta, metrics, pages, queues, studies, sweeps
-
     errors.register(app)
     auth.init_app(app, env)  # before the limiter: limits are per caller
     limits.init_app(app, env)
-    for module in (jobs, actions, actionpages, logs, meta, metrics, pages, queues, studies, sweeps):
+    for module in (jobs, actions, logs, meta, metrics, pages, queues, report, studies, sweeps):
         app.register_blueprint(module.bp)
     return app
-
-
-def session():
-    """The request's database session, bound to the app's configured URL."""
-    return session_scope(current_app.config["DATABASE_URL"])

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
 
-from api import session as db_session
+from api.db import session as db_session
 from api.errors import APIError, json_error
 from shared.lab.settings import Settings
 from shared.store import tokens
@@ -208,4 +208,4 @@ def login_post():
 def logout():
     """Forget the session cookie (the token itself stays valid: `cnnlab tokens revoke` ends it)."""
     session.clear()
-    return redirect(url_for("pages.index"))
+    return redirect(url_for("pages.jobs.index"))

@@ -6,13 +6,12 @@ import logging
 
 from flask import Flask, current_app, jsonify, request
 from pydantic import ValidationError
-from sqlalchemy.exc import DataError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as NoRoute
 from werkzeug.routing import RequestRedirect
 
 from shared.lab.specs import SpecError
+from shared.store.db import DataError, InterfaceError, OperationalError, PoolTimeout
 from shared.store.integrity import IntegrityError, refused
 from shared.store.jobs import Conflict, NotFound
 

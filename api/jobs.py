@@ -6,10 +6,12 @@ import logging
 
 from flask import Blueprint, Response, current_app, request, stream_with_context, url_for
 
-from api import auth, session
+from api.auth import own, require_manager
+from api.db import session
 from api.errors import APIError
-from api.schemas import MAX_ID, CheckpointList, CheckpointOut, JobCreate, JobList, JobOut, JobQuery, Metrics
-from api.views import listed
+from api.http import idempotency_key, json_body
+from api.schemas.fields import MAX_ID
+from api.schemas.jobs import CheckpointList, CheckpointOut, JobCreate, JobList, JobOut, JobQuery, Metrics, listed
 from shared.store import artifacts, fleet, jobs, publish
 from shared.store.models import JobStatus
 
@@ -18,35 +20,15 @@ JOB = f"/jobs/<int(max={MAX_ID}):job_id>"
 log = logging.getLogger(__name__)
 
 
-def _json_body() -> dict:
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:  # absurdly deep nesting
-        body = None
-    if not isinstance(body, dict):
-        raise APIError(400, "body must be a JSON object (Content-Type: application/json)")
-    return body
-
-
-def _idempotency_key() -> str | None:
-    """The request's Idempotency-Key, scoped to its token: another token reusing it never finds this one's job."""
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    if not (1 <= len(key) <= 200 and key.isprintable()):
-        raise APIError(400, "Idempotency-Key must be 1-200 printable characters")
-    return jobs.scoped_key(auth.caller().name, key)
-
-
 @bp.post("/jobs")
 def create_job():
-    body = JobCreate.model_validate(_json_body())
-    key = _idempotency_key()
+    body = JobCreate.model_validate(json_body())
+    key = idempotency_key()
     with session() as s:
         job, created = jobs.create_job(s, **body.model_dump(), data_root=current_app.config["DATA_DIR"],
                                        idempotency_key=key, fleet_check=_fleet_check)
         if created:
-            auth.own(s, job_ids=[job.id])
+            own(s, job_ids=[job.id])
         s.commit()  # stored before it is enqueued: a worker never sees an id the database lacks
         out = JobOut.of(job).model_dump(mode="json")
     if not created and out["status"] != JobStatus.QUEUED:
@@ -92,7 +74,7 @@ def get_metrics(job_id: int):
 @bp.post(JOB + "/cancel")
 def cancel_job(job_id: int):
     with session() as s:
-        auth.require_manager(jobs.get_job(s, job_id).owner, f"job {job_id}")
+        require_manager(jobs.get_job(s, job_id).owner, f"job {job_id}")
         return JobOut.of(jobs.request_cancel(s, job_id)).model_dump(mode="json"), 202
 
 
@@ -109,7 +91,7 @@ def list_checkpoints(job_id: int):
 def get_checkpoint(job_id: int, epoch: int):
     with session() as s:
         ckpt = jobs.get_checkpoint(s, job_id, epoch)
-        auth.require_manager(jobs.get_job(s, job_id).owner, f"job {job_id}")
+        require_manager(jobs.get_job(s, job_id).owner, f"job {job_id}")
     try:  # never serve a corrupt file: hash it first (VGG's ~110 MB: ~0.3 s from a local disk), then stream it
         chunks = artifacts.stream_verified(ckpt.key, ckpt.sha256, current_app.config["ARTIFACT_STORE"])
     except artifacts.MissingArtifact:

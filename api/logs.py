@@ -12,8 +12,9 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
-from api import session
-from api.schemas import MAX_ID, LogQuery
+from api.db import session
+from api.schemas.fields import MAX_ID
+from api.schemas.logs import LogQuery
 from shared.store import jobs, logs
 from shared.store.db import session_scope
 from shared.store.models import JobStatus

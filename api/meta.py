@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g
 
 from api.openapi import document
-from api.schemas import Health, Preset, PresetList
+from api.schemas.meta import Health, Preset, PresetList
 from shared.lab.specs import PRESETS, preset_spec
 from shared.store.health import probe_broker, probe_database
 

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document: schemas generated from the pydantic models in api/schemas.py, one entry per route."""
+"""The OpenAPI 3.1 document: schemas generated from the pydantic models in api/schemas/, one entry per route."""
 
 from __future__ import annotations
 
@@ -6,29 +6,14 @@ from functools import lru_cache
 
 from pydantic.json_schema import models_json_schema
 
-from api.schemas import (
-    CheckpointList,
-    Error,
-    Health,
-    JobCreate,
-    JobCsvQuery,
-    JobList,
-    JobOut,
-    JobPatch,
-    JobQuery,
-    LogQuery,
-    Metrics,
-    PresetList,
-    QueueOverview,
-    RunCreate,
-    StudyList,
-    StudyOut,
-    StudyRun,
-    SweepCancel,
-    SweepCreate,
-    SweepList,
-    SweepOut,
-)
+from api.schemas.actions import JobPatch, RunCreate
+from api.schemas.errors import Error
+from api.schemas.jobs import CheckpointList, JobCreate, JobCsvQuery, JobList, JobOut, JobQuery, Metrics
+from api.schemas.logs import LogQuery
+from api.schemas.meta import Health, PresetList
+from api.schemas.queues import QueueOverview
+from api.schemas.studies import StudyList, StudyOut, StudyRun
+from api.schemas.sweeps import SweepCancel, SweepCreate, SweepList, SweepOut
 from shared.lab.specs import PRESETS
 from shared.store.models import JobStatus
 

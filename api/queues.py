@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, request
 
-from api import session
+from api.db import session
 from api.errors import APIError
-from api.schemas import QueueOverview, QueueState, QueueWorker, WaitingJob
-from api.sweeps import wants_html
+from api.http import wants_html
+from api.pages.queues import queue_page
+from api.schemas.queues import QueueOverview, QueueState, QueueWorker, WaitingJob
 from shared.store import fleet
 
 bp = Blueprint("queues", __name__)
@@ -38,5 +39,5 @@ def queue():
         raise APIError(422, f"format: only 'json' is known (got {fmt!r}); without it, the Accept header decides")
     data = overview().model_dump(mode="json")
     if fmt != "json" and wants_html():
-        return render_template("queue.html", **data)
+        return queue_page(data)
     return data

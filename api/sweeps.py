@@ -8,12 +8,16 @@ import json
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 
-from api import auth, session, sweepviews
-from api.errors import APIError, json_error
-from api.jobs import _json_body
-from api.schemas import MAX_ID, JobCsvQuery, SweepCancel, SweepCreate, SweepList, SweepOut, SweepSummary
+from api.auth import own, require_manager
+from api.db import session
+from api.errors import APIError
+from api.http import json_body, not_found, wants_html
+from api.pages import sweeps as pages
+from api.schemas.fields import MAX_ID
+from api.schemas.jobs import JobCsvQuery
+from api.schemas.sweeps import SweepCancel, SweepCreate, SweepList, SweepOut, SweepSummary
 from shared.lab.sweeps import SweepTooLarge, fields_of
 from shared.store import jobs, sweeps
 from shared.store.jobs import NotFound
@@ -37,13 +41,13 @@ def sweep_out(s, sweep_id: int) -> dict[str, Any]:
 
 @bp.post("/sweeps")
 def create_sweep():
-    body = SweepCreate.model_validate(_json_body())
+    body = SweepCreate.model_validate(json_body())
     with session() as s:
         try:
             sweep = sweeps.create_sweep(s, body, data_root=current_app.config["DATA_DIR"])
         except SweepTooLarge as exc:
             raise APIError(422, f"sweep too large: {exc}", [{"field": "grid", "message": str(exc)}]) from None
-        auth.own(s, sweep_ids=[sweep.id])  # a sweep counts as its jobs against the cap
+        own(s, sweep_ids=[sweep.id])  # a sweep counts as its jobs against the cap
         out = commit_and_dispatch(s, sweep.id)
     return out, 201, {"Location": url_for("sweeps.get_sweep", sweep_id=out["id"])}
 
@@ -61,11 +65,6 @@ def commit_and_dispatch(s, sweep_id: int) -> dict[str, Any]:
     return out
 
 
-def wants_html() -> bool:
-    """A browser asking for the page (JSON for API clients, whose Accept is */* or application/json)."""
-    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
-
-
 @bp.get("/sweeps")
 def list_sweeps():
     """The sweeps, newest first (the 200 newest); the sweeps page for a browser."""
@@ -74,7 +73,7 @@ def list_sweeps():
         counts = sweeps.status_counts(s, [w.id for w in items])
         page = SweepList(items=[SweepSummary.of(w, counts[w.id]) for w in items], total=total).model_dump(mode="json")
     if wants_html():
-        return render_template("sweeps.html", **page)
+        return pages.list_page(page)
     return page
 
 
@@ -85,21 +84,16 @@ def get_sweep(sweep_id: int):
         out = sweep_out(s, sweep_id)
         if not wants_html():
             return out
-        view = sweepviews.sweep_view(s, out)
-    return render_template("sweep.html", **view)
+        return pages.sweep_page(s, out)
 
 
-@bp.errorhandler(NotFound)
-def _not_found(exc):
-    if wants_html():
-        return render_template("error.html", status=404, message=str(exc)), 404
-    return json_error(404, str(exc))
+bp.register_error_handler(NotFound, not_found)
 
 
 @bp.post(SWEEP + "/cancel")
 def cancel_sweep(sweep_id: int):
     with session() as s:
-        auth.require_manager(sweeps.get_sweep(s, sweep_id).owner, f"sweep {sweep_id}")
+        require_manager(sweeps.get_sweep(s, sweep_id).owner, f"sweep {sweep_id}")
         done = sweeps.cancel_sweep(s, sweep_id)
         s.commit()
         counts = sweeps.status_counts(s, [sweep_id])[sweep_id]

@@ -86,6 +86,18 @@ def new_token(db_url: str, name: str | None = None, admin: bool = False) -> tupl
         return name, tokens.create_token(s, name, admin=admin)
 
 
+def succeed(db_url: str, job_ids: list[int], accuracies: list[float]) -> None:
+    """Mark jobs succeeded with these test accuracies (as a worker would store them)."""
+    from shared.store.db import session_scope
+    from shared.store.models import Job, JobStatus, Result
+
+    with session_scope(db_url) as s:
+        for job_id, acc in zip(job_ids, accuracies, strict=True):
+            s.get(Job, job_id).status = JobStatus.SUCCEEDED
+            s.add(Result(job_id=job_id, test_accuracy=acc, test_loss=1 - acc, params=1, epochs=1, train_seconds=2.0,
+                         samples_per_second=1.0, data={}, environment={}, details={}))
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

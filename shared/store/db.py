@@ -10,8 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DataError as DataError  # re-exported: the API answers it without importing SQLAlchemy
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -101,9 +102,18 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         session.close()
 
 
+def ping(session: Session) -> None:
+    """A round trip to the database (the health check): raises whatever the database's failure is."""
+    session.execute(text("SELECT 1"))
+
+
+# The database is down, restarting, locked or out of pooled connections: the API answers these 503 (DataError,
+# re-exported above, is a value the database refuses: 400). Callers catch them without importing SQLAlchemy.
+UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
+
 # The database is unreachable or busy (down, restarting, a dropped connection, a locked SQLite file, an
 # exhausted pool): worth waiting out. Anything else (a constraint, bad SQL, a missing table) is reported at once.
-TRANSIENT = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+TRANSIENT = (*UNAVAILABLE, DisconnectionError)
 SQLITE_BUSY = ("database is locked", "database table is locked", "unable to open database file", "disk I/O error")
 
 

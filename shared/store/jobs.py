@@ -83,6 +83,15 @@ def get_job(session: Session, job_id: int) -> Job:
     return job
 
 
+def get_jobs(session: Session, ids: list[int]) -> list[Job]:
+    """The jobs in `ids`' order, their results loaded; NotFound naming every id that has no job."""
+    found = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(ids)).options(selectinload(Job.result)))}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NotFound(f"no job {', '.join(map(str, missing))}")
+    return [found[i] for i in ids]
+
+
 def list_jobs(session: Session, *, status: str | None = None, preset: str | None = None, model: str | None = None,
               dataset: str | None = None, sweep_id: int | None = None, q: str | None = None, tag: str | None = None,
               archived: bool | None = False, sort: str | None = None, limit: int = 50,

@@ -1,4 +1,5 @@
-"""The jobs list's columns and sort order: fixed columns, any spec field, and the spec fields that tell jobs apart."""
+"""The jobs list's columns, sort order and filter menus: fixed columns, any spec field, the spec fields that tell jobs
+apart, and the models and datasets in use."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import re
 from typing import Any
 
 from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from shared.lab.specs import Spec
-from shared.store.models import Job, Result
+from shared.store.models import ACTIVE, Job, Result
 
 # The list's own columns; anything else sortable is a spec field (`lr`, `model_args.n_feature`).
 FIXED = ("id", "name", "status", "preset", "model", "dataset", "queue", "priority", "created_at", "started_at",
@@ -76,3 +78,14 @@ def differing(specs: list[dict[str, Any]]) -> list[str]:
     keys = list(dict.fromkeys(k for f in flats for k in f))
     return [k for k in keys if k not in ALWAYS_SHOWN
             and len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
+
+
+def filter_choices(session: Session) -> dict[str, list[str]]:
+    """The models and datasets the jobs use, for the list's filter menus."""
+    return {"models": list(session.scalars(select(Job.model).distinct().order_by(Job.model))),
+            "datasets": list(session.scalars(select(Job.dataset).distinct().order_by(Job.dataset)))}
+
+
+def active_count(session: Session) -> int:
+    """Jobs queued or running (the jobs page refreshes itself while there are any)."""
+    return session.scalar(select(func.count()).select_from(Job).where(Job.status.in_(ACTIVE)))

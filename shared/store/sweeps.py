@@ -15,7 +15,7 @@ from shared.lab.stats import CellStats, Comparison, compare, summarize
 from shared.lab.sweeps import Expansion, SweepRequest, cell_label, expand, stored_cells
 from shared.store import publish
 from shared.store.jobs import NotFound, check_runnable, queue_for
-from shared.store.models import Job, JobStatus, Sweep, utcnow
+from shared.store.models import EpochMetric, Job, JobStatus, Sweep, utcnow
 
 log = logging.getLogger(__name__)
 CELL_METRICS = ("test_accuracy", "test_loss", "train_seconds")
@@ -106,6 +106,14 @@ def sweep_jobs(session: Session, sweep_id: int) -> list[Job]:
     query = (select(Job).where(Job.sweep_id == sweep_id).options(selectinload(Job.result))
              .order_by(Job.cell_index, Job.id))
     return list(session.scalars(query))
+
+
+def succeeded_epochs(session: Session, sweep_id: int) -> list[tuple[int, EpochMetric]]:
+    """(cell index, epoch metrics) of the sweep's succeeded jobs, cell by cell, epochs in order."""
+    return [(index, metric) for index, metric in session.execute(
+        select(Job.cell_index, EpochMetric).join(EpochMetric, EpochMetric.job_id == Job.id)
+        .where(Job.sweep_id == sweep_id, Job.status == JobStatus.SUCCEEDED)
+        .order_by(Job.cell_index, EpochMetric.epoch))]
 
 
 def _summary(index: int, values: dict[str, Any], members: list[Job]) -> CellSummary:

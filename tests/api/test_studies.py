@@ -7,24 +7,16 @@ import io
 
 import pytest
 from sqlalchemy import select
+from support import succeed
 
 from shared.lab.studies import get_study
 from shared.store.db import session_scope
-from shared.store.models import Job, JobStatus, Result
+from shared.store.models import Job
 
 LISTED = {"name": "listed", "base": {"preset": "mnist-cnn", "overrides": {"train_limit": 300}},
           "cells": [{"mean": [0.1307], "std": [0.3081]}, {"mean": [0.5], "std": [0.5]}, {"lr": 0.1}], "seeds": 2}
 
 
-
-
-def finish(db_url, job_ids: list[int], accuracies: list[float]) -> None:
-    """Mark jobs succeeded with these test accuracies (as a worker would store them)."""
-    with session_scope(db_url) as s:
-        for job_id, acc in zip(job_ids, accuracies, strict=True):
-            s.get(Job, job_id).status = JobStatus.SUCCEEDED
-            s.add(Result(job_id=job_id, test_accuracy=acc, test_loss=1 - acc, params=1, epochs=1, train_seconds=2.0,
-                         samples_per_second=1.0, data={}, environment={}, details={}))
 
 
 def test_listed_cells_sweep_is_stored_summarized_and_exported(client, sent):
@@ -79,8 +71,8 @@ def test_run_a_study_then_its_answer_pools_runs_with_fresh_seeds(client, sent, d
     second = client.post("/studies/normalization/run", json={"seeds": 1}).json
     assert second["seeds"] == [2]  # seeds never repeat across runs of a size and version
     cells = {c["index"]: c["job_ids"] for c in first["cells"]} | {}
-    finish(db_url, cells[0] + [second["cells"][0]["job_ids"][0]], [0.98, 0.981, 0.979])
-    finish(db_url, cells[1], [0.95, 0.952])
+    succeed(db_url, cells[0] + [second["cells"][0]["job_ids"][0]], [0.98, 0.981, 0.979])
+    succeed(db_url, cells[1], [0.95, 0.952])
     out = client.get("/studies/normalization?size=quick").json
     answer = out["answer"]
     assert [r["id"] for r in answer["runs"]] == [first["id"], second["id"]] and "2 runs" in answer["pooled"]
@@ -140,29 +132,6 @@ def test_openapi_lists_the_study_routes(client):
     for path in ("/studies", "/studies/{name}", "/studies/{name}/run"):
         assert path in doc["paths"], path
     assert {"StudyOut", "StudyList", "StudyRun"} <= set(doc["components"]["schemas"])
-
-
-def test_report_runs_the_missing_seeds_of_each_recipe(client, sent, db_url):
-    r = client.post("/report/run", json={"seeds": 5, "presets": ["mnist-fc", "cifar10-lenet"]})
-    assert r.status_code == 201, r.json
-    fc, lenet = r.json["items"]
-    had = fc["had"]  # the session's database may hold recipe runs from other tests (POST /jobs mnist-fc)
-    assert fc["preset"] == "mnist-fc" and fc["dataset"] == "mnist" and len(fc["seeds"]) == 5 - had > 0
-    assert lenet["dataset"] == "cifar10-jpeg" and r.json["jobs"] == len(fc["seeds"]) + len(lenet["seeds"])
-    assert client.post("/report/run", json={"seeds": 5, "presets": ["mnist-fc"]}).json["jobs"] == 0
-    with session_scope(db_url) as s:  # the queued runs are the recipe: once they succeed the report counts them
-        ids = list(s.scalars(select(Job.id).where(Job.sweep_id == fc["sweep_id"])))
-        before = client.get("/report?format=json").json["tables"][0]["rows"][0]["n"]
-    finish(db_url, ids, [0.9 + 0.001 * i for i in range(len(ids))])
-    row = client.get("/report?format=json").json["tables"][0]["rows"][0]
-    assert row["preset"] == "mnist-fc" and row["n"] == before + len(ids) and set(fc["seeds"]) <= set(row["seeds"])
-
-
-@pytest.mark.parametrize("body, needle", [({"presets": ["nope"]}, "not a preset of the report"),
-                                          ({"seeds": 6}, "seeds"), ({"seeds": 1, "x": 1}, "x")])
-def test_bad_report_runs_are_422(client, sent, body, needle):
-    r = client.post("/report/run", json=body)
-    assert r.status_code == 422 and needle in str(r.json) and not sent
 
 
 def test_a_cifar_study_runs_on_the_jpeg_copy_where_the_original_is_missing(client, sent):

@@ -1,24 +1,60 @@
-"""View models of the results pages: job rows, one job's view, comparisons and the lab's tables, from stored rows."""
+"""The jobs pages: the list, one job's results, comparisons; and their view models, from stored rows."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from flask import Blueprint, current_app, render_template, request
 
-from api.schemas import JobListItem, JobOut, JobSummary, Metrics
-from api.sweepviews import cell_groups
-from shared.store import fleet, jobs, listing, report
-from shared.store.jobs import NotFound, get_job
-from shared.store.models import ACTIVE, Job, JobStatus, utcnow
+from api.db import session
+from api.http import BadRequest
+from api.pages.sweeps import cell_groups
+from api.schemas.fields import MAX_ID
+from api.schemas.jobs import JobOut, JobSummary, Metrics, PageQuery, listed
+from shared.lab.specs import PRESETS
+from shared.store import fleet, jobs, listing
+from shared.store.db import Session
+from shared.store.models import Job, JobStatus, utcnow
 
+bp = Blueprint("jobs", __name__)
+PAGE_SIZE = 50
 MAX_COMPARE = 12
 
 
-class BadRequest(ValueError):
-    """A request the pages cannot answer (bad ids, filters); the message is shown to the user."""
+@bp.get("/")
+def index():
+    """Jobs, newest first or sorted; `?partial=rows` returns only the table rows for the page's refresh."""
+    q = PageQuery.model_validate({"limit": PAGE_SIZE} | {k: v for k, v in request.args.items() if v != ""})
+    filters = q.model_dump(exclude={"partial"})
+    with session() as s:
+        items, total = jobs.list_jobs(s, **filters)
+        columns, summaries = listed(items)
+        rows = [job_row(j, item) for j, item in zip(items, summaries, strict=True)]
+        active = listing.active_count(s)
+        choices = listing.filter_choices(s)
+    query = {k: v for k, v in filters.items() if v is not None and (k, v) not in (("limit", PAGE_SIZE), ("offset", 0))}
+    page = dict(rows=rows, columns=columns, total=total, active=active, query=query,
+                statuses=[s.value for s in JobStatus], presets=list(PRESETS), **choices, **filters)
+    if q.partial == "rows":
+        return render_template("_table.html", **page), {"X-Active-Jobs": str(active)}
+    return render_template("index.html", **page)
+
+
+@bp.get(f"/results/<int(max={MAX_ID}):job_id>")
+def result(job_id: int):
+    with session() as s:
+        view = job_view(s, job_id)
+        view["waiting"] = waiting_reason(s, job_id, current_app.config["BROKER_URL"])
+    return render_template("result.html", **view)
+
+
+@bp.get("/compare")
+def compare():
+    ids = parse_ids(request.args.get("ids"))
+    with session() as s:
+        view = compare_view(s, ids)
+    return render_template("compare.html", **view)
 
 
 def duration(job: Job) -> float | None:
@@ -33,32 +69,12 @@ def job_row(job: Job, item: JobSummary | None = None) -> dict[str, Any]:
     return (item or JobSummary.of(job)).model_dump(mode="json") | {"duration": duration(job)}
 
 
-def listed(items: list[Job]) -> tuple[list[str], list[JobListItem]]:
-    """The spec fields that differ among `items`, and each job with its values of them."""
-    columns = listing.differing([j.spec or {} for j in items])
-    rows = []
-    for j in items:
-        flat = listing.flat_spec(j.spec or {})
-        rows.append(JobListItem.of(j).model_copy(update={"params": {c: flat.get(c) for c in columns}}))
-    return columns, rows
-
-
 def job_full(job: Job) -> dict[str, Any]:
     return JobOut.of(job).model_dump(mode="json") | {"duration": duration(job)}
 
 
-def metrics(session: Session, job_id: int) -> dict[str, Any]:
-    return Metrics.of(*jobs.metrics(session, job_id)).model_dump(mode="json")
-
-
-def filter_choices(session: Session) -> dict[str, list[str]]:
-    """The models and datasets the jobs use, for the list's filter menus."""
-    return {"models": list(session.scalars(select(Job.model).distinct().order_by(Job.model))),
-            "datasets": list(session.scalars(select(Job.dataset).distinct().order_by(Job.dataset)))}
-
-
-def active_count(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Job).where(Job.status.in_(ACTIVE)))
+def metrics(s: Session, job_id: int) -> dict[str, Any]:
+    return Metrics.of(*jobs.metrics(s, job_id)).model_dump(mode="json")
 
 
 def per_class(confusion: list[list[int]], classes: list[str]) -> list[dict[str, Any]]:
@@ -71,10 +87,10 @@ def per_class(confusion: list[list[int]], classes: list[str]) -> list[dict[str, 
     return out
 
 
-def job_view(session: Session, job_id: int) -> dict[str, Any]:
+def job_view(s: Session, job_id: int) -> dict[str, Any]:
     """Everything the results page of one job shows."""
-    job = get_job(session, job_id)
-    view = {"job": job_full(job), "metrics": metrics(session, job_id),
+    job = jobs.get_job(s, job_id)
+    view = {"job": job_full(job), "metrics": metrics(s, job_id),
             "checkpoints": [{"epoch": c.epoch, "sha256": c.sha256, "size_bytes": c.size_bytes}
                             for c in job.checkpoints],
             "details": {}, "artifacts": None, "per_class": None, "classes": None}
@@ -87,12 +103,12 @@ def job_view(session: Session, job_id: int) -> dict[str, Any]:
     return view
 
 
-def waiting_reason(session: Session, job_id: int, broker_url: str) -> str | None:
+def waiting_reason(s: Session, job_id: int, broker_url: str) -> str | None:
     """Why a queued job has not started (no worker serves its queue, or its place in it); None otherwise."""
-    job = get_job(session, job_id)
+    job = jobs.get_job(s, job_id)
     if job.status != JobStatus.QUEUED:
         return None
-    return fleet.why_waiting(session, job, fleet.live_workers(broker_url))
+    return fleet.why_waiting(s, job, fleet.live_workers(broker_url))
 
 
 def parse_ids(raw: str | None) -> list[int]:
@@ -114,26 +130,17 @@ def _show(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def compare(session: Session, ids: list[int]) -> dict[str, Any]:
+def compare_view(s: Session, ids: list[int]) -> dict[str, Any]:
     """Jobs side by side: spec rows flagged where they differ, results, and curves to overlay."""
-    found = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(ids)).options(selectinload(Job.result)))}
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise NotFound(f"no job {', '.join(map(str, missing))}")
-    picked = [found[i] for i in ids]
+    picked = jobs.get_jobs(s, ids)
     fields = list(dict.fromkeys(k for j in picked for k in (j.spec or {})))
     spec_rows = []
     for field in ["preset", *fields]:
         values = [j.preset if field == "preset" else (j.spec or {}).get(field) for j in picked]
         spec_rows.append({"field": field, "values": [_show(v) for v in values],
                           "differs": len({_show(v) for v in values}) > 1})
-    series = [{"id": j.id, "label": f"#{j.id} {j.name or j.preset or j.model}", **metrics(session, j.id),
+    series = [{"id": j.id, "label": f"#{j.id} {j.name or j.preset or j.model}", **metrics(s, j.id),
                "batch_size": (j.spec or {}).get("batch_size"),
                "train_samples": (j.result.data or {}).get("train_samples") if j.result else None} for j in picked]
     return {"jobs": [job_full(j) for j in picked], "spec_rows": spec_rows,
             "series": series, "grouping": cell_groups(picked)}
-
-
-def handout_report(session: Session) -> dict[str, Any]:
-    """The lab's tables over every run of each preset's recipe (shared.store.report), as JSON-ready data."""
-    return report.report(session).model_dump(mode="json")

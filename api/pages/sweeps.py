@@ -1,4 +1,5 @@
-"""View models of the sweep pages: the cells table, the metric against the swept value, curves over seeds, groups."""
+"""The sweep pages (the list, one sweep) and their view models: the cells table, the metric against the swept value,
+curves over seeds, and the compare page's groups of cells."""
 
 from __future__ import annotations
 
@@ -6,16 +7,26 @@ from collections import defaultdict
 from itertools import combinations
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from flask import render_template
 
 from shared.lab.stats import compare, summarize
 from shared.lab.sweeps import cell_label, fields_of
 from shared.store import sweeps
+from shared.store.db import Session
 from shared.store.models import EpochMetric, Job, JobStatus
 
 CURVE_METRICS = ("test_accuracy", "test_loss")
 MAX_COMPARE_LINK = 12  # the /compare page takes at most this many jobs
+
+
+def list_page(page: dict[str, Any]) -> str:
+    """The sweeps page, from GET /sweeps's body."""
+    return render_template("sweeps.html", **page)
+
+
+def sweep_page(session: Session, sweep: dict[str, Any]) -> str:
+    """One sweep's page (table, charts), from GET /sweeps/<id>'s body."""
+    return render_template("sweep.html", **sweep_view(session, sweep))
 
 
 def _numeric(values: list[Any]) -> bool:
@@ -54,11 +65,8 @@ def metric_chart(grid: dict[str, list[Any]], cells: list[dict[str, Any]]) -> dic
 
 def curves(session: Session, sweep_id: int, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per cell and epoch: mean and std (ddof=1) of each curve metric over the cell's succeeded jobs."""
-    rows = session.execute(select(Job.cell_index, EpochMetric).join(EpochMetric, EpochMetric.job_id == Job.id)
-                           .where(Job.sweep_id == sweep_id, Job.status == JobStatus.SUCCEEDED)
-                           .order_by(Job.cell_index, EpochMetric.epoch)).all()
     by: dict[tuple[int, int], list[EpochMetric]] = defaultdict(list)
-    for index, metric in rows:
+    for index, metric in sweeps.succeeded_epochs(session, sweep_id):
         by[(index, metric.epoch)].append(metric)
     out = []
     for c in cells:

@@ -1,4 +1,4 @@
-"""The clone form: a job's spec as editable fields (or JSON), submitted as a new job by api/static/clone.js."""
+"""The actions pages: the clone form, a job's spec as editable fields (or JSON), submitted as a new job by api/static/clone.js."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ from typing import Any
 
 from flask import Blueprint, render_template
 
-from api import session
-from api.pages import _error
-from api.schemas import MAX_ID
+from api.db import session
+from api.schemas.fields import MAX_ID
 from shared.lab.specs import PRESETS, Spec, preset_spec
-from shared.store.jobs import NotFound, get_job
+from shared.store.jobs import get_job
 
-bp = Blueprint("actionpages", __name__)
+bp = Blueprint("actions", __name__)
 
 
 def field_kind(schema: dict[str, Any]) -> tuple[str, list[str], bool]:
@@ -46,5 +45,3 @@ def clone_form(job_id: int) -> dict[str, Any]:
 def clone(job_id: int):
     return render_template("clone.html", **clone_form(job_id))
 
-
-bp.register_error_handler(NotFound, lambda e: _error(404, str(e)))

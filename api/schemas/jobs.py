@@ -1,28 +1,18 @@
-"""The API's request and response models; `/openapi.json` is generated from them (api/openapi.py)."""
+"""Jobs: submit, list, inspect, metrics and checkpoints (POST/GET /jobs and below)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from api.schemas.fields import MAX_ID, Name, Time
 from shared.lab.results import EpochMetrics, EvalPoint, RunSummary
-from shared.lab.runs import MAX_TAGS, LocalRun, Tag, Tags
+from shared.lab.runs import Tag
 from shared.lab.specs import Spec, SpecWarning
-from shared.lab.stats import CellStats
-from shared.lab.studies import LISTED_SIZES, Study
-from shared.lab.sweeps import SweepRequest
 from shared.store import listing
-from shared.store.models import Checkpoint, Job, JobStatus, StepLoss, Sweep, utcnow
-from shared.store.report import MAX_REPORT_SEEDS
-from shared.store.studies import MAX_STUDY_SEEDS, StudyAnswer
-from shared.store.sweeps import CellSummary
-
-MAX_ID = 2**31 - 1  # the id columns are 32-bit integers: larger ids match no route (404)
-Name = Annotated[str, StringConstraints(max_length=64, pattern=r"^[^\x00]*$")]
-# ISO 8601 with an explicit +00:00 offset, as the API has always written times.
-Time = Annotated[datetime, PlainSerializer(lambda t: t.isoformat(), return_type=str, when_used="json")]
+from shared.store.models import Checkpoint, Job, JobStatus, StepLoss, utcnow
 
 
 class JobCreate(BaseModel):
@@ -67,14 +57,6 @@ class PageQuery(JobQuery):
     """The jobs page: the list's parameters, and `partial=rows` for the page's own refresh."""
 
     partial: Literal["rows"] | None = None
-
-
-class LogQuery(BaseModel):
-    """GET /jobs/<id>/log."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    follow: bool = Field(False, description="stream the log until the job ends (text/plain)")
 
 
 class JobCsvQuery(JobQuery):
@@ -189,29 +171,14 @@ class JobListItem(JobSummary):
     params: dict[str, Any] = Field(default_factory=dict, description="spec field -> value, for JobList.columns")
 
 
-class JobPatch(BaseModel):
-    """PATCH /jobs/<id> body: the fields to change; any others are refused."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = Field(None, max_length=200, pattern=r"^[^\x00]*$", description="null clears it")
-    tags: Tags | None = Field(None, description=f"replaces the tags: at most {MAX_TAGS}, each 1-64 characters, "
-                                                "no commas; surrounding blanks and repeats are dropped")
-    notes: str | None = Field(None, max_length=20_000, pattern=r"^[^\x00]*$")
-    archived: bool | None = Field(None, description="true hides the job from the default list")
-
-    @model_validator(mode="after")
-    def _something(self) -> "JobPatch":
-        if not self.model_fields_set:
-            raise ValueError(f"nothing to change: give one of {', '.join(type(self).model_fields)}")
-        for field in ("tags", "notes", "archived"):
-            if field in self.model_fields_set and getattr(self, field) is None:
-                raise ValueError(f"{field} cannot be null")
-        return self
-
-
-class RunCreate(LocalRun):
-    """POST /runs body: a finished run trained outside the service, recorded as a succeeded job (queue `local`)."""
+def listed(items: list[Job]) -> tuple[list[str], list[JobListItem]]:
+    """The spec fields that differ among `items`, and each job with its values of them (GET /jobs, the jobs page)."""
+    columns = listing.differing([j.spec or {} for j in items])
+    rows = []
+    for j in items:
+        flat = listing.flat_spec(j.spec or {})
+        rows.append(JobListItem.of(j).model_copy(update={"params": {c: flat.get(c) for c in columns}}))
+    return columns, rows
 
 
 class JobList(BaseModel):
@@ -267,188 +234,3 @@ class CheckpointOut(BaseModel):
 
 class CheckpointList(BaseModel):
     items: list[CheckpointOut]
-
-
-class Preset(BaseModel):
-    name: str
-    spec: Spec
-
-
-class PresetList(BaseModel):
-    items: list[Preset]
-
-
-class Health(BaseModel):
-    status: Literal["ok", "degraded"]
-    database: Literal["ok", "down", "locked"] = Field(description="'locked': SQLite's write lock is held (writes 503)")
-    broker: Literal["ok", "down"]
-    errors: dict[str, str] | None = Field(None, description="each failing dependency's error: only for a request "
-                                                             "with a valid token (they name hosts)")
-
-
-class SweepCreate(SweepRequest):
-    """POST /sweeps body: a base (preset with overrides, or a full spec), a grid of values, and the seeds."""
-
-
-class SweepSummary(BaseModel):
-    """A sweep as listed: what it sweeps, and how many of its jobs are in each status."""
-
-    id: int
-    name: str | None
-    preset: str | None
-    grid: dict[str, list[Any]] | None = Field(description="the product grid; null when the cells are listed")
-    listed_cells: list[dict[str, Any]] | None = Field(description="the cells as listed (POST /sweeps `cells`), or null")
-    seeds: list[int]
-    study: str | None
-    study_version: int | None
-    size: str | None = Field(description="a study's size (quick | full | smoke), null for a plain sweep")
-    priority: int
-    created_at: Time
-    jobs: int = Field(description="cells x seeds")
-    counts: dict[str, int] = Field(description="jobs per status")
-    owner: str | None = Field(None, description="the name of the API token that made it (null: before tokens)")
-
-    @classmethod
-    def of(cls, sweep: Sweep, counts: dict[str, int]):
-        data = {k: getattr(sweep, k) for k in ("id", "name", "preset", "seeds", "study", "study_version",
-                                                "size", "priority", "created_at", "owner")}
-        listed = isinstance(sweep.grid, list)
-        data |= {"grid": None if listed else sweep.grid, "listed_cells": sweep.grid if listed else None}
-        return cls.model_validate(data | {"jobs": sum(counts.values()), "counts": counts})
-
-
-class CellOut(CellSummary):
-    """A cell over its seeds: `n` succeeded runs; mean, std (ddof=1) and Student t ci95 of each metric."""
-
-    test_accuracy: CellStats = Field(description="a fraction")
-    test_loss: CellStats
-    train_seconds: CellStats
-
-
-class SweepOut(SweepSummary):
-    """One sweep: its base spec and every cell with its statistics."""
-
-    base: Spec
-    cells: list[CellOut]
-
-
-class SweepList(BaseModel):
-    items: list[SweepSummary]
-    total: int
-
-
-class SweepCancel(BaseModel):
-    id: int
-    cancelled: int = Field(description="queued jobs ended now")
-    stopping: int = Field(description="running jobs asked to stop at their next step boundary")
-    counts: dict[str, int]
-
-
-class ErrorBody(BaseModel):
-    status: int
-    message: str
-    details: list[dict[str, Any]] | dict[str, Any] | None = None
-
-
-class Error(BaseModel):
-    """Every 4xx and 5xx answer has this shape."""
-
-    error: ErrorBody
-
-
-class StudySizeOut(BaseModel):
-    """One size of a study: what it changes, what it cannot show, and its measured cost."""
-
-    name: str
-    overrides: dict[str, Any]
-    note: str
-    minutes_5_seeds: float | None = Field(description="measured estimate, 5 seeds on 2 CPU cores")
-    reduced: bool = Field(description="trains less than the lab's recipe: its verdicts say so")
-
-
-class StudySummary(BaseModel):
-    """A study as listed (GET /studies)."""
-
-    name: str
-    version: int
-    title: str
-    question: str
-    lab_question: str
-    preset: str
-    sizes: list[StudySizeOut]
-
-    @classmethod
-    def of(cls, study: Study):
-        sizes = [StudySizeOut(name=n, overrides=study.base(n), note=study.sizes[n].note, reduced=study.reduced(n),
-                              minutes_5_seeds=study.sizes[n].minutes_5_seeds) for n in LISTED_SIZES]
-        return cls(name=study.name, version=study.version, title=study.title, question=study.question,
-                   lab_question=study.lab_question, preset=study.preset, sizes=sizes)
-
-
-class StudyList(BaseModel):
-    items: list[StudySummary]
-
-
-class StudyOut(StudySummary):
-    """GET /studies/<name>: the study, its cells and claims, and the answer drawn from its runs at one size."""
-
-    lab_answer: str
-    cells: dict[str, dict[str, Any]] = Field(description="label -> the cell's values at the answer's size")
-    claims: list[dict[str, Any]]
-    answer: StudyAnswer
-
-
-class StudyRun(BaseModel):
-    """POST /studies/<name>/run body: seeds are fresh (after the seeds of earlier runs of this size and version)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    seeds: int = Field(5, ge=1, le=MAX_STUDY_SEEDS)
-    size: str = Field("quick", description="quick | full")
-    priority: int = Field(0, ge=0, le=9)
-
-
-class ReportRun(BaseModel):
-    """POST /report/run body: run each recipe's missing seeds, up to `seeds` per recipe."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    seeds: int = Field(5, ge=1, le=MAX_REPORT_SEEDS)
-    presets: list[str] | None = Field(None, description="some of the report's presets; null: all of them")
-
-
-class QueueWorker(BaseModel):
-    """A live worker: its Celery node name, the queues it consumes and the jobs it runs now."""
-
-    name: str
-    queues: list[str]
-    running: list[int] = Field(description="ids of the jobs it runs")
-
-
-class QueueState(BaseModel):
-    name: str
-    depth: int = Field(description="jobs waiting in this queue")
-    workers: list[str] = Field(description="the live workers that consume it")
-
-
-class WaitingJob(BaseModel):
-    """A queued job, in the order the workers take them (priority 9 first, then oldest first)."""
-
-    id: int
-    name: str | None
-    queue: str
-    priority: int
-    position: int = Field(description="1-based place in its queue")
-    preset: str | None
-    model: str
-    dataset: str
-    created_at: Time
-
-
-class QueueOverview(BaseModel):
-    """GET /queue?format=json: the queues, their depth, the live workers and the waiting jobs in order."""
-
-    workers_known: bool = Field(description="false when the workers could not be asked (the lists are then empty)")
-    queues: list[QueueState]
-    workers: list[QueueWorker]
-    waiting: list[WaitingJob]

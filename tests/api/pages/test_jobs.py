@@ -297,19 +297,3 @@ def test_a_real_run_stores_artifacts_and_survives_their_failure(client, db_url, 
         result = s.get(Result, broken)
         assert "artifacts" not in result.details and "does not exist" in result.details["artifacts_error"]
         assert result.test_accuracy == trained["result"].test_accuracy
-
-
-@pytest.mark.parametrize("n, shown", [(108250.1 * 1024, "106 MiB"), (980, "980 B"), (4630, "4.52 KiB"),
-                                      (3 * 2**30, "3 GiB"), (None, "–")])
-def test_sizes_in_binary_units(n, shown):
-    from api.pages import size
-
-    assert size(n) == shown
-
-
-def test_mean_std_and_device_display():
-    from api.pages import device, sig
-
-    assert sig([0.13066047430038452]) == "0.1307" and sig([0.4914, 0.4822, 0.4465]) == "0.4914, 0.4822, 0.4465"
-    assert (device("cpu: cpu"), device("cpu: x86_64"), device("cuda: NVIDIA H200")) == \
-        ("cpu", "cpu: x86_64", "cuda: NVIDIA H200")

@@ -1,0 +1,19 @@
+"""The pages' template filters (api/pages/filters.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.pages.filters import device, sig, size
+
+
+@pytest.mark.parametrize("n, shown", [(108250.1 * 1024, "106 MiB"), (980, "980 B"), (4630, "4.52 KiB"),
+                                      (3 * 2**30, "3 GiB"), (None, "–")])
+def test_sizes_in_binary_units(n, shown):
+    assert size(n) == shown
+
+
+def test_mean_std_and_device_display():
+    assert sig([0.13066047430038452]) == "0.1307" and sig([0.4914, 0.4822, 0.4465]) == "0.4914, 0.4822, 0.4465"
+    assert (device("cpu: cpu"), device("cpu: x86_64"), device("cuda: NVIDIA H200")) == \
+        ("cpu", "cpu: x86_64", "cuda: NVIDIA H200")
