@@ -92,10 +92,6 @@ def test_a_worker_claims_a_job_without_importing_torch(data_root, tmp_path):
 # fails the test below until its entry goes, so the list cannot outlive its loops.
 CYCLES_BEING_BROKEN = {
     frozenset({"worker.drain", "worker.warm"}): "the worker branch",
-    # The blueprints' `from api import session` against the factory's blueprint imports (the pyproject contract
-    # on api's __init__ says the same, import by import).
-    frozenset({"api", "api.actionpages", "api.actions", "api.auth", "api.jobs", "api.limits", "api.logs", "api.meta",
-               "api.pages", "api.queues", "api.studies", "api.sweeps"}): "the api branch",
 }
 
 
