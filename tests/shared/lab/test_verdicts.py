@@ -25,7 +25,7 @@ RNG_SEED = 20261207
 
 def test_unpaired_higher_matches_scipys_one_sided_welch():
     cnn, fc = [0.97, 0.972, 0.968, 0.971, 0.969], [0.90, 0.91, 0.905, 0.899, 0.906]
-    (out,) = judge([AHEAD], [(dict(zip([0, 1, 2, 3, 4], cnn)), dict(zip([5, 6, 7, 8, 9], fc)))], reduced=False)
+    (out,) = judge([AHEAD], [(dict(enumerate(cnn)), dict(enumerate(fc, start=5)))], reduced=False)
     res = stats.ttest_ind(cnn, fc, equal_var=False, alternative="greater")
     low, high = stats.ttest_ind(cnn, fc, equal_var=False).confidence_interval(0.95)
     assert out.verdict == "holds" and not out.paired and out.ci == pytest.approx((low * 100, high * 100))
