@@ -29,8 +29,8 @@ Expect = Literal["higher", "equal"]
 ALPHA = 0.05  # false holds per study, over all its claims and all its looks
 QUICK_PREFIX = "Quick size (training subsets, see the note): "
 SMOKE_PREFIX = "Smoke size (a test-only run on a few hundred images, it shows nothing): "
-MARGIN_WHY = ("1 point: a reseed alone moves one cell's mean test accuracy by 0.3–3 points here, so a smaller "
-              "difference is no finding a reader could act on")
+MARGIN_WHY = ("a reseed alone moves one cell's mean test accuracy by 0.3–3 points here, so a smaller difference "
+              "is no finding a reader could act on")
 
 
 class Claim(BaseModel):
@@ -77,6 +77,7 @@ class ClaimResult(BaseModel):
     paired: bool
     n_a: int
     n_b: int
+    n_paired: int | None = Field(None, description="paired: the seeds both cells have (the test's n)")
     unpaired: Unpaired | None = Field(None, description="Welch's estimate beside a paired one")
     hedges_g: float | None
     mde_points: float | None = Field(description="minimum detectable effect at 80% power for this n and spread")
@@ -121,7 +122,7 @@ def _samples(a, b, paired: bool | None) -> tuple[list[float], list[float], bool]
 
 
 def assess(expect: Expect, margin: float, a: Mapping[int, float] | Sequence[float],
-               b: Mapping[int, float] | Sequence[float], *, paired: bool | None = None, look: int = 1) -> ClaimResult:
+           b: Mapping[int, float] | Sequence[float], *, paired: bool | None = None, look: int = 1) -> ClaimResult:
     """One claim alone (its own family: p_adjusted = p_value); `adjust` applies Holm over a study's claims."""
     alpha = level(look)
     xa, xb, is_paired = _samples(a, b, paired)
@@ -136,6 +137,7 @@ def assess(expect: Expect, margin: float, a: Mapping[int, float] | Sequence[floa
                            mde_points=None, seeds_needed=None, spread=None, **base)
     p = float(claim_p(expect, est.diff, est.se, est.df, margin))
     result = ClaimResult(verdict="inconclusive", diff=est.diff, ci=est.ci, p_value=p, p_adjusted=p,
+                         n_paired=est.n_a if is_paired else None,
                          unpaired=_unpaired(expect, margin, all_a, all_b, alpha) if is_paired else None,
                          mde_points=mde(est.se, est.df, alpha) if est.se > 0 else 0.0, seeds_needed=None,
                          spread=est.spread, **base)
@@ -188,8 +190,7 @@ def evidence(r: ClaimResult, unit: str, names: tuple[str, str] = ("a", "b")) -> 
             return "no runs yet"
         short = [f"{n} has {k} run{'' if k == 1 else 's'}" for n, k in zip(names, (r.n_a, r.n_b), strict=True) if k < 2]
         return f"not enough runs to compare: {' and '.join(short)} (at least 2 a side)"
-    pairing = f"paired over {r.n_a} seeds" if r.paired and r.n_a == r.n_b else \
-        "paired by seed" if r.paired else f"unpaired (Welch), n = {r.n_a} and {r.n_b}"
+    pairing = f"paired over {r.n_paired} seeds" if r.paired else f"unpaired (Welch), n = {r.n_a} and {r.n_b}"
     ps = _p(r.p_value) + ("" if r.p_adjusted == r.p_value else f", Holm-adjusted {_p(r.p_adjusted)}")
     sign = "±" if r.expect == "equal" else ""
     return (f"difference {r.diff:+.2f} {unit} ({r.ci_level:.0%} CI {r.ci[0]:+.2f} to {r.ci[1]:+.2f}; {pairing}; "

@@ -21,7 +21,7 @@ from shared.lab.specs import SpecError, preset_spec, resolve
 from shared.lab.stats import METRICS, CellStats, summarize
 from shared.lab.studies import Size, Study
 from shared.lab.sweeps import SweepRequest
-from shared.lab.verdicts import Claim, ClaimResult, adjust, assess, evidence, level, word
+from shared.lab.verdicts import Claim, ClaimResult, adjust, assess, evidence, level, margin_text, word
 from shared.store.jobs import check_runnable
 from shared.store.models import Job, JobStatus, Sweep
 from shared.store.sweeps import create_sweep, status_counts
@@ -38,6 +38,7 @@ class ClaimAnswer(ClaimResult):
     b: str
     metric: str
     unit: str
+    margin_words: str = Field(description="the margin as the sentence prints it, e.g. '±1 point'")
     margin_why: str
     shown: bool = Field(True, description="false: the size cannot show this claim; the verdict is withheld "
                                           "(inconclusive) and the sentence says why")
@@ -110,7 +111,8 @@ def judge(claims: list[Claim], samples: list[tuple[dict[int, float], dict[int, f
             f"Not shown at the {size} size (see the note): no verdict. What this size measures: "
             f"{evidence(result, unit, (claim.a, claim.b))}.")
         out.append(ClaimAnswer(**result.model_dump(), text=claim.text, a=claim.a, b=claim.b, metric=claim.metric,
-                               unit=unit, margin_why=claim.margin_why, shown=keep, sentence=sentence))
+                               unit=unit, margin_why=claim.margin_why, shown=keep, sentence=sentence,
+                               margin_words=("±" if claim.expect == "equal" else "") + margin_text(claim.margin, unit)))
     return out
 
 

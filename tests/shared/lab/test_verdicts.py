@@ -170,3 +170,11 @@ def test_seeds_needed_delivers_about_its_power():
     diff, se = d.mean(-1), d.std(-1, ddof=1) / np.sqrt(n)
     p = claim_p("higher", diff, se, n - 1, 1.0)
     assert 0.75 <= (p < level(2)).mean() <= 0.85  # tested at the next look's level
+
+
+def test_the_readme_study_table_is_rendered_from_the_stored_results_with_these_rules():
+    from bench import studies_table
+
+    readme = (studies_table.REPO / "README.md").read_text()
+    inside = readme.split(studies_table.BEGIN)[1].split(studies_table.END)[0].strip()
+    assert inside == studies_table.table(json.loads(studies_table.RESULTS.read_text()))
