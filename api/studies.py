@@ -42,7 +42,8 @@ def _size(raw: str | None) -> Size:
 def study_out(s, study: Study, size: Size) -> dict[str, Any]:
     """GET /studies/<name>'s body: the study, and the answer from its runs of `size` and this version."""
     summary = StudySummary.of(study).model_dump()
-    claims = [c.model_dump(include={"text", "a", "b", "metric", "expect", "margin"}) for c in study.claims]
+    fields = {"text", "a", "b", "metric", "expect", "margin", "margin_why", "seeds_hint"}
+    claims = [c.model_dump(include=fields) for c in study.claims]
     out = StudyOut.model_validate(summary | {"lab_answer": study.lab_answer, "cells": study.cell_values(size),
                                              "claims": claims, "answer": store.answer(s, study, size)})
     return out.model_dump(mode="json")
@@ -65,7 +66,7 @@ def get_study_route(name: str):
         out = study_out(s, study, size)
     if not wants_html():
         return out
-    return pages.study_page(out, size)
+    return pages.study_page(out, size, max_seeds=store.MAX_STUDY_SEEDS)
 
 
 @bp.post("/studies/<string(maxlength=64):name>/run")

@@ -8,6 +8,7 @@ sessions share this machine's 2 cores, and the wall time carries their load.
     python -m bench.studies --only normalization --seeds 2 --size smoke   # a check that the bench works
 
 A run with fewer seeds, another size, some studies only, or a study that timed out is marked "partial": true.
+Every seed's value is stored, so `python -m bench.studies_table --write` re-renders the README's table from it.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ PORT = 5155
 BASE = f"http://127.0.0.1:{PORT}"
 AUTH: dict[str, str] = {}  # the Authorization header, once main() has made an admin token
 OUT = REPO / "bench" / "results" / "studies.json"
+# per claim: what bench/studies_table.py re-renders the README's table from (every seed's value is in `cells`)
+VERDICT_FIELDS = ("verdict", "sentence", "diff", "ci", "p_value", "p_adjusted", "paired", "mde_points", "seeds_needed",
+                  "margin", "shown")
 
 
 def git(*args: str) -> str:
@@ -82,11 +86,10 @@ def run_one(name: str, size: str, seeds: int, timeout_s: float) -> dict:
         requests.post(f"{BASE}/sweeps/{sweep_id}/cancel", headers=AUTH, timeout=60)
     answer = requests.get(f"{BASE}/studies/{name}", params={"size": size}, timeout=60).json()["answer"]
     return {"study": name, "sweep_id": sweep_id, "wall_s": round(wall, 1), "finished": done, "counts": counts,
-            "dataset": answer["dataset"], "lab_answer": STUDIES[name].lab_answer,
+            "dataset": answer["dataset"], "version": answer["version"], "lab_answer": STUDIES[name].lab_answer,
             "cells": [{"label": c["label"], "n": c["n"], "mean": c["test_accuracy"]["mean"],
-                       "ci95": c["test_accuracy"]["ci95"]} for c in answer["cells"]],
-            "verdicts": [{"claim": c["text"], "verdict": c["verdict"], "sentence": c["sentence"]}
-                         for c in answer["claims"]],
+                       "ci95": c["test_accuracy"]["ci95"], "per_seed": c["per_seed"]} for c in answer["cells"]],
+            "verdicts": [{"claim": c["text"], **{k: c[k] for k in VERDICT_FIELDS}} for c in answer["claims"]],
             "load_avg_1min": round(os.getloadavg()[0], 2)}
 
 

@@ -15,9 +15,10 @@ def list_page(page: dict[str, Any]) -> str:
     return render_template("studies.html", **page)
 
 
-def study_page(study: dict[str, Any], size: Size) -> str:
-    """One study's page, from GET /studies/<name>'s body at `size`."""
-    return render_template("study.html", study=study, size=size, sizes=LISTED_SIZES, chart=study_chart(study))
+def study_page(study: dict[str, Any], size: Size, max_seeds: int) -> str:
+    """One study's page, from GET /studies/<name>'s body at `size`; its run form offers up to `max_seeds`."""
+    return render_template("study.html", study=study, size=size, sizes=LISTED_SIZES, chart=study_chart(study),
+                           max_seeds=max_seeds)
 
 
 def study_chart(out: dict[str, Any]) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def metric_chart(grid: dict[str, list[Any]], cells: list[dict[str, Any]]) -> dic
         if acc["mean"] is None:
             continue
         x = c["values"].get(keys[0]) if numeric else c["label"]
-        ci = [v * 100 for v in acc["ci95"]] if acc["ci95"] else None
+        ci = [min(100.0, max(0.0, v * 100)) for v in acc["ci95"]] if acc["ci95"] else None  # a t interval may pass 100%
         points.append({"x": x, "y": acc["mean"] * 100, "ci": ci, "n": acc["n"]})
     positive = numeric and all(v > 0 for v in grid[keys[0]])
     log = positive and max(grid[keys[0]]) / min(grid[keys[0]]) >= 20  # lr, batch size: spread over decades

@@ -38,6 +38,9 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_parser(sub)
     jobs.add_parsers(sub)
     tokens.add_parser(sub)
+    from shared.cli import verdict  # the study rules on a TA's numbers (no torch)
+
+    verdict.add_parser(sub)
     return p
 
 
@@ -51,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         return sweep.sweep(args)
     if args.command == "tokens":
         return tokens.run(args)
+    if args.command == "verdict":
+        from shared.cli import verdict
+
+        return verdict.run(args)
     if args.command == "train":
         from shared.cli import train  # torch: only when training here
 

@@ -51,6 +51,9 @@ class Spec(BaseModel):
     std: list[float] | None = Field(None, description="per-channel normalization std; null: dataset default")
     permute_pixels: bool = False
     permutation_seed: int = Field(0, ge=0, lt=2**63)
+    permutation: Literal["fixed", "per_seed"] = Field("fixed", description="permute_pixels: fixed (one permutation, "
+                                                      "from permutation_seed, for every seed) or per_seed (a new one "
+                                                      "for each seed, as the lab draws one per run)")
     seed: int = Field(0, ge=0, lt=2**63)
     train_limit: int | None = Field(None, ge=1, description="use only the first N training samples")
     test_limit: int | None = Field(None, ge=1, description="use only the first N test samples")

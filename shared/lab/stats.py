@@ -6,6 +6,7 @@ import math
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 from scipy import stats
 
@@ -130,3 +131,91 @@ def compare(a: Sequence[float], b: Sequence[float], *, metric: str = "test_accur
     clear = not ci[0] <= 0 <= ci[1]
     return Comparison(**base, diff=diff, ci95=ci, p_value=p, clear=clear,
                       verdict=wording(metric, tuple(names), diff, ci, p, len(xa), len(xb)))
+
+
+POWER = 0.8  # the power of a minimum detectable effect and of `seeds_needed`
+MAX_SEEDS_NEEDED = 1000  # beyond this a claim is out of reach by adding seeds: None
+
+
+class Estimate(BaseModel):
+    """a − b with its two-sided (1 − 2·alpha) interval: paired by seed (t on the differences) or Welch's."""
+
+    model_config = ConfigDict(frozen=True)
+
+    paired: bool
+    n_a: int
+    n_b: int
+    diff: float
+    se: float  # standard error of diff
+    df: float  # the t distribution's degrees of freedom (inf when there is no spread)
+    spread: float  # per-seed sd behind se: sd of the differences (paired), sqrt(sd_a² + sd_b²) (unpaired)
+    alpha: float  # each bound's one-sided level
+    ci: tuple[float, float]
+
+
+def estimate(a: Sequence[float], b: Sequence[float], *, paired: bool, alpha: float) -> Estimate | None:
+    """a − b in the values' own unit; paired takes a[i], b[i] as one seed. None: under 2 values a side."""
+    xa, xb = np.asarray(a, float), np.asarray(b, float)
+    if paired:
+        if len(xa) != len(xb):
+            raise ValueError(f"paired samples need one value a side per seed: {len(xa)} and {len(xb)} values")
+        if len(xa) < 2:
+            return None
+        d = xa - xb
+        diff, spread, df = float(d.mean()), float(d.std(ddof=1)), float(len(d) - 1)
+        se = spread / math.sqrt(len(d))
+    else:
+        if len(xa) < 2 or len(xb) < 2:
+            return None
+        va, vb = xa.var(ddof=1) / len(xa), xb.var(ddof=1) / len(xb)
+        diff, se = float(xa.mean() - xb.mean()), float(math.sqrt(va + vb))
+        spread = float(math.sqrt(xa.var(ddof=1) + xb.var(ddof=1)))
+        # Welch–Satterthwaite: as scipy.stats.ttest_ind(equal_var=False) uses it
+        df = float((va + vb) ** 2 / (va ** 2 / (len(xa) - 1) + vb ** 2 / (len(xb) - 1))) if se > 0 else math.inf
+    if se == 0:
+        df = math.inf
+    half = float(stats.t.ppf(1 - alpha, df)) * se
+    return Estimate(paired=paired, n_a=len(xa), n_b=len(xb), diff=diff, se=se, df=df, spread=spread, alpha=alpha,
+                    ci=(diff - half, diff + half))
+
+
+def holm(p: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values along the last axis (the family: one study's claims)."""
+    p = np.asarray(p, float)
+    m = p.shape[-1]
+    order = np.argsort(p, axis=-1)
+    ranked = np.take_along_axis(p, order, -1) * (m - np.arange(m))
+    adjusted = np.minimum(1.0, np.maximum.accumulate(ranked, axis=-1))
+    out = np.empty_like(adjusted)
+    np.put_along_axis(out, order, adjusted, -1)
+    return out
+
+
+def hedges_g(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """(mean a − mean b) / pooled sd, small-sample corrected (J = 1 − 3 / (4 (n_a + n_b) − 9))."""
+    xa, xb = np.asarray(a, float), np.asarray(b, float)
+    if len(xa) < 2 or len(xb) < 2:
+        return None
+    pooled = math.sqrt(((len(xa) - 1) * xa.var(ddof=1) + (len(xb) - 1) * xb.var(ddof=1)) / (len(xa) + len(xb) - 2))
+    if pooled == 0:
+        return None
+    return float((xa.mean() - xb.mean()) / pooled * (1 - 3 / (4 * (len(xa) + len(xb)) - 9)))
+
+
+def mde(se: float, df: float, alpha: float, power: float = POWER) -> float:
+    """The smallest true difference a one-sided level-alpha test finds with `power`: (t₁₋α + t_power) · se."""
+    return float((stats.t.ppf(1 - alpha, df) + stats.t.ppf(power, df)) * se)
+
+
+def seeds_needed(spread: float, target: float, alpha: float, *, paired: bool, power: float = POWER) -> int | None:
+    """Seeds per cell at which a difference of `target` is found with `power` (one-sided, level alpha).
+
+    `spread` is the per-seed sd behind the standard error (Estimate.spread): se = spread / sqrt(n).
+    """
+    if spread <= 0 or target <= 0:
+        return None
+    n = np.arange(2, MAX_SEEDS_NEEDED + 1)
+    df = n - 1 if paired else 2 * (n - 1)
+    reach = (stats.t.ppf(1 - alpha, df) + stats.t.ppf(power, df)) * spread / np.sqrt(n)
+    ok = np.nonzero(reach <= target)[0]
+    return int(n[ok[0]]) if len(ok) else None

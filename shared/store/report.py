@@ -21,7 +21,7 @@ from shared.lab.stats import CellStats, summarize
 from shared.lab.studies import get_study
 from shared.lab.sweeps import SweepRequest
 from shared.store.models import Job, JobStatus
-from shared.store.studies import ClaimAnswer, datasets_of, judge, runnable_dataset
+from shared.store.studies import ClaimAnswer, datasets_of, judge, one_per_seed, runnable_dataset
 from shared.store.sweeps import create_sweep
 
 IGNORED = ("seed", "device", "log_every", "eval_every", "eval_samples")
@@ -43,7 +43,8 @@ PRESETS = list(dict.fromkeys(p for _, presets, _, _ in TABLES for p in presets))
 class Row(BaseModel):
     preset: str
     dataset: str
-    n: int = Field(description="succeeded runs of the recipe on this dataset")
+    n: int = Field(description="seeds of the recipe on this dataset, each counted once")
+    copies_folded: int = Field(0, description="further succeeded runs of a seed already counted (the same run)")
     seeds: list[int]
     job_ids: list[int]
     test_accuracy: CellStats
@@ -99,10 +100,10 @@ def matching_jobs(session: Session, statuses=(JobStatus.SUCCEEDED,)) -> dict[tup
 
 
 def _row(preset: str, dataset: str, jobs: list[Job], seed: dict[str, float]) -> Row:
-    done = [j for j in jobs if j.result is not None]
+    done, folded = one_per_seed(jobs)
     stats = summarize([j.result.test_accuracy for j in done])
     figure = seed.get(preset)
-    return Row(preset=preset, dataset=dataset, n=len(done), seeds=sorted(j.spec["seed"] for j in done),
+    return Row(preset=preset, dataset=dataset, n=len(done), copies_folded=folded, seeds=[j.spec["seed"] for j in done],
                job_ids=[j.id for j in done], test_accuracy=stats, lab_accuracy=figure,
                vs_seed=stats.mean - figure if figure is not None and stats.mean is not None else None)
 
@@ -115,14 +116,17 @@ def _datasets(presets: list[str], runs) -> dict[str, list[str]]:
 
 
 def _claims(claims, rows: list[Row], runs) -> list[TableClaim]:
-    """Each claim once per dataset that either side has rows on (never across datasets)."""
-    out = []
+    """Each claim once per dataset that either side has rows on (never across datasets); Holm over the table's."""
+    family, samples, datasets = [], [], []
     for study, index, a, b in claims:
         claim = get_study(study).claims[index].model_copy(update={"a": a, "b": b})
         for d in dict.fromkeys(r.dataset for r in rows if r.preset in (a, b)):
-            values = [[j.result.test_accuracy for j in runs.get((p, d), []) if j.result is not None] for p in (a, b)]
-            out.append(TableClaim(**judge(claim, *values, reduced=False).model_dump(), dataset=d))
-    return out
+            family.append(claim)
+            samples.append(tuple({j.spec["seed"]: j.result.test_accuracy for j in one_per_seed(runs.get((p, d), []))[0]}
+                                 for p in (a, b)))
+            datasets.append(d)
+    answers = judge(family, samples, reduced=False) if family else []
+    return [TableClaim(**c.model_dump(), dataset=d) for c, d in zip(answers, datasets, strict=True)]
 
 
 def _table(title: str, presets: list[str], seed: dict[str, float], claims, runs) -> Table:
@@ -134,7 +138,9 @@ def _table(title: str, presets: list[str], seed: dict[str, float], claims, runs)
 RULE = ("A run counts when its spec equals the preset's apart from the seed (device, log_every, eval_every and "
         "eval_samples aside), on the full test set; any other override (train_limit, epochs, batch size, ...) keeps "
         "it out. CIFAR-10 rows are per dataset: the original release (cifar10) or the JPEG re-encoding "
-        "(cifar10-jpeg), never pooled.")
+        "(cifar10-jpeg), never pooled. Each (recipe, seed) counts once: training is deterministic per seed, so a "
+        "job, a sweep, a study and this page's button running one seed are one run (copies folded). Claims: paired "
+        "by seed, Holm over each table's claims, tested as one look (the report pools whatever was run).")
 
 
 def report(session: Session) -> Report:

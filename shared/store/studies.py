@@ -1,7 +1,7 @@
 """Studies in the database: a study run is one sweep; its answer pools every run of that size and version.
 
-A claim's verdict compares two cells' succeeded runs (Welch, shared.lab.stats.compare) and decides from the 95%
-interval of a - b in points (shared.lab.verdicts.decide); the sentence says when the size is reduced.
+A claim's verdict compares two cells' runs, one per seed, paired by seed where both have it (the rules:
+shared.lab.verdicts), Holm over the study's shown claims, each pooled run one more look.
 """
 
 from __future__ import annotations
@@ -18,41 +18,41 @@ from sqlalchemy.orm import Session, selectinload
 
 from shared.lab.settings import settings
 from shared.lab.specs import SpecError, preset_spec, resolve
-from shared.lab.stats import METRICS, CellStats, compare, summarize
+from shared.lab.stats import METRICS, CellStats, summarize
 from shared.lab.studies import Size, Study
 from shared.lab.sweeps import SweepRequest
-from shared.lab.verdicts import Claim, Verdict, decide, word
+from shared.lab.verdicts import Claim, ClaimResult, adjust, assess, evidence, level, margin_text, word
 from shared.store.jobs import check_runnable
 from shared.store.models import Job, JobStatus, Sweep
 from shared.store.sweeps import create_sweep, status_counts
 
 MAX_STUDY_SEEDS = 20  # per run: 9 cells x 20 seeds stays far below the sweep cap
+METRIC_NAMES = ("test_accuracy", "test_loss", "train_seconds")
 
 
-class Evidence(BaseModel):
-    """a - b on the claim's metric, in reading units (accuracy in points): Welch's 95% interval, p, n per side."""
+class ClaimAnswer(ClaimResult):
+    """A claim's verdict in a study's answer: the claim, its test's numbers (ClaimResult) and the sentence."""
 
-    diff: float | None
-    ci95: tuple[float, float] | None
-    p_value: float | None
-    n_a: int
-    n_b: int
-    unit: str
-    text: str
-
-
-class ClaimAnswer(BaseModel):
     text: str
     a: str
     b: str
     metric: str
-    expect: str
-    margin: float
-    verdict: Verdict
+    unit: str
+    margin_words: str = Field(description="the margin as the sentence prints it, e.g. '±1 point'")
+    margin_why: str
     shown: bool = Field(True, description="false: the size cannot show this claim; the verdict is withheld "
                                           "(inconclusive) and the sentence says why")
     sentence: str = Field(description="the verdict worded (shared.lab.verdicts.word), saying when the size is reduced")
-    evidence: Evidence
+
+
+class SeedValue(BaseModel):
+    """One seed's run of a cell (the first succeeded copy of that seed)."""
+
+    seed: int
+    job_id: int
+    test_accuracy: float | None
+    test_loss: float | None
+    train_seconds: float | None
 
 
 class CellAnswer(BaseModel):
@@ -62,6 +62,8 @@ class CellAnswer(BaseModel):
     seeds: list[int]
     job_ids: list[int]
     sweep_ids: list[int]
+    copies_folded: int = Field(0, description="succeeded runs of a seed this cell already had: counted once")
+    per_seed: list[SeedValue] = Field(default_factory=list, description="every counted seed's values")
     test_accuracy: CellStats = Field(description="a fraction")
     test_loss: CellStats
     train_seconds: CellStats
@@ -85,29 +87,33 @@ class StudyAnswer(BaseModel):
     runs: list[RunRef]
     cells: list[CellAnswer]
     claims: list[ClaimAnswer]
+    proposed_seeds: int = Field(5, description="seeds for the next run: what the inconclusive claims need (capped)")
 
 
-def _p(p: float | None) -> str:
-    return "" if p is None else "p < 0.001" if p < 0.001 else f"p = {p:.2g}" if p < 0.1 else f"p = {p:.2f}"
+def judge(claims: list[Claim], samples: list[tuple[dict[int, float], dict[int, float]]], *, reduced: bool,
+          size: Size | None = None, look: int = 1, shown: list[bool] | None = None) -> list[ClaimAnswer]:
+    """A family's verdicts (one study's claims; Holm over the shown ones) from each claim's (a, b) seed -> value.
 
-
-def judge(claim: Claim, a: list[float], b: list[float], *, reduced: bool, size: Size | None = None) -> ClaimAnswer:
-    """The claim's verdict from the runs of cell a and cell b: Welch on a - b, decided in points."""
-    info = METRICS[claim.metric]
-    c = compare(b, a, metric=claim.metric, names=(claim.b, claim.a))  # diff = mean(a) - mean(b)
-    scale, unit = info["scale"], info["unit"] or ""
-    ci = (c.ci95[0] * scale, c.ci95[1] * scale) if c.ci95 else None
-    diff = c.diff * scale if c.diff is not None else None
-    if ci is None:
-        text = c.verdict
-    else:
-        text = (f"{claim.a} − {claim.b}: {diff:+.2f} ± {(ci[1] - ci[0]) / 2:.2f} {unit} (95% CI), {_p(c.p_value)}, "
-                f"n = {c.n_b} and {c.n_a}")
-    verdict = decide(claim, *(ci or (None, None)))
-    evidence = Evidence(diff=diff, ci95=ci, p_value=c.p_value, n_a=c.n_b, n_b=c.n_a, unit=unit, text=text)
-    return ClaimAnswer(text=claim.text, a=claim.a, b=claim.b, metric=claim.metric, expect=claim.expect,
-                       margin=claim.margin, verdict=verdict, sentence=word(claim, verdict, text, reduced, size),
-                       evidence=evidence)
+    Values are in the metric's own unit (accuracy a fraction); the verdicts read them in points.
+    """
+    shown = shown or [True] * len(claims)
+    results = []
+    for claim, (a, b) in zip(claims, samples, strict=True):
+        scale = METRICS[claim.metric]["scale"]
+        results.append(assess(claim.expect, claim.margin, {k: v * scale for k, v in a.items()},
+                                  {k: v * scale for k, v in b.items()}, look=look))
+    adjusted = adjust([r if keep else None for r, keep in zip(results, shown, strict=True)])
+    out = []
+    for claim, raw, result, keep in zip(claims, results, adjusted, shown, strict=True):
+        unit = METRICS[claim.metric]["unit"]
+        result = result if keep else raw.model_copy(update={"verdict": "inconclusive", "seeds_needed": None})
+        sentence = word(claim, result, reduced, size, unit) if keep else (
+            f"Not shown at the {size} size (see the note): no verdict. What this size measures: "
+            f"{evidence(result, unit, (claim.a, claim.b))}.")
+        out.append(ClaimAnswer(**result.model_dump(), text=claim.text, a=claim.a, b=claim.b, metric=claim.metric,
+                               unit=unit, margin_why=claim.margin_why, shown=keep, sentence=sentence,
+                               margin_words=("±" if claim.expect == "equal" else "") + margin_text(claim.margin, unit)))
+    return out
 
 
 DATASETS = {"mnist": ("mnist",), "cifar10": ("cifar10", "cifar10-jpeg")}  # a preset's dataset, then stand-ins
@@ -134,13 +140,6 @@ def runnable_dataset(preset: str, data_root) -> str:
             return dataset
     raise SpecError([{"field": "dataset", "message": f"no dataset of {preset} is on this machine "
                                                      f"({', '.join(datasets_of(preset))})"}])
-
-
-def withheld(claim: ClaimAnswer, size: str) -> ClaimAnswer:
-    """A claim this size cannot show: no verdict (inconclusive), the data's difference kept as evidence."""
-    sentence = (f"Not shown at the {size} size (see the note): no verdict. What this size measures: "
-                f"{claim.evidence.text}.")
-    return claim.model_copy(update={"verdict": "inconclusive", "shown": False, "sentence": sentence})
 
 
 def study_runs(session: Session, study: Study, size: Size) -> list[Sweep]:
@@ -171,6 +170,27 @@ def _key(values: dict[str, Any]) -> str:
     return json.dumps(values, sort_keys=True)
 
 
+def one_per_seed(jobs: list[Job]) -> tuple[list[Job], int]:
+    """The first succeeded run of each seed, and how many copies were folded (training is deterministic per
+    (spec, seed): a job, a sweep, a study and the report running one seed are one run, counted once)."""
+    first: dict[int, Job] = {}
+    done = [j for j in jobs if j.status == JobStatus.SUCCEEDED and j.result is not None]
+    for job in done:
+        first.setdefault(job.spec["seed"], job)
+    return sorted(first.values(), key=lambda j: j.spec["seed"]), len(done) - len(first)
+
+
+def _cell(label: str, values: dict[str, Any], members: list[Job]) -> CellAnswer:
+    """One cell from its jobs (every job here has the cell's spec, so one seed twice is a copy)."""
+    done, folded = one_per_seed(members)
+    stats = {m: summarize([getattr(j.result, m) for j in done]) for m in METRIC_NAMES}
+    per_seed = [SeedValue(seed=j.spec["seed"], job_id=j.id, **{m: getattr(j.result, m) for m in METRIC_NAMES})
+                for j in done]
+    return CellAnswer(label=label, values=values, n=len(done), seeds=[j.spec["seed"] for j in done],
+                      job_ids=[j.id for j in members], sweep_ids=sorted({j.sweep_id for j in members}),
+                      copies_folded=folded, per_seed=per_seed, **stats)
+
+
 def _cells(study: Study, size: Size, jobs: list[Job]) -> list[CellAnswer]:
     labels = {_key(v): label for label, v in study.cell_values(size).items()}
     members: dict[str, list[Job]] = defaultdict(list)
@@ -178,21 +198,18 @@ def _cells(study: Study, size: Size, jobs: list[Job]) -> list[CellAnswer]:
         label = labels.get(_key(job.cell or {}))
         if label is not None:  # a cell an older catalog had: not part of this version's answer
             members[label].append(job)
-    out = []
-    for label, values in study.cell_values(size).items():
-        done = [j for j in members[label] if j.status == JobStatus.SUCCEEDED and j.result is not None]
-        stats = {m: summarize([getattr(j.result, m) for j in done]) for m in ("test_accuracy", "test_loss",
-                                                                               "train_seconds")}
-        out.append(CellAnswer(label=label, values=values, n=len(done), seeds=sorted(j.spec["seed"] for j in done),
-                              job_ids=[j.id for j in members[label]],
-                              sweep_ids=sorted({j.sweep_id for j in members[label]}), **stats))
-    return out
+    return [_cell(label, values, members[label]) for label, values in study.cell_values(size).items()]
 
 
-def _metric_values(jobs: list[Job], cell: CellAnswer, metric: str) -> list[float]:
-    ids = set(cell.job_ids)
-    return [getattr(j.result, metric) for j in jobs
-            if j.id in ids and j.status == JobStatus.SUCCEEDED and j.result is not None]
+def seed_values(cell: CellAnswer, metric: str) -> dict[int, float]:
+    """seed -> the cell's value of `metric` at that seed."""
+    return {v.seed: getattr(v, metric) for v in cell.per_seed if getattr(v, metric) is not None}
+
+
+def proposed_seeds(claims: list[ClaimAnswer], cells: dict[str, CellAnswer]) -> int:
+    """Fresh seeds for the next run: enough for the inconclusive shown claims' `seeds_needed`, 1..MAX_STUDY_SEEDS."""
+    short = [c.seeds_needed - min(cells[c.a].n, cells[c.b].n) for c in claims if c.shown and c.seeds_needed]
+    return min(MAX_STUDY_SEEDS, max([1, *short])) if short else 5
 
 
 def answer(session: Session, study: Study, size: Size) -> StudyAnswer:
@@ -205,15 +222,17 @@ def answer(session: Session, study: Study, size: Size) -> StudyAnswer:
     cells = _cells(study, size, jobs)
     by_label = {c.label: c for c in cells}
     reduced = study.reduced(size)
-    claims = [judge(claim, _metric_values(jobs, by_label[claim.a], claim.metric),
-                    _metric_values(jobs, by_label[claim.b], claim.metric), reduced=reduced, size=size)
-              for claim in study.claims]
-    if not study.size_spec(size).shows_claims:
-        claims = [withheld(c, size) for c in claims]
+    samples = [(seed_values(by_label[c.a], c.metric), seed_values(by_label[c.b], c.metric)) for c in study.claims]
+    look = max(1, len({j.sweep_id for j in jobs if j.status == JobStatus.SUCCEEDED}))  # each pooled run is a look
+    claims = judge(study.claims, samples, reduced=reduced, size=size, look=look, shown=study.shown(size))
     counts = status_counts(session, [r.id for r in runs])
     refs = [RunRef(id=r.id, name=r.name, seeds=r.seeds, created_at=r.created_at, counts=counts[r.id]) for r in runs]
+    folded = sum(c.copies_folded for c in cells)
     pooled = (f"{len(runs)} run{'' if len(runs) == 1 else 's'} of {study.name} v{study.version} at size {size} "
               f"pooled on {dataset} (sweeps {', '.join(f'#{r.id}' for r in runs) or 'none yet'}); other sizes, "
-              f"versions and datasets never enter")
-    return StudyAnswer(size=size, version=study.version, dataset=dataset, reduced=reduced, note=study.size_spec(size).note,
-                       pooled=pooled, runs=refs, cells=cells, claims=claims)
+              f"versions and datasets never enter; each seed counted once"
+              + (f" ({folded} cop{'y' if folded == 1 else 'ies'} of a seed folded)" if folded else "")
+              + f"; verdicts at look {look} (one-sided level {level(look):.3g})")
+    return StudyAnswer(size=size, version=study.version, dataset=dataset, reduced=reduced,
+                       note=study.size_spec(size).note, pooled=pooled, runs=refs, cells=cells, claims=claims,
+                       proposed_seeds=proposed_seeds(claims, by_label))

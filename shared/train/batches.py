@@ -21,6 +21,16 @@ def pixel_permutation(height: int, width: int, seed: int) -> torch.Tensor:
     return torch.randperm(height * width, generator=torch.Generator().manual_seed(seed))
 
 
+def permutation_rng_seed(spec) -> int:
+    """The RNG seed of the spec's pixel permutation: `permutation_seed`, or the run's `seed` when per_seed."""
+    return spec.seed if spec.permutation == "per_seed" else spec.permutation_seed
+
+
+def spec_permutation(spec, height: int, width: int) -> torch.Tensor | None:
+    """The spec's pixel permutation, or None where it keeps the pixels in place."""
+    return pixel_permutation(height, width, permutation_rng_seed(spec)) if spec.permute_pixels else None
+
+
 @dataclass
 class EpochPlan:
     """An epoch's sample order and augmentation draws, for the whole (global) batch sequence; stacked, the

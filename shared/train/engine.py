@@ -24,7 +24,15 @@ from shared.lab.results import DataInfo, EpochMetrics, EvalPoint, FitResult, Mis
 from shared.lab.settings import settings
 from shared.lab.specs import Spec
 from shared.train import checkpoint, distributed, evals
-from shared.train.batches import DevicePipeline, EpochPlan, batch_slices, class_order, pixel_permutation, rank_slice
+from shared.train.batches import (
+    DevicePipeline,
+    EpochPlan,
+    batch_slices,
+    class_order,
+    permutation_rng_seed,
+    rank_slice,
+    spec_permutation,
+)
 from shared.train.data import Split, channel_stats, load_split
 from shared.train.environment import environment
 from shared.train.nets import build_model, count_params
@@ -226,7 +234,7 @@ def setup(spec: Spec, world: distributed.World, device: torch.device, data_root:
     train, test = load_data(spec, data_root)
     mean, std = (spec.mean, spec.std) if spec.mean is not None else channel_stats(train.images)
     _, h, w = train.shape
-    perm = pixel_permutation(h, w, spec.permutation_seed) if spec.permute_pixels else None
+    perm = spec_permutation(spec, h, w)
     # NHWC for the conv nets on CPU too: oneDNN's conv and pooling kernels are faster on it (VGG ~15%, LeNet ~7%).
     channels_last = model_facts(spec.model).convolutional
     train_data = DevicePipeline(train, device, mean, std, perm, channels_last)
@@ -250,7 +258,7 @@ def setup(spec: Spec, world: distributed.World, device: torch.device, data_root:
 
     data = DataInfo(**{k: train.info.get(k) for k in ("name", "source", "fingerprint")},
                     train_samples=len(train), test_samples=len(test), classes=train.classes, mean=mean, std=std,
-                    permutation={"seed": spec.permutation_seed, "head": perm[:8].tolist()} if perm is not None else None)
+                    permutation=None if perm is None else {"seed": permutation_rng_seed(spec), "head": perm[:8].tolist()})
     plan = evals.eval_plan(spec, evals.run_samples(len(train), spec.batch_size, spec.epochs, spec.steps), len(test))
     info = RunInfo(spec=spec, params=params, data=data, environment=environment(device, world),
                    steps_per_epoch=steps_per_epoch, start_epoch=0, epochs=planned_epochs(spec, steps_per_epoch),

@@ -15,7 +15,7 @@ from shared.lab.models import model_facts
 from shared.lab.results import Misclassified
 from shared.lab.specs import Spec
 from shared.train import checkpoint
-from shared.train.batches import DevicePipeline, pixel_permutation
+from shared.train.batches import DevicePipeline, spec_permutation
 from shared.train.engine import load_data
 from shared.train.layerviews import layer_views, pick_images
 from shared.train.nets import Residual, build_model
@@ -122,7 +122,7 @@ def compute(spec: Spec, checkpoint_path: Path, sha256: str | None, data_root: Pa
     state = checkpoint.load(checkpoint_path, sha256)
     train, test = load_data(spec, data_root)
     _, h, w = train.shape
-    perm = pixel_permutation(h, w, spec.permutation_seed) if spec.permute_pixels else None
+    perm = spec_permutation(spec, h, w)
     out = {"classes": train.classes, "samples": samples(train.images, train.labels, train.classes, perm),
            "misclassified": misclassified(test.images, wrong or [], train.classes)}
     if model_facts(spec.model).convolutional:

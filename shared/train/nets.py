@@ -109,14 +109,15 @@ class CNN(nn.Module):
     """The lab's CNN: (conv5x5-ReLU-maxpool2) x2, fc 50, fc (6 maps on MNIST: 6,422 params).
 
     head="conv1x1": the classifier is a 1x1 convolution to the classes + global average pooling
-    (6 maps on MNIST: 1,062 in the trunk + 70 in the head = 1,132 params; 16 maps: 7,002).
+    (6 maps on MNIST: 1,062 in the trunk + 70 in the head = 1,132 params; 16 maps: 7,002); head="gap_fc":
+    global average pooling then one fc to the classes (the same pooling and parameters as conv1x1).
     dropout > 0 drops the fc head's hidden units, or the trunk's maps before the 1x1 head.
     """
 
     def __init__(self, in_shape: Shape, num_classes: int, n_feature: int = 6, n_hidden: int = 50,
                  head: str = "fc", dropout: float = 0.0):
         super().__init__()
-        _choice("head", head, ("fc", "conv1x1"))
+        _choice("head", head, ("fc", "conv1x1", "gap_fc"))
         drop = _dropout_layers(dropout)
         c, h, w = in_shape
         self.features = nn.Sequential(
@@ -126,6 +127,10 @@ class CNN(nn.Module):
         if head == "conv1x1":  # (B, n, 4, 4) -> (B, classes, 4, 4) -> mean over the map -> (B, classes)
             self.classifier = nn.Sequential(*drop, nn.Conv2d(n_feature, num_classes, kernel_size=1),
                                             nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            return
+        if head == "gap_fc":  # (B, n, 4, 4) -> mean over the map -> (B, n) -> (B, classes)
+            self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), *drop,
+                                            nn.Linear(n_feature, num_classes))
             return
         fh, fw = _after_two_conv5_pools(h), _after_two_conv5_pools(w)
         self.classifier = nn.Sequential(

@@ -79,8 +79,12 @@ def test_run_a_study_then_its_answer_pools_runs_with_fresh_seeds(client, sent, d
     mean_std = answer["cells"][0]
     assert mean_std["n"] == 3 and mean_std["seeds"] == [0, 1, 2] and mean_std["test_accuracy"]["ci95"] is not None
     claim = answer["claims"][0]
-    assert claim["verdict"] == "holds" and claim["evidence"]["n_a"] == 3 and claim["evidence"]["n_b"] == 2
-    assert claim["evidence"]["diff"] == pytest.approx(2.9, abs=1e-6) and claim["evidence"]["p_value"] < 0.01
+    assert claim["verdict"] == "holds" and claim["n_a"] == 3 and claim["n_b"] == 2 and claim["paired"]
+    assert claim["diff"] == pytest.approx(2.95, abs=1e-6)  # paired on seeds 0 and 1, the seeds both cells have
+    assert claim["unpaired"]["diff"] == pytest.approx(2.9, abs=1e-6) and claim["p_value"] < 0.01
+    assert claim["look"] == 2 and claim["alpha"] == 0.0125 and claim["p_adjusted"] == claim["p_value"]  # 1 tested
+    assert {"ci", "mde_points", "seeds_needed", "margin", "margin_why", "hedges_g"} <= set(claim)
+    assert [v["seed"] for v in mean_std["per_seed"]] == [0, 1, 2] and mean_std["per_seed"][2]["test_accuracy"] == 0.979
     assert claim["sentence"].startswith("Holds:")  # quick is the lab's recipe on MNIST: no "quick" prefix
     assert answer["claims"][1]["verdict"] == "inconclusive" and "not enough runs" in answer["claims"][1]["sentence"]
     assert client.get("/studies/normalization?size=full").json["answer"]["runs"] == []  # sizes never mix
@@ -140,3 +144,34 @@ def test_a_cifar_study_runs_on_the_jpeg_copy_where_the_original_is_missing(clien
     assert r.json["base"]["dataset"] == "cifar10-jpeg" and r.json["base"]["train_limit"] == 20000
     answer = client.get("/studies/lenet-1989").json["answer"]
     assert answer["dataset"] == "cifar10-jpeg" and "on cifar10-jpeg" in answer["pooled"] and len(answer["runs"]) == 1
+
+
+def test_one_seed_run_three_ways_counts_once_in_the_report_and_in_a_study(client, sent, db_url):
+    """A plain job, a sweep and a listed-cell sweep (model_args spelled out) of mnist-cnn, seed 4242: one run."""
+    seed = 4242
+    ids = [client.post("/jobs", json={"preset": "mnist-cnn", "overrides": {"seed": seed}}).json["id"]]
+    for extra in ({}, {"cells": [{"model_args.n_feature": 6}]}):
+        sweep = client.post("/sweeps", json={"name": "copy", "base": {"preset": "mnist-cnn"}, "seeds": [seed],
+                                             **extra}).json
+        ids += [j for c in sweep["cells"] for j in c["job_ids"]]
+    assert len(ids) == 3
+    before = client.get("/report?format=json").json["tables"][0]["rows"][1]
+    succeed(db_url, ids, [0.97, 0.971, 0.972])
+    row = client.get("/report?format=json").json["tables"][0]["rows"][1]
+    assert row["preset"] == "mnist-cnn" and row["seeds"].count(seed) == 1 and row["n"] == before["n"] + 1
+    assert row["copies_folded"] == before["copies_folded"] + 2 and "copies folded" in client.get("/report").get_data(
+        as_text=True)
+    before = client.get("/studies/normalization").json["answer"]["cells"][0]  # the database may hold earlier runs
+    run = client.post("/studies/normalization/run", json={"seeds": 1}).json  # a study cell with a copy of its seed
+    with session_scope(db_url) as s:
+        first = s.scalars(select(Job).where(Job.sweep_id == run["id"], Job.cell_index == 0)).one()
+        copy = s.get(Job, first.id)
+        s.add(Job(**{c.name: getattr(copy, c.name) for c in Job.__table__.columns if c.name not in ("id", "name")},
+                  name="copy"))
+    with session_scope(db_url) as s:
+        jobs = list(s.scalars(select(Job.id).where(Job.sweep_id == run["id"], Job.cell_index == 0)))
+    succeed(db_url, jobs, [0.98, 0.99])
+    cell = client.get("/studies/normalization").json["answer"]["cells"][0]
+    (new,) = run["seeds"]
+    assert cell["n"] == before["n"] + 1 and cell["copies_folded"] == before["copies_folded"] + 1
+    assert [v["test_accuracy"] for v in cell["per_seed"] if v["seed"] == new] == [0.98]  # the first copy counts

@@ -54,7 +54,10 @@ def test_study_page_draws_the_cells_with_error_bars_and_states_the_verdicts(site
     assert page.locator("#cells tbody tr").count() == 3
     assert "98.60%" in page.locator("#cells tbody tr").first.inner_text()
     assert page.locator("#claims .verdict").all_inner_texts() == ["holds", "does not hold"]  # 0.2 points < 1
-    assert "(95% CI)" in page.locator("#claims").inner_text() and page.locator("#size-note").count() == 0
+    claims = page.locator("#claims").inner_text()
+    assert "95% CI" in claims and "paired over 3 seeds" in claims and "margin 1 point" in claims
+    assert "Holm-adjusted" in claims and "detectable at 80% power" in claims and page.locator("#size-note").count() == 0
+    assert page.locator("#cells tbody tr td.per-seed").first.inner_text() == "0: 98.50%, 1: 98.70%, 2: 98.60%"
     chart = page.evaluate(DRAWN, "chart-metric")
     assert chart["points"] == [3] and chart["bars"] == 3 and chart["ink"] > 1000, chart
     assert page.locator("#run button").is_visible()
@@ -75,6 +78,7 @@ def test_report_page_pools_the_recipe_runs(site, page):
     page.goto(site["base"] + "/report")
     assert page.locator(".verdict").all_inner_texts() == ["holds", "holds", "holds", "inconclusive"]
     assert page.locator("form.report-run button").count() == 3
-    assert "n = 3 and 3" in page.locator("section.report").first.inner_text()
+    first = page.locator("section.report").first.inner_text()
+    assert "paired over 3 seeds" in first and "margin 1 point: a reseed" in first
     shot(page, "report-pooled")
     assert page.problems == []

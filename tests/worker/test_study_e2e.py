@@ -21,8 +21,8 @@ def test_a_study_runs_through_a_worker_and_is_answered(service):
         assert cell["n"] == 2 and cell["seeds"] == [0, 1] and 0 < acc["mean"] <= 1
         assert acc["ci95"] is None or acc["ci95"][0] <= acc["mean"] <= acc["ci95"][1]
     for claim in answer["claims"]:
-        assert claim["verdict"] in ("holds", "does_not_hold", "inconclusive")
-        assert claim["sentence"].startswith("Smoke size") and claim["evidence"]["n_a"] == 2
+        assert claim["verdict"] in ("holds", "does_not_hold", "reversed", "inconclusive")
+        assert claim["sentence"].startswith("Smoke size") and claim["n_a"] == 2 and claim["paired"]
     assert service.get("/studies/normalization?size=quick").json()["answer"]["runs"] == []  # never counted there
     page = service.get("/studies/normalization?size=smoke", headers={"Accept": "text/html"})
     assert page.status_code == 200 and "Smoke size" in page.text

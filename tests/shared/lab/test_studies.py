@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from shared.lab.specs import resolve
-from shared.lab.studies import STUDIES, Claim, decide, get_study, word
+from shared.lab.studies import STUDIES, Claim, get_study, word
+from shared.lab.verdicts import assess
 from shared.train.data import BUILTIN
 from shared.train.nets import build_model, count_params
 
@@ -87,7 +88,7 @@ def test_parameter_counts_in_labels_are_right():
     for label, overrides in study.cell_overrides("full").items():
         spec = resolve(study.preset, overrides)
         stated = int(re.search(r"\(([\d,]+) params\)", label).group(1).replace(",", ""))
-        assert count_params(build_model("cnn", (1, 28, 28), 10, **spec.model_args)) == stated
+        assert count_params(build_model("cnn", (1, 28, 28), 10, **spec.model_args)) == stated, label
 
 
 def test_1989_preset_is_the_1989_cell_at_full_size():
@@ -97,27 +98,41 @@ def test_1989_preset_is_the_1989_cell_at_full_size():
 
 
 CLAIM = Claim(text="a beats b", a="x", b="y", expect="higher", holds="H {evidence}", does_not_hold="N {evidence}")
-EQUAL = CLAIM.model_copy(update={"expect": "equal"})
 
 
-@pytest.mark.parametrize("claim, low, high, verdict", [
-    (CLAIM, 0.5, 3.0, "holds"), (CLAIM, -3.0, -0.5, "does_not_hold"), (CLAIM, -0.4, 0.8, "does_not_hold"),
-    (CLAIM, -2.0, 4.0, "inconclusive"), (CLAIM, None, None, "inconclusive"),
-    (EQUAL, -0.6, 0.9, "holds"), (EQUAL, 0.2, 3.0, "does_not_hold"), (EQUAL, -5.0, -1.5, "does_not_hold"),
-    (EQUAL, -2.0, 2.5, "inconclusive"),
-])
-def test_decide(claim, low, high, verdict):
-    assert decide(claim, low, high) == verdict
-
-
-def test_word_marks_verdicts_from_reduced_sizes():
-    assert word(CLAIM, "holds", "ahead by 6.9 ± 1.2 points", False) == "H ahead by 6.9 ± 1.2 points"
-    reduced = word(CLAIM, "does_not_hold", "e", True)
-    assert reduced.startswith("Quick size") and reduced.endswith("N e")
+def test_word_marks_verdicts_from_reduced_sizes_and_fills_every_template():
+    result = assess("higher", 1.0, [97.0, 97.2, 96.8], [90.0, 91.0, 90.5])
+    assert word(CLAIM, result, False).startswith("H difference +")
+    reduced = word(CLAIM, result.model_copy(update={"verdict": "does_not_hold"}), True)
+    assert reduced.startswith("Quick size") and "N difference" in reduced
     for study in STUDIES.values():
         for claim in study.claims:
-            for verdict in ("holds", "does_not_hold", "inconclusive"):
-                assert "{" not in word(claim, verdict, "ahead by 1.0 ± 0.5 points", False)
+            for verdict in ("holds", "does_not_hold", "reversed", "inconclusive"):
+                text = word(claim, result.model_copy(update={"verdict": verdict}), False)
+                assert "{" not in text and f"{claim.a} − {claim.b}" not in text
+
+
+def test_sizes_withhold_what_their_notes_disown():
+    assert get_study("lenet-1989").shown("quick") == [False, False, True, True]
+    assert get_study("raise-accuracy").shown("quick") == [False, True, False, False, True, True, True, True]
+    assert get_study("lenet-vs-vgg").shown("quick") == [False]
+    assert "3 epochs hardly reach" in get_study("raise-accuracy").sizes["quick"].note
+    assert all(all(s.shown("full")) for s in STUDIES.values())
+
+
+def test_conv1x1_compares_heads_on_one_trunk_with_the_same_pooling():
+    study = get_study("conv1x1-vs-fc")
+    specs = {label: resolve(study.preset, o) for label, o in study.cell_overrides("full").items()}
+    assert {s.model_args.get("n_feature", 6) for s in specs.values()} == {6}  # one trunk width
+    same = study.claims[0]
+    assert {specs[same.a].model_args["head"], specs[same.b].model_args["head"]} == {"conv1x1", "gap_fc"}
+
+
+def test_fc_vs_cnn_permutes_per_seed_and_says_up_front_what_its_equal_claim_needs():
+    study = get_study("fc-vs-cnn")
+    permuted = [resolve(study.preset, o) for label, o in study.cell_overrides("quick").items() if "permuted" in label]
+    assert len(permuted) == 2 and all(s.permute_pixels and s.permutation == "per_seed" for s in permuted)
+    assert study.claims[1].seeds_hint > 20 and "70 seeds" in study.sizes["quick"].note
 
 
 def test_reduced_sizes():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from shared.train.batches import PAD, DevicePipeline, EpochPlan, crop_flip, pixel_permutation, rank_slice
+from shared.lab.specs import resolve
+from shared.train.batches import PAD, DevicePipeline, EpochPlan, crop_flip, pixel_permutation, rank_slice, spec_permutation
 from shared.train.data import Split
 
 CPU = torch.device("cpu")
@@ -15,6 +16,15 @@ def make_split(n=10, c=1, h=28, w=28, seed=0) -> Split:
     g = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, c, h, w), generator=g, dtype=torch.uint8)
     return Split(images, torch.arange(n) % 10, [str(i) for i in range(10)], {"name": "synthetic"})
+
+
+def test_per_seed_permutations_differ_by_seed_and_fixed_ones_do_not():
+    def perm(seed, mode):
+        return spec_permutation(resolve("mnist-fc-permuted", {"seed": seed, "permutation": mode}), 28, 28)
+
+    assert torch.equal(perm(0, "fixed"), perm(1, "fixed"))
+    assert not torch.equal(perm(0, "per_seed"), perm(1, "per_seed")) and torch.equal(perm(3, "per_seed"), perm(3, "per_seed"))
+    assert spec_permutation(resolve("mnist-fc"), 28, 28) is None
 
 
 def test_pixel_permutation_is_reproducible():

@@ -169,6 +169,7 @@ def test_defaults_give_the_same_initial_weights_as_before(name, in_shape, refere
 
 @pytest.mark.parametrize("name, in_shape, args, expected", [
     ("cnn", MNIST, {"head": "conv1x1"}, 1132),  # trunk 156 + 906, head 6*10 + 10
+    ("cnn", MNIST, {"head": "gap_fc"}, 1132),  # the same pooling and head parameters, the other order
     ("cnn", MNIST, {"head": "conv1x1", "n_feature": 16}, 7002),  # trunk 416 + 6,416, head 170: about the fc CNN
     ("cnn", MNIST, {"dropout": 0.5}, 6422),
     ("lenet", CIFAR, {"activation": "sigmoid", "pool": "avg"}, 62006),
@@ -225,7 +226,7 @@ def test_residual_shortcut_projects_and_crops():
 
 
 @pytest.mark.parametrize("name, args, message", [
-    ("cnn", {"head": "gap"}, "head must be one of 'fc', 'conv1x1', got 'gap'"),
+    ("cnn", {"head": "gap"}, "head must be one of 'fc', 'conv1x1', 'gap_fc', got 'gap'"),
     ("cnn", {"dropout": 1.0}, "dropout must be a probability"),
     ("lenet", {"activation": "gelu"}, "activation must be one of 'relu', 'sigmoid', 'tanh'"),
     ("lenet", {"pool": "min"}, "pool must be one of 'max', 'avg'"),
