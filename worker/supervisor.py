@@ -70,7 +70,7 @@ def run_job(job_id: int, worker: str) -> str:
     """Run job `job_id` if this worker wins the claim; returns the job's final status or 'skipped'."""
     if drain.requested():  # delivered while this worker shuts down: leave it to the others
         return "skipped"
-    with drain.running_job():
+    with warm.running_job():
         return _run_claimed(job_id, worker)
 
 
