@@ -164,6 +164,16 @@ def test_pages_cope_with_sparse_results(client, db_url):
         assert client.get(path).status_code == 200, path
 
 
+def test_a_result_stored_in_another_shape_shows_what_it_can(client, db_url):
+    """Details written by an older version (other keys, a field of another shape) load with that field left out."""
+    job_id = add_job(db_url, "mnist-fc", epochs=1)
+    with session_scope(db_url) as s:
+        s.get(Result, job_id).details = {"confusion": [[7, 3]] + [[0] * 2], "misclassified": [{"index": 4}],
+                                         "history": "?", "written_by": "0.1"}
+    html = client.get(f"/results/{job_id}").get_data(as_text=True)
+    assert "Confusion matrix" in html and "70.0%" in html  # per class from the confusion matrix: 7 of 10
+
+
 def test_missing_job_page_is_a_friendly_404(client):
     page = client.get("/results/999")
     assert page.status_code == 404 and "job 999 not found" in page.get_data(as_text=True)
