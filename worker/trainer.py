@@ -24,14 +24,11 @@ from shared.lab.settings import settings
 from shared.lab.specs import Spec
 from shared.store import artifacts
 from shared.store import reporter as writes
-from shared.store.db import retry
-from shared.store.jobs import latest_checkpoint
 from shared.store.models import utcnow
-from shared.train import checkpoint
-from shared.train.checkpoint import CheckpointError
-from shared.train.engine import Reporter, Stopped, fit
+from shared.train import checkpoint, figures
+from shared.train.engine import Reporter, Run, Stopped, fit
 from shared.train.packs import fit_seeds
-from worker.jobfiles import EXIT_STOPPED, UPLOAD_SUFFIX, job_dir, local_checkpoint
+from worker.jobfiles import EXIT_STOPPED, UPLOAD_SUFFIX, job_dir
 
 
 class DbReporter(Reporter):
@@ -40,7 +37,7 @@ class DbReporter(Reporter):
     Writes keep their order and each is sent whole (shared.store.reporter), so a write the database missed can be
     sent again: during an outage the writer retries with backoff (shared.store.db.retry) while training goes on,
     and a bounded buffer holds what waits. Progress goes out at most once a second. `close()` flushes and re-raises
-    a failed write.
+    a failed write. The trained run (`on_done`) stays here for the pages' images.
     """
 
     BUFFER = 10_000  # writes waiting; when full (a long outage) training pauses rather than drop any
@@ -52,6 +49,7 @@ class DbReporter(Reporter):
         self.epochs = 1
         self.keep: int | None = None  # the spec's keep_checkpoints, known at on_start
         self.info: RunInfo | None = None  # set by on_start
+        self.run: Run | None = None  # set by on_done: the trained model and its data
         self.phase, self.at, self.started, self.first_step = "loading", (1, 0, 1), time.monotonic(), 0
         self.error: Exception | None = None
         self.pending: queue.Queue = queue.Queue(maxsize=self.BUFFER)
@@ -164,6 +162,9 @@ class DbReporter(Reporter):
 
         self.pending.put(upload)
 
+    def on_done(self, run: Run) -> None:
+        self.run = run
+
 
 def stage_for_upload(path: Path) -> Path:
     """A second name for the checkpoint (`.epoch-003.pt.upload`) that pruning leaves alone; a copy where the
@@ -199,35 +200,24 @@ def log_to_stderr() -> None:
     logging.captureWarnings(True)
 
 
-def job_figures(job_id: int, result: FitResult) -> dict:
-    """The pages' images for a job whose `fit` just returned `result`, from its final recorded checkpoint."""
-    from shared.train.figures import compute
-
-    ckpt = retry(lambda s: latest_checkpoint(s, job_id), what=f"job {job_id}'s checkpoint")
-    if ckpt is None:
-        raise CheckpointError(f"job {job_id} has no checkpoint to draw filters and feature maps from")
-    path = local_checkpoint(job_id, ckpt.key, ckpt.sha256)
-    if path is None:
-        raise CheckpointError(f"job {job_id}'s checkpoint {ckpt.key} does not exist here, nor intact in the store")
-    return compute(result.spec, path, ckpt.sha256, settings().data_dir, result.misclassified)
-
-
-def details(job_id: int, result: FitResult, pack: PackInfo | None = None) -> ResultDetails:
-    """The stored details of `result`, with the pages' images."""
+def details(result: FitResult, run: Run | None, pack: PackInfo | None = None) -> ResultDetails:
+    """The stored details of `result`, with the pages' images drawn from the trained `run` (no reload)."""
     out = ResultDetails(confusion=result.confusion, misclassified=result.misclassified, history=result.history,
                         pack=pack)
     try:  # the pages' images are extras: failing to draw them must never fail the job
-        out.artifacts = job_figures(job_id, result)
+        if run is None:
+            raise RuntimeError("the engine handed over no trained model to draw from")
+        out.artifacts = figures.of_run(run, result.misclassified)
     except Exception as exc:  # noqa: BLE001
         out.artifacts_error = f"{type(exc).__name__}: {exc}"
     return out
 
 
-def save_result(job_id: int, result: FitResult, pack: PackInfo | None = None) -> None:
+def save_result(job_id: int, result: FitResult, run: Run | None, pack: PackInfo | None = None) -> None:
     """Draw the pages' images and store the result (rank 0), the job's progress 'saving' meanwhile."""
     say("drawing the pages' images and saving the result")
     writes.set_progress(job_id, {"phase": "saving", "epoch": result.epochs, "epochs": result.epochs, "fraction": 0.99})
-    stored = details(job_id, result, pack)
+    stored = details(result, run, pack)
     done = {"phase": "done", "epoch": result.epochs, "epochs": result.epochs, "fraction": 1.0}
     writes.save_result(job_id, result, stored, done)
     say(f"done: test accuracy {result.test_accuracy:.2%}, test loss {result.test_loss:.4f}")
@@ -247,7 +237,7 @@ def train_job(job_id: int, resume: Path | None, resume_sha256: str | None, rank:
         if reporter is not None:
             reporter.close()
     if result is not None:
-        save_result(job_id, result)
+        save_result(job_id, result, reporter.run)
 
 
 def run(job_id: int, resume: Path | None = None, resume_sha256: str | None = None) -> int:
@@ -297,7 +287,7 @@ def _member_code(job_id: int, reporter: DbReporter, outcome: FitResult | BaseExc
         reporter.close()
         if isinstance(outcome, BaseException):
             raise outcome
-        save_result(job_id, outcome, pack.model_copy(update={"train_seconds": outcome.train_seconds}))
+        save_result(job_id, outcome, reporter.run, pack.model_copy(update={"train_seconds": outcome.train_seconds}))
         return 0
     except Stopped:
         return EXIT_STOPPED
