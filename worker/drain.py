@@ -5,22 +5,20 @@ The Celery main process stops consuming on SIGTERM (a warm shutdown) and writes 
 pool process inherits (also one forked during the shutdown), so `requested()` is true in all of them whether the
 signal reached only the main process (`docker stop`) or the whole process group (Ctrl-C, systemd). A pool process
 ignores SIGTERM while idle (the main process ends the pool once the running jobs are done) and, while it runs a
-job, leaves the job to the supervisor's watch loop (worker/supervisor.py) instead of dying with it.
+job, leaves the job to the supervisor's watch loop (worker/supervisor.py) instead of dying with it (the handler
+is the slot's: worker/warm.py `running_job`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import select
 import signal
 import threading
 
-log = logging.getLogger(__name__)
 _channel: tuple[int, int] | None = None  # (read end, write end), made by the main process before the pool forks
 _told = threading.Event()  # this process got SIGTERM itself
-_busy = threading.Event()  # this pool process runs a job
 
 
 def prepare() -> None:
@@ -52,22 +50,8 @@ def pool_process_ignores_sigterm() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-@contextlib.contextmanager
-def running_job():
-    """Mark this pool process busy for one job; a SIGTERM meanwhile drains instead of killing it."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    _busy.set()
-    try:
-        yield
-    finally:
-        _busy.clear()
-
-
-def _on_sigterm(signum, frame) -> None:
-    from worker import warm
-
-    if not _told.is_set():
-        log.info("pool process %s draining (%s)", os.getpid(), "its job runs on" if _busy.is_set() else "idle")
+def start_here() -> bool:
+    """This process got SIGTERM itself: it drains, whatever its main process says. Whether that is news."""
+    news = not _told.is_set()
     _told.set()
-    if not _busy.is_set():
-        warm.retire()  # idle: its trainer exits now, not after a job that will never come
+    return news

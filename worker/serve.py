@@ -24,6 +24,7 @@ from worker.warm import Done, Hand, Ready, Started, receive, send
 def warm_up() -> None:
     """Pay once per process what every job would pay: imports, lazy torch state, a database connection."""
     t0 = time.perf_counter()
+    # Imported here, inside the clock: paying for them once is what warming up is (the line below says how long).
     import platform
 
     import torch
@@ -32,11 +33,9 @@ def warm_up() -> None:
     # torch._disable_dynamo, and each step() passes through _use_grad_for_differentiable, which imports it
     # to call graph_break(). It cannot be avoided, so it is paid here, before any job.
     import torch._dynamo  # noqa: F401 - imported for its side effect (see above)
-    from sqlalchemy import text
-    from sqlalchemy.exc import SQLAlchemyError
 
     import shared.train.figures  # noqa: F401 - the result's images are drawn after every job
-    from shared.store.db import session_scope
+    from shared.store.db import DatabaseError, connect
     from worker import trainer
 
     trainer.use_threads()
@@ -49,9 +48,8 @@ def warm_up() -> None:
     if torch.cuda.is_available():
         torch.zeros(1, device="cuda")  # the CUDA context (~0.3-1 s) once, not per job
     try:
-        with session_scope() as s:
-            s.execute(text("SELECT 1"))  # one pooled connection, kept open
-    except SQLAlchemyError as exc:  # an outage now is the job's writes' to wait out (they retry), not a reason to die
+        connect()  # one pooled connection, kept open
+    except DatabaseError as exc:  # an outage now is the job's writes' to wait out (they retry), not a reason to die
         print(f"warm-up: no database connection yet ({str(exc).splitlines()[0]})", file=sys.stderr, flush=True)
     # What is alive now lives as long as the process: keep it out of every later collection. A full collection
     # of torch's objects takes 0.1-0.5 s on 2 CPU cores; frozen, the collections between and during jobs only
@@ -84,7 +82,7 @@ def output_to(log: Path) -> Iterator[None]:
 def train(hand: Hand) -> dict[int, int]:
     """One job (or a pack), as `python -m worker.trainer` runs it; a job that calls sys.exit fails instead of
     ending us. Returns each job's code."""
-    from worker import trainer
+    from worker import trainer  # loaded, and timed, by warm_up: importing this module stays light
 
     resume, sha = (Path(hand.resume[0]), hand.resume[1]) if hand.resume else (None, None)
     members = [hand.job_id, *hand.pack]
@@ -100,7 +98,7 @@ def train(hand: Hand) -> dict[int, int]:
 def tidy() -> None:
     """Between jobs: free what the last one left (its tensors, the CUDA cache), so the next starts lean."""
     gc.collect()
-    import torch
+    import torch  # loaded by warm_up already: a lookup
 
     if torch.cuda.is_initialized():
         torch.cuda.empty_cache()
@@ -130,7 +128,7 @@ def serve(conn: Connection) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     faulthandler.enable()  # a crash writes the Python stack to fd 2: the job's log while a job runs
-    from worker.trainer import log_to_stderr
+    from worker.trainer import log_to_stderr  # after faulthandler is on: a crash while torch loads shows its stack
 
     log_to_stderr()  # logging's handler writes to fd 2 too: the job's log while a job runs
     serve(Connection(int(args[0])))

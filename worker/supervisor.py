@@ -15,12 +15,10 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from shared.lab.settings import settings
 from shared.lab.specs import Spec
 from shared.store import artifacts, jobs
-from shared.store.db import retry, session_scope
+from shared.store.db import DatabaseError, retry, session_scope
 from shared.store.models import JobStatus
 from shared.train.launch import torchrun_command
 from worker import drain, warm
@@ -70,7 +68,7 @@ def run_job(job_id: int, worker: str) -> str:
     """Run job `job_id` if this worker wins the claim; returns the job's final status or 'skipped'."""
     if drain.requested():  # delivered while this worker shuts down: leave it to the others
         return "skipped"
-    with drain.running_job():
+    with warm.running_job():
         return _run_claimed(job_id, worker)
 
 
@@ -264,7 +262,7 @@ def _watch(attempt: Attempt, members: dict[int, Path], worker: str, limits: Limi
             with session_scope() as s:
                 beats = {j: jobs.heartbeat(s, j, worker) for j in members}
             renewed = time.monotonic()
-        except SQLAlchemyError as exc:  # a database blip: keep training, unless the lease runs out meanwhile
+        except DatabaseError as exc:  # a database blip: keep training, unless the lease runs out meanwhile
             log.warning("heartbeat of job %s failed: %s", first, exc)
             beats = {j: (time.monotonic() - renewed < jobs.lease_seconds(), False) for j in members}
         if not beats[first][0]:  # our lease was taken over (or lapsed): stop at once, the new owner runs the job
@@ -305,7 +303,7 @@ class Drained:
         try:
             with session_scope() as s:
                 epoch = getattr(jobs.latest_checkpoint(s, self.job_id), "epoch", 0)
-        except SQLAlchemyError:  # a database blip: count the time only
+        except DatabaseError:  # a database blip: count the time only
             epoch = self.epoch
         if self.since is None:
             self.since, self.epoch = time.monotonic(), epoch

@@ -18,29 +18,26 @@ import traceback
 from pathlib import Path
 
 import torch
-from sqlalchemy import delete, insert, update
-from sqlalchemy.exc import IntegrityError
 
-from shared.lab.results import EpochMetrics, EvalPoint, FitResult, RunInfo
+from shared.lab.results import EpochMetrics, EvalPoint, FitResult, PackInfo, ResultDetails, RunInfo
 from shared.lab.settings import settings
 from shared.lab.specs import Spec
 from shared.store import artifacts
-from shared.store.db import retry
-from shared.store.jobs import latest_checkpoint
-from shared.store.models import Checkpoint, EpochMetric, EvalMetric, Job, Result, StepLoss, utcnow
-from shared.train import checkpoint
-from shared.train.checkpoint import CheckpointError
-from shared.train.engine import Reporter, Stopped, fit
+from shared.store import reporter as writes
+from shared.store.models import utcnow
+from shared.train import checkpoint, figures
+from shared.train.engine import Reporter, Run, Stopped, fit
 from shared.train.packs import fit_seeds
-from worker.jobfiles import EXIT_STOPPED, UPLOAD_SUFFIX, job_dir, local_checkpoint
+from worker.jobfiles import EXIT_STOPPED, UPLOAD_SUFFIX, job_dir
 
 
 class DbReporter(Reporter):
     """Writes what the engine reports from a background thread, so the training loop never waits on the database.
 
-    Writes keep their order and are SQL statements, so a write the database missed can be sent again: during an
-    outage the writer retries with backoff (shared.store.db.retry) while training goes on, and a bounded buffer
-    holds what waits. Progress goes out at most once a second. `close()` flushes and re-raises a failed write.
+    Writes keep their order and each is sent whole (shared.store.reporter), so a write the database missed can be
+    sent again: during an outage the writer retries with backoff (shared.store.db.retry) while training goes on,
+    and a bounded buffer holds what waits. Progress goes out at most once a second. `close()` flushes and re-raises
+    a failed write. The trained run (`on_done`) stays here for the pages' images.
     """
 
     BUFFER = 10_000  # writes waiting; when full (a long outage) training pauses rather than drop any
@@ -52,6 +49,7 @@ class DbReporter(Reporter):
         self.epochs = 1
         self.keep: int | None = None  # the spec's keep_checkpoints, known at on_start
         self.info: RunInfo | None = None  # set by on_start
+        self.run: Run | None = None  # set by on_done: the trained model and its data
         self.phase, self.at, self.started, self.first_step = "loading", (1, 0, 1), time.monotonic(), 0
         self.error: Exception | None = None
         self.pending: queue.Queue = queue.Queue(maxsize=self.BUFFER)
@@ -59,12 +57,12 @@ class DbReporter(Reporter):
         self.writer.start()
 
     def _write(self) -> None:
-        while (statements := self.pending.get()) is not None:
+        while (write := self.pending.get()) is not None:
             if self.error is None:
                 try:
-                    if callable(statements):  # an upload first, then the row that records it
-                        statements = statements()
-                    write_again(statements, what=f"job {self.job_id}'s progress")
+                    if callable(write):  # an upload first, then the row that records it
+                        write = write()
+                    writes.send(write, what=f"job {self.job_id}'s progress")
                 except Exception as exc:  # noqa: BLE001 - surfaced by close()
                     self.error = exc
 
@@ -75,7 +73,7 @@ class DbReporter(Reporter):
             raise self.error
 
     def _progress(self, **progress) -> None:
-        self.pending.put([update(Job).where(Job.id == self.job_id).values(progress=progress)])
+        self.pending.put(writes.progress(self.job_id, progress))
 
     def loading(self, spec: Spec) -> None:
         """Before setup: the data is being loaded (decoded, or found in the cache) and moved to the device."""
@@ -113,8 +111,7 @@ class DbReporter(Reporter):
         if loss is not None:
             n = self.info.train_samples or 0
             seen = (epoch - 1) * n + min(step * self.info.spec.batch_size, n)
-            self.pending.put([insert(StepLoss).values(job_id=self.job_id, epoch=epoch, step=step,
-                                                      global_step=global_step, loss=loss, samples_seen=seen)])
+            self.pending.put(writes.step_loss(self.job_id, epoch, step, global_step, loss, seen))
         now = time.monotonic()
         self.at, self.phase = (epoch, step, steps), "training"
         if now - self.last >= self.min_interval:
@@ -130,13 +127,13 @@ class DbReporter(Reporter):
         if not point.full:
             say(f"  {point.samples_seen:,} samples (epoch {point.epoch:.2f}): test accuracy "
                 f"{point.test_accuracy:.2%}, loss {point.test_loss:.4f} on {point.test_samples:,} test images")
-        self.pending.put([insert(EvalMetric).values(job_id=self.job_id, **point.model_dump())])
+        self.pending.put(writes.eval_point(self.job_id, point))
 
     def on_epoch(self, metrics: EpochMetrics) -> None:
         say(f"epoch {metrics.epoch}/{self.epochs}: train loss {metrics.train_loss:.4f}, test loss "
             f"{metrics.test_loss:.4f}, test accuracy {metrics.test_accuracy:.2%} ({metrics.seconds:.1f} s, "
             f"{metrics.samples_per_second:,.0f} samples/s)")
-        self.pending.put([insert(EpochMetric).values(job_id=self.job_id, **metrics.model_dump())])
+        self.pending.put(writes.epoch_metrics(self.job_id, metrics))
 
     def on_checkpoint(self, epoch, path, sha256):
         """Upload the checkpoint to the artifact store (on the writer thread: training goes on), then record its key:
@@ -149,23 +146,24 @@ class DbReporter(Reporter):
         say(f"checkpoint {Path(path).name} (sha256 {sha256[:12]}…)")
         staged = stage_for_upload(Path(path))
 
-        def upload() -> list:
+        def upload() -> writes.Write:
             try:
                 key = artifacts.artifact_key(self.job_id, Path(path).name)
                 artifacts.upload(staged, key)
                 artifacts.upload_log(self.job_id, Path(path).parent / "log.txt")
-                statements = [insert(Checkpoint).values(job_id=self.job_id, epoch=epoch, key=key, sha256=sha256,
-                                                        size_bytes=staged.stat().st_size, created_at=utcnow())]
+                size = staged.stat().st_size
             finally:
                 staged.unlink(missing_ok=True)
+            pruned = None
             if self.keep is not None and epoch - self.keep >= 1:
-                old = checkpoint.path_for(Path(path).parent, epoch - self.keep)
-                artifacts.delete(artifacts.artifact_key(self.job_id, old.name))
-                statements.append(delete(Checkpoint).where(Checkpoint.job_id == self.job_id,
-                                                           Checkpoint.epoch <= epoch - self.keep))
-            return statements
+                pruned = epoch - self.keep
+                artifacts.delete(artifacts.artifact_key(self.job_id, checkpoint.path_for(Path(path).parent, pruned).name))
+            return writes.checkpoint_uploaded(self.job_id, epoch, key, sha256, size, prune_through=pruned)
 
         self.pending.put(upload)
+
+    def on_done(self, run: Run) -> None:
+        self.run = run
 
 
 def stage_for_upload(path: Path) -> Path:
@@ -185,26 +183,6 @@ def say(message: str) -> None:
     print(f"{utcnow():%Y-%m-%d %H:%M:%S} {message}", flush=True)
 
 
-def write_again(statements: list, what: str) -> None:
-    """Execute `statements` in one transaction, waiting out an outage. A row that is already there after a failed
-    attempt (the commit landed but its answer was lost) counts as written."""
-    tries = 0
-
-    def attempt(s) -> None:
-        nonlocal tries
-        tries += 1
-        try:
-            for statement in statements:
-                s.execute(statement)
-            s.flush()
-        except IntegrityError:
-            if tries == 1:
-                raise
-            s.rollback()  # an earlier try's commit landed: nothing left to write
-
-    retry(attempt, what=what)
-
-
 def use_threads() -> None:
     """torch's CPU threads for this process (CNNLAB_TRAINER_THREADS). Trainers that share a machine's cores must
     not each start one thread per core: 16 trainers of 2 threads on 2 cores spun so much that jobs ran 5x slower
@@ -222,46 +200,32 @@ def log_to_stderr() -> None:
     logging.captureWarnings(True)
 
 
-def job_figures(job_id: int, result: FitResult) -> dict:
-    """The pages' images for a job whose `fit` just returned `result`, from its final recorded checkpoint."""
-    from shared.train.figures import compute
-
-    ckpt = retry(lambda s: latest_checkpoint(s, job_id), what=f"job {job_id}'s checkpoint")
-    if ckpt is None:
-        raise CheckpointError(f"job {job_id} has no checkpoint to draw filters and feature maps from")
-    path = local_checkpoint(job_id, ckpt.key, ckpt.sha256)
-    if path is None:
-        raise CheckpointError(f"job {job_id}'s checkpoint {ckpt.key} does not exist here, nor intact in the store")
-    return compute(result.spec, path, ckpt.sha256, settings().data_dir, result.misclassified)
-
-
-def save_result(job_id: int, result: FitResult, pack: dict | None = None) -> None:
-    details = result.model_dump(include={"confusion", "misclassified", "history"})
-    if pack is not None:  # trained with its cell mates: the pack's jobs, start, end and (shared) train_seconds
-        details["pack"] = pack
+def details(result: FitResult, run: Run | None, pack: PackInfo | None = None) -> ResultDetails:
+    """The stored details of `result`, with the pages' images drawn from the trained `run` (no reload)."""
+    out = ResultDetails(confusion=result.confusion, misclassified=result.misclassified, history=result.history,
+                        pack=pack)
     try:  # the pages' images are extras: failing to draw them must never fail the job
-        details["artifacts"] = job_figures(job_id, result)
+        if run is None:
+            raise RuntimeError("the engine handed over no trained model to draw from")
+        out.artifacts = figures.of_run(run, result.misclassified)
     except Exception as exc:  # noqa: BLE001
-        details["artifacts_error"] = f"{type(exc).__name__}: {exc}"
-    summary = result.model_dump(include={"test_accuracy", "test_loss", "params", "epochs", "train_seconds",
-                                         "eval_seconds", "samples_per_second", "data", "environment"})
-    done = {"phase": "done", "epoch": result.epochs, "epochs": result.epochs, "fraction": 1.0}
+        out.artifacts_error = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def save_result(job_id: int, result: FitResult, run: Run | None, pack: PackInfo | None = None) -> None:
+    """Draw the pages' images and store the result (rank 0), the job's progress 'saving' meanwhile."""
     say("drawing the pages' images and saving the result")
-    saving = {"phase": "saving", "epoch": result.epochs, "epochs": result.epochs, "fraction": 0.99}
-    retry(lambda s: s.execute(update(Job).where(Job.id == job_id).values(progress=saving)),
-          what=f"job {job_id}'s progress")
-
-    def store(s) -> None:  # merge: an upsert, so a retry after a lost commit writes the same row
-        s.merge(Result(job_id=job_id, details=details, **summary))
-        s.execute(update(Job).where(Job.id == job_id).values(progress=done))
-
-    retry(store, what=f"job {job_id}'s result")
+    writes.set_progress(job_id, {"phase": "saving", "epoch": result.epochs, "epochs": result.epochs, "fraction": 0.99})
+    stored = details(result, run, pack)
+    done = {"phase": "done", "epoch": result.epochs, "epochs": result.epochs, "fraction": 1.0}
+    writes.save_result(job_id, result, stored, done)
     say(f"done: test accuracy {result.test_accuracy:.2%}, test loss {result.test_loss:.4f}")
 
 
 def train_job(job_id: int, resume: Path | None, resume_sha256: str | None, rank: int) -> None:
     """Train the job's spec; rank 0 reports to the database and stores the result."""
-    spec = Spec.model_validate(retry(lambda s: s.get(Job, job_id).spec, what=f"reading job {job_id}"))
+    spec = writes.job_specs([job_id])[job_id]
     out = job_dir(job_id)
     reporter = DbReporter(job_id) if rank == 0 else None
     if reporter is not None:
@@ -273,7 +237,7 @@ def train_job(job_id: int, resume: Path | None, resume_sha256: str | None, rank:
         if reporter is not None:
             reporter.close()
     if result is not None:
-        save_result(job_id, result)
+        save_result(job_id, result, reporter.run)
 
 
 def run(job_id: int, resume: Path | None = None, resume_sha256: str | None = None) -> int:
@@ -297,7 +261,7 @@ def run(job_id: int, resume: Path | None = None, resume_sha256: str | None = Non
 def run_pack(job_ids: list[int]) -> dict[int, int]:
     """Train jobs that differ only in their seed as one pack (shared.train.packs); returns each job's exit code."""
     started = utcnow()
-    specs = retry(lambda s: {j: Spec.model_validate(s.get(Job, j).spec) for j in job_ids}, what="reading a pack")
+    specs = writes.job_specs(job_ids)
     by_seed = {specs[j].seed: j for j in job_ids}
     for j in job_ids:
         job_dir(j).mkdir(parents=True, exist_ok=True)
@@ -313,17 +277,17 @@ def run_pack(job_ids: list[int]) -> dict[int, int]:
                              should_stop={seed: (job_dir(j) / "stop").exists for seed, j in by_seed.items()})
     except Exception as exc:  # noqa: BLE001 - what fails before training fails every member
         outcomes = dict.fromkeys(by_seed, exc)
-    pack = {"jobs": job_ids, "started_at": started.isoformat(), "finished_at": utcnow().isoformat()}
+    pack = PackInfo(jobs=job_ids, started_at=started.isoformat(), finished_at=utcnow().isoformat())
     return {j: _member_code(j, reporters[seed], outcomes[seed], pack) for seed, j in by_seed.items()}
 
 
-def _member_code(job_id: int, reporter: DbReporter, outcome: FitResult | BaseException, pack: dict) -> int:
+def _member_code(job_id: int, reporter: DbReporter, outcome: FitResult | BaseException, pack: PackInfo) -> int:
     """Store one pack member's result (or its error) as `run` would; its exit code."""
     try:
         reporter.close()
         if isinstance(outcome, BaseException):
             raise outcome
-        save_result(job_id, outcome, pack=pack | {"train_seconds": outcome.train_seconds})
+        save_result(job_id, outcome, reporter.run, pack.model_copy(update={"train_seconds": outcome.train_seconds}))
         return 0
     except Stopped:
         return EXIT_STOPPED

@@ -18,11 +18,14 @@ ending (failure, cancel, crash, hang, lost lease) kills it and the slot starts a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from multiprocessing.connection import Connection
 from typing import Literal
 
@@ -125,6 +128,25 @@ class WarmTrainer:
 
 
 _slot: WarmTrainer | None = None  # this pool process's trainer: Celery runs one task at a time per process
+_busy = threading.Event()  # this pool process runs a job
+
+
+@contextlib.contextmanager
+def running_job():
+    """Mark this slot busy for one job; a SIGTERM meanwhile drains (worker/drain.py) instead of killing it."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    _busy.set()
+    try:
+        yield
+    finally:
+        _busy.clear()
+
+
+def _on_sigterm(signum, frame) -> None:
+    if drain.start_here():
+        log.info("pool process %s draining (%s)", os.getpid(), "its job runs on" if _busy.is_set() else "idle")
+    if not _busy.is_set():
+        retire()  # idle: its trainer exits now, not after a job that will never come
 
 
 def slot_trainer() -> WarmTrainer:

@@ -95,11 +95,11 @@ def job_view(s: Session, job_id: int) -> dict[str, Any]:
                             for c in job.checkpoints],
             "details": {}, "artifacts": None, "per_class": None, "classes": None}
     if job.result is not None:
-        details = job.result.details or {}
+        details = jobs.result_details(job)
         classes = (job.result.data or {}).get("classes") or []
-        view |= {"details": details, "artifacts": details.get("artifacts"), "classes": classes}
-        if details.get("confusion"):
-            view["per_class"] = per_class(details["confusion"], classes)
+        view |= {"details": details, "artifacts": details.artifacts, "classes": classes}
+        if details.confusion:
+            view["per_class"] = per_class(details.confusion, classes)
     return view
 
 

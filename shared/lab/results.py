@@ -6,7 +6,9 @@ OpenAPI document is generated from these models), and the CLI prints them.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.lab.specs import Spec
 
@@ -111,3 +113,37 @@ class FitResult(RunSummary):
     history: list[EpochMetrics]
     confusion: list[list[int]] = Field(description="K x K counts, [true class][predicted class]")
     misclassified: list[Misclassified]
+
+
+class PackInfo(BaseModel):
+    """The pack a job trained in with its sweep cell mates (shared.train.packs): its jobs, start and end."""
+
+    jobs: list[int]
+    started_at: str = Field(description="ISO 8601, UTC")
+    finished_at: str = Field(description="ISO 8601, UTC")
+    train_seconds: float | None = Field(None, description="the pack's training time, shared by its members")
+
+
+class ResultDetails(BaseModel):
+    """What a stored result holds beyond its headline: the confusion matrix, the first misclassified test images,
+    the epochs, the pack it trained in, and the pages' images (drawn once by the worker: shared.train.figures)."""
+
+    model_config = ConfigDict(extra="allow")  # rows written by other versions may carry more keys
+
+    confusion: list[list[int]] = Field(default_factory=list, description="K x K counts, [true class][predicted class]")
+    misclassified: list[Misclassified] = Field(default_factory=list)
+    history: list[EpochMetrics] = Field(default_factory=list)
+    pack: PackInfo | None = None
+    artifacts: dict[str, Any] | None = Field(None, description="the pages' images: PNG data URIs and their captions")
+    artifacts_error: str | None = Field(None, description="why the images could not be drawn")
+    local: bool = Field(False, description="recorded from a run trained outside the service (`cnnlab train`)")
+
+    @classmethod
+    def stored(cls, raw: dict | None) -> "ResultDetails":
+        """A stored row's details; a field that older or hand-written rows hold in another shape is left out."""
+        raw = raw or {}
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            return cls.model_validate({k: v for k, v in raw.items() if k not in bad})

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shared.lab.results import ResultDetails
 from shared.lab.runs import LOCAL_QUEUE, LocalRun
 from shared.store.files import delete_job_files
 from shared.store.jobs import Conflict, get_job
@@ -70,8 +71,8 @@ def record_run(session: Session, run: LocalRun, idempotency_key: str | None = No
         return record_run(session, run, idempotency_key)
     session.add_all([EpochMetric(job_id=job.id, **m.model_dump()) for m in run.epochs])
     session.add_all([StepLoss(job_id=job.id, **p.model_dump()) for p in run.steps])
-    details = {"confusion": run.confusion, "misclassified": [m.model_dump() for m in run.misclassified],
-               "history": [m.model_dump() for m in run.epochs], "local": True}
-    session.add(Result(job_id=job.id, details=details, **run.result.model_dump()))
+    details = ResultDetails(confusion=run.confusion, misclassified=run.misclassified, history=run.epochs, local=True)
+    session.add(Result(job_id=job.id, details=details.model_dump(mode="json", exclude_defaults=True),
+                       **run.result.model_dump()))
     session.flush()
     return job, True

@@ -13,7 +13,7 @@ from typing import TypeVar
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DataError as DataError  # re-exported: the API answers it without importing SQLAlchemy
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -110,6 +110,16 @@ def ping(session: Session) -> None:
 # The database is down, restarting, locked or out of pooled connections: the API answers these 503 (DataError,
 # re-exported above, is a value the database refuses: 400). Callers catch them without importing SQLAlchemy.
 UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
+
+
+def connect(url: str | None = None) -> None:
+    """Open a pooled connection to the database now (a process warming up), so the first write does not wait."""
+    with session_scope(url) as s:
+        s.execute(text("SELECT 1"))
+
+
+# Any failure of the database or of a statement: what callers outside the store catch (they import no SQLAlchemy).
+DatabaseError = SQLAlchemyError
 
 # The database is unreachable or busy (down, restarting, a dropped connection, a locked SQLite file, an
 # exhausted pool): worth waiting out. Anything else (a constraint, bad SQL, a missing table) is reported at once.

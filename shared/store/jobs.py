@@ -9,6 +9,7 @@ from sqlalchemy import String, cast, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from shared.lab.results import ResultDetails
 from shared.lab.settings import settings
 from shared.lab.specs import SpecWarning, resolve_checked
 from shared.store.listing import order_by
@@ -268,3 +269,8 @@ def metrics(session: Session, job_id: int) -> tuple[list[EpochMetric], list[Step
     steps = session.scalars(select(StepLoss).where(StepLoss.job_id == job_id).order_by(StepLoss.global_step))
     points = session.scalars(select(EvalMetric).where(EvalMetric.job_id == job_id).order_by(EvalMetric.samples_seen))
     return list(epochs), list(steps), list(points)
+
+
+def result_details(job: Job) -> ResultDetails | None:
+    """The details of the job's result (its result row loaded), typed; rows of older versions load with defaults."""
+    return None if job.result is None else ResultDetails.stored(job.result.details)

@@ -57,6 +57,7 @@ class Reporter:
     def on_checkpoint(self, epoch: int, path: Path, sha256: str) -> None: ...
     def on_eval(self, point: EvalPoint) -> None: ...
     def on_phase(self, phase: str) -> None: ...  # "evaluating" or "saving" at an epoch's end
+    def on_done(self, run: Run) -> None: ...  # rank 0, the result summarized: the trained model and its data
 
 
 @dataclass
@@ -214,6 +215,7 @@ def fit(spec: Spec, *, data_root: Path | None = None, out_dir: Path | None = Non
         reporter.on_start(run.info)
         last = train_epochs(Epochs(run, reporter, should_stop, out_dir))
         result = summarize(run, last) if world.is_main else None
+        reporter.on_done(run)  # off rank 0 the base Reporter: a no-op
     except BaseException:
         distributed.shutdown(world, clean=False)  # a peer may be gone: no barrier to wait in
         raise

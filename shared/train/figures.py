@@ -1,7 +1,8 @@
-"""Page artifacts computed once when a job ends: sample grids, misclassified strip, filters and feature maps.
+"""Page artifacts drawn once when a job ends: sample grids, misclassified strip, filters and feature maps.
 
-Everything is a small PNG data URI or a short list, stored in Result.details["artifacts"], so the results
-pages never load a model or a dataset.
+Everything is a small PNG data URI or a short list, stored as the result details' `artifacts`
+(shared.lab.results.ResultDetails), so the results pages never load a model or a dataset. The worker draws them
+from the run it just trained (`of_run`); `compute` draws them from a checkpoint.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from shared.lab.results import Misclassified
 from shared.lab.specs import Spec
 from shared.train import checkpoint
 from shared.train.batches import DevicePipeline, spec_permutation
-from shared.train.engine import load_data
+from shared.train.data import Split
+from shared.train.engine import Run, load_data
 from shared.train.layerviews import layer_views, pick_images
 from shared.train.nets import Residual, build_model
 from shared.train.pngs import grid_uri, png_uri, to_uint8
@@ -118,17 +120,30 @@ def feature_maps(model: nn.Module, x: torch.Tensor, shown: torch.Tensor, label: 
 
 def compute(spec: Spec, checkpoint_path: Path, sha256: str | None, data_root: Path | None = None,
             wrong: list[Misclassified] | None = None) -> dict:
-    """All artifacts of a finished job, from its final checkpoint and its (limited) data splits."""
+    """All artifacts of a job, from a checkpoint of it and its (limited) data splits, loaded now."""
     state = checkpoint.load(checkpoint_path, sha256)
     train, test = load_data(spec, data_root)
+    return draw(spec, state["model"], train, test, state["data"], wrong)
+
+
+def of_run(run: Run, wrong: list[Misclassified] | None = None) -> dict:
+    """All artifacts of a run `fit` just finished, from the weights and the data it holds: nothing is loaded again."""
+    train, test = (Split(d.images.cpu(), d.labels.cpu(), run.info.data.classes) for d in (run.train_data, run.test_data))
+    return draw(run.spec, run.model.state_dict(), train, test, run.info.data.model_dump(), wrong)
+
+
+def draw(spec: Spec, weights: dict, train: Split, test: Split, data: dict,
+         wrong: list[Misclassified] | None = None) -> dict:
+    """All artifacts of trained `weights` (a state_dict) on uint8 splits normalized by `data`'s mean and std."""
     _, h, w = train.shape
     perm = spec_permutation(spec, h, w)
     out = {"classes": train.classes, "samples": samples(train.images, train.labels, train.classes, perm),
            "misclassified": misclassified(test.images, wrong or [], train.classes)}
     if model_facts(spec.model).convolutional:
+        # A fresh CPU model in the default layout: the same images whichever device, memory format (channels_last)
+        # or SyncBatchNorm trained the weights.
         model = build_model(spec.model, train.shape, len(train.classes), **spec.model_args)
-        model.load_state_dict(state["model"])
-        data = state["data"]
+        model.load_state_dict(weights)
         x, y = DevicePipeline(test.head(1), torch.device("cpu"), data["mean"], data["std"], perm).batch(
             torch.tensor([0]))
         shown = test.images[0] if perm is None else permute(test.images[:1], perm)[0]  # what the model saw

@@ -207,6 +207,9 @@ class _Started(Reporter):
     def on_phase(self, phase):
         self.inner.on_phase(phase)
 
+    def on_done(self, run):
+        self.inner.on_done(run)
+
 
 def fit_one_by_one(spec: Spec, seeds: list[int], data_root, out_dirs, reporters,
                    should_stop) -> dict[int, FitResult | BaseException]:
@@ -316,7 +319,9 @@ class Pack:
 
     def result(self, m: Member) -> FitResult | BaseException:
         try:
-            return engine.summarize(m.run, m.last)
+            result = engine.summarize(m.run, m.last)
+            m.reporter.on_done(m.run)
+            return result
         except Exception as exc:  # noqa: BLE001 - one member's failure is its result
             return exc
 

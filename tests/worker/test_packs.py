@@ -38,7 +38,9 @@ def test_a_cells_seeds_train_as_one_pack_each_with_its_own_result(packing):
     assert [j["status"] for j in jobs] == ["succeeded"] * 3 and {j["attempts"] for j in jobs} == {1}, jobs
     assert len({j["worker"] for j in jobs}) == 1  # claimed together by one slot
     with session_scope(url) as s:
-        packs = [s.get(Result, i).details["pack"] for i in ids]
+        details = [s.get(Result, i).details for i in ids]
+    packs = [d["pack"] for d in details]
+    assert all(d["artifacts"]["samples"]["png"] and "artifacts_error" not in d for d in details)  # drawn from each member
     assert {tuple(sorted(p["jobs"])) for p in packs} == {tuple(ids)}
     assert len({p["train_seconds"] for p in packs}) == 1  # the pack's shared training time
     for i in ids:  # each its own metrics and checkpoint

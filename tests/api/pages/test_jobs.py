@@ -23,22 +23,40 @@ from shared.store.db import session_scope
 from shared.store.jobs import create_job
 from shared.store.models import Checkpoint, EpochMetric, Job, Result, StepLoss, utcnow
 from shared.train import checkpoint, figures
-from shared.train.engine import fit
+from shared.train.engine import Reporter, fit
 from worker import trainer
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny mnist-cnn trained for real (500 samples), its checkpoint, fit result and page artifacts."""
+    """A tiny mnist-cnn trained for real (500 samples), its checkpoint, fit result, trained run and page artifacts."""
     tmp = tmp_path_factory.mktemp("trained")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CNNLAB_CACHE_DIR", str(tmp / "cache"))
         spec = resolve("mnist-cnn", {"train_limit": 500, "test_limit": 200, "device": "cpu", "log_every": 2})
-        result = fit(spec, data_root=data_root(), out_dir=tmp / "ckpt")
+        kept = KeepRun()
+        result = fit(spec, data_root=data_root(), out_dir=tmp / "ckpt", reporter=kept)
         path = checkpoint.path_for(tmp / "ckpt", 1)
         sha = checkpoint.sha256_file(path)
         arts = figures.compute(spec, path, sha, data_root(), result.misclassified)
-    return {"spec": spec, "result": result, "path": path, "sha256": sha, "artifacts": arts, "tmp": tmp}
+    return {"spec": spec, "result": result, "path": path, "sha256": sha, "artifacts": arts, "tmp": tmp,
+            "run": kept.run}
+
+
+class KeepRun(Reporter):
+    """Keeps the trained run the engine hands over at the end, as the worker's reporter does."""
+
+    run = None
+
+    def on_done(self, run):
+        self.run = run
+
+
+def test_the_images_drawn_from_the_trained_run_are_those_of_its_checkpoint(trained):
+    """The worker draws from the model and data it holds (figures.of_run), with no reload: the same images, byte
+    for byte, as drawn from the checkpoint and the data loaded again."""
+    assert trained["run"] is not None
+    assert figures.of_run(trained["run"], trained["result"].misclassified) == trained["artifacts"]
 
 
 @pytest.fixture
@@ -162,6 +180,16 @@ def test_pages_cope_with_sparse_results(client, db_url):
         r.data, r.environment, r.details = {}, {}, {}
     for path in (f"/results/{job_id}", f"/compare?ids={job_id}", "/report", "/"):
         assert client.get(path).status_code == 200, path
+
+
+def test_a_result_stored_in_another_shape_shows_what_it_can(client, db_url):
+    """Details written by an older version (other keys, a field of another shape) load with that field left out."""
+    job_id = add_job(db_url, "mnist-fc", epochs=1)
+    with session_scope(db_url) as s:
+        s.get(Result, job_id).details = {"confusion": [[7, 3]] + [[0] * 2], "misclassified": [{"index": 4}],
+                                         "history": "?", "written_by": "0.1"}
+    html = client.get(f"/results/{job_id}").get_data(as_text=True)
+    assert "Confusion matrix" in html and "70.0%" in html  # per class from the confusion matrix: 7 of 10
 
 
 def test_missing_job_page_is_a_friendly_404(client):
@@ -291,9 +319,11 @@ def test_a_real_run_stores_artifacts_and_survives_their_failure(client, db_url, 
     html = client.get(f"/results/{job_id}").get_data(as_text=True)
     assert "permuted as the model sees it" in html and "after 2×2 max-pooling" in html
 
-    broken = add_job(db_url, status="running")  # its checkpoints point at files that are gone
-    trainer.save_result(broken, trained["result"])
+    broken = add_job(db_url, status="running")
+    trainer.save_result(broken, trained["result"], None)  # no trained model handed over: nothing to draw from
     with session_scope(db_url) as s:
         result = s.get(Result, broken)
-        assert "artifacts" not in result.details and "does not exist" in result.details["artifacts_error"]
+        assert "artifacts" not in result.details and "no trained model" in result.details["artifacts_error"]
         assert result.test_accuracy == trained["result"].test_accuracy
+    html = client.get(f"/results/{broken}").get_data(as_text=True)
+    assert "could not be drawn: RuntimeError: the engine handed over no trained model" in html

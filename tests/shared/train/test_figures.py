@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from shared.train import figures
+from shared.lab.specs import resolve
+from shared.train import checkpoint, figures, packs
+from shared.train.engine import Reporter
 from shared.train.nets import build_model
 
 CIFAR, MNIST = (3, 32, 32), (1, 28, 28)
@@ -42,3 +44,28 @@ def test_sigmoid_maps_use_their_own_range():
     assert acts["relu"].min() > 0 and acts["relu"].max() < 1
     out = figures.feature_maps(model, torch.randn(1, *CIFAR), torch.zeros(CIFAR, dtype=torch.uint8), "x")
     assert out["relu"]["png"] != out["conv"]["png"]
+
+
+class KeepRun(Reporter):
+    """Keeps the trained run the engine hands over when it is done, as the worker's reporter does."""
+
+    run = None
+
+    def on_done(self, run):
+        self.run = run
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+def test_a_packs_members_draw_the_images_of_their_own_checkpoints(strategy, data_dir, tmp_path):
+    """Each seed of a pack hands its own trained run over; drawn from it (no reload), its images are those of its
+    checkpoint, byte for byte, on either way of training the pack."""
+    spec = resolve("mnist-cnn", {"train_limit": 300, "test_limit": 100, "device": "cpu", "permute_pixels": True})
+    kept = {seed: KeepRun() for seed in (0, 1)}
+    out = packs.fit_seeds(spec, [0, 1], data_root=data_dir, out_dirs={s: tmp_path / str(s) for s in kept},
+                          reporters=kept, strategy=strategy)
+    drawn = {s: figures.of_run(kept[s].run, out[s].misclassified) for s in kept}
+    for seed in kept:
+        loaded = figures.compute(spec.model_copy(update={"seed": seed}), checkpoint.path_for(tmp_path / str(seed), 1),
+                                 None, data_dir, out[seed].misclassified)
+        assert drawn[seed] == loaded
+    assert drawn[0]["filters"] != drawn[1]["filters"]  # each seed's own weights
