@@ -35,8 +35,8 @@ def warm_up() -> None:
     import torch._dynamo  # noqa: F401 - imported for its side effect (see above)
 
     import shared.train.figures  # noqa: F401 - the result's images are drawn after every job
-    from shared.store.db import DatabaseError, connect
-    from worker import trainer
+    from shared.store.db import DatabaseError, connect  # loaded here with the rest, before the first job
+    from worker import trainer  # (torch: the warm trainer's whole point is to load it once)
 
     trainer.use_threads()
 

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 from shared.cli.client import Client, Json, ServiceError
 from shared.lab.settings import settings
 from shared.lab.specs import PRESETS, SpecError, parse_assignments
@@ -83,8 +85,6 @@ def submit(args: argparse.Namespace, api: Client) -> int:
 
 def follow(api: Client, job: Json) -> Json:
     """Poll the job until it finishes, drawing its progress as a bar on stderr; the finished job."""
-    from tqdm import tqdm
-
     with tqdm(total=1.0, file=sys.stderr, unit="", bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}") as bar:
         while True:
             p = job.get("progress") or {}

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "tokens":
         return tokens.run(args)
     if args.command == "verdict":
-        from shared.cli import verdict
+        from shared.cli import verdict  # scipy (~0.3 s): only for this command
 
         return verdict.run(args)
     if args.command == "train":

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from shared.lab.seeds import HELP as SEEDS_HELP
 from shared.lab.seeds import parse_seeds
 from shared.lab.settings import settings
@@ -105,9 +107,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def run_jobs(expansion: Expansion, args: argparse.Namespace, stop: dict) -> dict[int, list[dict[str, float]]]:
     """Every job in turn with shared.train's fit; a tqdm bar over the jobs on stderr."""
-    from tqdm import tqdm
-
-    from shared.train.engine import fit
+    from shared.train.engine import fit  # torch: the sweep's plan and --help load without it
 
     out = args.out or settings().var_dir / "sweeps" / args.preset
     results: dict[int, list[dict[str, float]]] = {}
@@ -123,10 +123,11 @@ def run_jobs(expansion: Expansion, args: argparse.Namespace, stop: dict) -> dict
 
 def sweep(args: argparse.Namespace) -> int:
     """Plan, run, then print the table (stderr) and one JSON line (stdout)."""
-    from shared.train.checkpoint import CheckpointError
-    from shared.train.data import DataError
-    from shared.train.distributed import DeviceUnavailable
-    from shared.train.engine import Stopped
+    # torch: only once the sweep trains here (the errors come from modules that import it)
+    from shared.train.checkpoint import CheckpointError  # (torch)
+    from shared.train.data import DataError  # (torch)
+    from shared.train.distributed import DeviceUnavailable  # (torch)
+    from shared.train.engine import Stopped  # (torch)
 
     stop = {"asked": False}
     signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("asked", True))  # Ctrl-C: stop at a step boundary

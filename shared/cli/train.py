@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
+from tqdm import tqdm
 
 from shared.lab.results import EpochMetrics, FitResult, RunInfo, RunSummary
 from shared.lab.runs import LocalRun, StepPoint, Tags
@@ -41,8 +42,6 @@ class BarReporter(Reporter):
               f"{d.train_samples:,} train / {d.test_samples:,} test, {info.environment.device}", file=sys.stderr)
 
     def on_step(self, epoch, step, steps, loss):
-        from tqdm import tqdm
-
         if self.bar is None:
             self.bar = tqdm(total=steps, desc=f"epoch {epoch}", unit="step", file=sys.stderr, leave=True)
         self.bar.update(1)
@@ -129,8 +128,8 @@ def check_recordable(args: argparse.Namespace) -> None:
 def record(args: argparse.Namespace, result: FitResult, steps: list[StepPoint], started: datetime,
            out: Path) -> dict | None:
     """POST the finished run to the service (POST /runs); {id, url} of its job, or None, the record saved in OUT."""
-    from shared.cli.client import ServiceError
-    from shared.cli.jobs import client
+    from shared.cli.client import ServiceError  # requests: only when a run is recorded in the service
+    from shared.cli.jobs import client  # (requests)
 
     run = LocalRun(preset=args.preset, name=args.name, tags=args.tags, spec=result.spec,
                    host=f"{socket.gethostname()}:{os.getpid()}", started_at=started, finished_at=datetime.now(UTC),
@@ -163,8 +162,6 @@ class SeedBar(BarReporter):
             super().on_start(info)
 
     def on_step(self, epoch, step, steps, loss):
-        from tqdm import tqdm
-
         if self.shared.get("bar") is None:
             total = self.shared["seeds"] * steps * self.shared["epochs"]
             self.shared["bar"] = tqdm(total=total, desc="seeds", unit="step", file=sys.stderr)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import timedelta
 
 from celery import Celery
@@ -55,7 +56,7 @@ def _redis(app: Celery):
     None where the broker is not Redis."""
     if not app.conf.broker_url.startswith("redis"):
         return None
-    import redis
+    import redis  # only for a Redis broker: the filesystem broker needs none
 
     return redis.Redis.from_url(app.conf.broker_url, socket_connect_timeout=2, socket_timeout=5)
 
@@ -65,8 +66,6 @@ def broker_job_ids(app: Celery, recent: float) -> set[int] | None:
     r = _redis(app)
     if r is None:
         return None
-    import time
-
     fresh = r.zrangebyscore(UNACKED_INDEX_KEY, time.time() - recent, "+inf")
     raw = [m for m in (r.hmget(UNACKED_KEY, fresh) if fresh else []) if m is not None]
     for key in r.scan_iter(match="*", count=500):

@@ -54,7 +54,7 @@ def probe_broker(url: str) -> Probe:
         return Probe("ok")
     if not url.startswith("redis"):
         return Probe("down", f"cannot probe broker {url.split('://')[0]}")
-    import redis
+    import redis  # only for a Redis broker: the filesystem broker needs none
 
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping()

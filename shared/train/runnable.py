@@ -17,8 +17,8 @@ def check_runnable(spec: Spec, data_root=None) -> None:
     """Refuse specs the model cannot run on the dataset (shape, class count, model_args), before queueing."""
     import torch  # here, not at import: the store imports this module and loads without torch
 
-    from shared.train.data import DataError, describe
-    from shared.train.nets import build_model
+    from shared.train.data import DataError, describe  # (torch)
+    from shared.train.nets import build_model  # (torch)
 
     root = Path(data_root or settings().data_dir)
     try:

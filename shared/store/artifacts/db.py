@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 from sqlalchemy import delete, func, insert, select
 
+from shared.store.artifacts.base import MissingArtifact
 from shared.store.db import retry
 from shared.store.models import ArtifactChunk
 
@@ -39,8 +40,6 @@ class DbStore:
         retry(write, what=f"storing artifact {key}")
 
     def open(self, key: str) -> BinaryIO:
-        from shared.store.artifacts.base import MissingArtifact
-
         count = retry(lambda s: s.scalar(select(func.count()).where(ArtifactChunk.key == key)), what=f"reading {key}")
         if not count:
             raise MissingArtifact(key)

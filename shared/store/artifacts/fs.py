@@ -16,7 +16,7 @@ class FsspecStore:
     """A directory or a bucket through fsspec (file://, s3://, and any other protocol fsspec knows)."""
 
     def __init__(self, url: str):
-        import fsspec
+        import fsspec  # fsspec and its backends (s3fs) load only for a store that uses them
 
         self.url = url
         # Listings are not cached: another machine may have written a key since this process last looked.
