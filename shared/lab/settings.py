@@ -43,8 +43,9 @@ class Settings(BaseSettings):
     commit: str | None = Field(None, description="code commit recorded with results (default: git rev-parse)")
     api_sqlite_busy_seconds: float = Field(2.0, gt=0, description="seconds an API request waits for another "
                                            "process's SQLite write lock before it answers 503 (workers wait 30 s)")
-    trainer_base_gb: float = Field(0.53, ge=0, description="resident memory of one trainer process before its job's "
-                                   "model and data (python, torch, the trainer's modules; measured 0.53 GB on CPU, "
+    trainer_base_gb: float = Field(1.0, ge=0, description="resident memory of one trainer process before its job's "
+                                   "model and data (python, torch, the trainer's modules: measured 0.92 GB with the "
+                                   "CUDA build of torch 2.14, 0.53 GB with the CPU-only build; "
                                    "tests/shared/train/test_memory.py); the submit-time estimate adds it per rank")
     queue_memory_gb: dict[str, float] = Field(
         default_factory=lambda: {"cpu": round(0.9 * _host_memory_gb(), 1), "gpu": 80.0},

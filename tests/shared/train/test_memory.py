@@ -43,4 +43,7 @@ def test_the_trainer_base_is_counted_per_rank_and_matches_a_measured_trainer():
              "open('/proc/self/status').read()).group(1)) * 1024)")
     rss = int(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                              cwd=REPO, timeout=120).stdout)
-    assert 0.7 < rss / one.base_bytes < 1.3, f"a trainer holds {rss / 2**30:.2f} GB before its job: update the base"
+    # The base must cover a fresh trainer (an estimate below it accepts jobs that die) without padding it more
+    # than twofold; the figure depends on torch's build (CUDA 0.92 GB, CPU-only 0.53 GB), hence the band.
+    assert rss <= one.base_bytes, f"a trainer holds {rss / 2**30:.2f} GB before its job: raise the base"
+    assert rss > 0.45 * one.base_bytes, f"a trainer holds only {rss / 2**30:.2f} GB: the base over-counts"
