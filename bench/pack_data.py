@@ -1,4 +1,4 @@
-"""Pack an ImageFolder dataset's files into one .npz (and back), to carry it to a machine without the data.
+"""Pack a dataset folder's files into one compressed .npz (and back), to carry it to a machine without the data.
 
     python bench/pack_data.py pack ../shared/data/cifar10-jpeg .gpu/cifar10-jpeg.npz
     python bench/pack_data.py unpack .gpu/cifar10-jpeg.npz /tmp/data   # -> /tmp/data/cifar10-jpeg/...
@@ -19,7 +19,7 @@ def pack(src: Path, dst: Path) -> None:
     blobs = [p.read_bytes() for p in files]
     dst.parent.mkdir(parents=True, exist_ok=True)
     paths = "\n".join(str(p.relative_to(src)) for p in files).encode()
-    np.savez(dst, name=np.array(src.name), paths=np.frombuffer(paths, dtype=np.uint8),
+    np.savez_compressed(dst, name=np.array(src.name), paths=np.frombuffer(paths, dtype=np.uint8),
              sizes=np.array([len(b) for b in blobs], dtype=np.int64),
              data=np.frombuffer(b"".join(blobs), dtype=np.uint8))
     print(f"packed {len(files)} files, {sum(map(len, blobs)) / 1e6:.1f} MB -> {dst}")
