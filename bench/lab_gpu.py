@@ -99,14 +99,27 @@ def start(env: dict[str, str], var: Path, per_gpu: int) -> tuple[list[subprocess
                             "api:create_app()"], cwd=REPO, env=env, stdout=open(var / "api.log", "w"),
                            stderr=subprocess.STDOUT, start_new_session=True)
     for _ in range(600):
-        if api.poll() is not None:
-            raise RuntimeError((var / "api.log").read_text())
         try:
+            if api.poll() is not None:
+                raise RuntimeError((var / "api.log").read_text())
             requests.get(f"{BASE}/healthz", timeout=10)
             break
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or still importing torch
             time.sleep(0.2)
+        except BaseException:
+            stop([api, worker])
+            raise
     return [api, worker], {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM each process group (the worker drains, gunicorn ends its requests), then wait."""
+    for p in procs:
+        try:
+            os.killpg(p.pid, 15)
+            p.wait(timeout=60)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(p.pid, 9)
 
 
 def job_split(job: dict) -> dict:
@@ -190,9 +203,7 @@ def main() -> None:
         total, rows = run_all(names, args.size, args.seeds, auth, args.timeout_min * 60)
     finally:
         gpu = sampler.summary()
-        for p in procs:
-            os.killpg(p.pid, 15)
-            p.wait(timeout=60)
+        stop(procs)
     report = {"bench": "lab_gpu", **device_facts(), "commit": os.environ.get("CNNLAB_COMMIT") or git("rev-parse", "HEAD"),
               "when": datetime.now(UTC).isoformat(timespec="seconds"), "size": args.size, "seeds": args.seeds,
               "per_gpu": args.per_gpu, "partial": args.size != "full" or args.seeds < 5 or len(names) < len(STUDIES),

@@ -33,7 +33,7 @@ run() {
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu-run/whl/*.whl
   export PYTHONPATH=/tmp/site:$PWD PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1
   [ -d .gpu-data/MNIST ] || { echo 'no .gpu-data/: run `bench/lab_gpu.sh data` first (carry .gpu)' >&2; exit 2; }
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi: a CPU run"
   CNNLAB_COMMIT=$(cat .gpu-run/commit) python3 -m bench.lab_gpu --data-dir .gpu-data \
     --out "${OUT:-bench/results}/lab_gpu.json" "$@"
 }
