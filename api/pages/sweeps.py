@@ -1,22 +1,21 @@
 """The sweep pages (the list, one sweep) and their view models: the cells table, the metric against the swept value,
-curves over seeds, and the compare page's groups of cells."""
+curves over seeds, and the parallel coordinates of a sweep over two or more fields."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from itertools import combinations
 from typing import Any
 
 from flask import render_template
 
+from api.pages.compare import MAX_RUNS
 from shared.lab.stats import compare, summarize
-from shared.lab.sweeps import cell_label, fields_of
+from shared.lab.sweeps import fields_of
 from shared.store import sweeps
 from shared.store.db import Session
-from shared.store.models import EpochMetric, Job, JobStatus
+from shared.store.models import EpochMetric, JobStatus
 
 CURVE_METRICS = ("test_accuracy", "test_loss")
-MAX_COMPARE_LINK = 12  # the /compare page takes at most this many jobs
 
 
 def list_page(page: dict[str, Any]) -> str:
@@ -106,26 +105,4 @@ def sweep_view(session: Session, sweep: dict[str, Any]) -> dict[str, Any]:
     return {"sweep": sweep, "cells": cells, "keys": list(grid), "seeds_of": seeds, "status_of": status,
             "verdicts": against_first(cells, accuracy),
             "chart": metric_chart(grid, cells), "curves": curves(session, sweep["id"], cells),
-            "compare_limit": MAX_COMPARE_LINK}
-
-
-def cell_groups(picked: list[Job]) -> dict[str, Any] | None:
-    """The compare page's grouping: jobs of the same sweep cell pooled, each group's accuracy and every pair compared.
-
-    None unless the picked jobs fall into at least two groups, one of them a sweep cell.
-    """
-    groups: dict[tuple, list[Job]] = {}
-    for j in picked:
-        key = (j.sweep_id, j.cell_index) if j.sweep_id is not None else ("job", j.id)
-        groups.setdefault(key, []).append(j)
-    if len(groups) < 2 or all(k[0] == "job" for k in groups):
-        return None
-    out = []
-    for key, members in groups.items():
-        label = (f"sweep {key[0]} · {cell_label(members[0].cell or {})}" if key[0] != "job" else f"job #{key[1]}")
-        done = [m.result.test_accuracy for m in members if m.status == JobStatus.SUCCEEDED and m.result is not None]
-        out.append({"label": label, "ids": [m.id for m in members], "values": done,
-                    "stats": summarize(done).model_dump(mode="json")})
-    pairs = [compare(a["values"], b["values"], names=(a["label"], b["label"])).model_dump(mode="json")
-             for a, b in combinations(out, 2)]
-    return {"groups": out, "pairs": pairs}
+            "compare_limit": MAX_RUNS}
