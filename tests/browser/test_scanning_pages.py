@@ -150,3 +150,23 @@ def test_compare_30_runs_draws_a_band_per_cell_with_the_legend_outside(site, pag
     page.click("#legend button[data-group='0']")  # hide a cell on every chart
     assert page.evaluate("Chart.getChart('chart-loss').isDatasetVisible(0)") is False
     assert page.problems == []
+
+
+def test_a_two_field_sweep_has_parallel_coordinates(site, page):
+    page.goto(f"{site['base']}/sweeps/{site['sweep']}")
+    axes = page.eval_on_selector_all("#parallel g.axis", "gs => gs.map(g => g.dataset.name)")
+    assert axes == ["model_args.n_hidden", "lr", "test accuracy (%)"]
+    lines = page.eval_on_selector_all("#parallel polyline.cell", """ls => ls.map(l => {
+        const pts = [...l.points]; return {cell: +l.dataset.cell, n: pts.length, y: pts[pts.length - 1].y,
+                                           title: l.querySelector('title').textContent}; })""")
+    assert len(lines) == 6 and {line["n"] for line in lines} == {3}  # a line per cell through 3 axes
+    best = min(lines, key=lambda line: line["y"])  # drawn highest on the accuracy axis
+    assert best["title"].startswith("model_args.n_hidden=16, lr=0.05: 93.40%"), best
+    box = page.evaluate("(() => { const r = document.getElementById('parallel').getBoundingClientRect(); "
+                        "return [r.right, r.height]; })()")
+    assert box[0] <= 1280 and box[1] >= 200, box
+    shot(page, "sweep-parallel")
+    page.click("#compare-all")  # every cell's runs on /compare, 30 of them
+    page.wait_for_selector("#legend")
+    assert page.locator("#groups tr[data-group]").count() == 6
+    assert page.problems == []
