@@ -71,11 +71,10 @@ def list_table(items: list[Job]) -> dict[str, Any]:
     """The jobs table: rows, the differing columns (`columns` of their own, `more` sharing a cell) and what every
     listed job shares (`same`: preset, model, dataset)."""
     _, summaries = listed(items)
-    shown = listing.page_columns([{"preset": j.preset, "spec": j.spec} for j in items])
+    shown, aparts = listing.page_columns([{"preset": j.preset, "spec": j.spec} for j in items])
     rows = []
-    for j, item in zip(items, summaries, strict=True):
+    for j, item, apart in zip(items, summaries, aparts, strict=True):
         flat = listing.flat_spec(j.spec or {}) | {"preset": j.preset}
-        apart = listing.departures(j.preset, j.spec or {})
         rows.append(job_row(j, item) | {"values": {c: flat.get(c) for c in shown}, "apart": sorted(apart & {*shown})})
     same = {k: rows[0][k] for k in listing.JOB_FIELDS
             if rows and k not in shown and len({r[k] for r in rows}) == 1 and rows[0][k]}

@@ -91,25 +91,35 @@ def _preset_values(preset: str) -> dict[str, Any]:
         return {}
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON: 1 is not true, 1 and 1.0 are one number (cheaper than comparing json.dumps for scalars)."""
+    if isinstance(a, (list, dict)) or isinstance(b, (list, dict)):
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+
 def departures(preset: str | None, spec: dict[str, Any]) -> set[str]:
     """The flat spec fields where a job departs from its preset (all of them for a job without one), and `preset`."""
     flat = flat_spec(spec or {})
     own = _preset_values(preset) if preset else {}
     if not own:
         return {"preset", *flat}
-    same = json.dumps
-    return {"preset"} | {k for k in {*flat, *own} if same(flat.get(k), sort_keys=True) != same(own.get(k), sort_keys=True)}
+    return {"preset"} | {k for k in {*flat, *own} if not _same(flat.get(k), own.get(k))}
 
 
-def page_columns(jobs: list[dict[str, Any]]) -> list[str]:
+def page_columns(jobs: list[dict[str, Any]]) -> tuple[list[str], list[set[str]]]:
     """The jobs page's columns: `preset` and the spec fields (model and dataset too) that differ among `jobs` (each
-    {"preset", "spec"}) where some job departs from its preset, the most departed first; a preset's own values stay out."""
+    {"preset", "spec"}) where some job departs from its preset, the most departed first; a preset's own values stay
+    out. With them, each job's departures."""
     flats = [flat_spec(j.get("spec") or {}) | {"preset": j.get("preset")} for j in jobs]
     apart = [departures(j.get("preset"), j.get("spec") or {}) for j in jobs]
-    keys = list(dict.fromkeys(k for f in flats for k in f))
-    differ = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
-    count = {k: sum(k in a for a in apart) for k in differ}
-    return sorted((k for k in differ if count[k]), key=lambda k: (k != "preset", -count[k]))
+    count: dict[str, int] = {}
+    for a in apart:
+        for k in a:
+            count[k] = count.get(k, 0) + 1
+    keys = [k for k in dict.fromkeys(k for f in flats for k in f) if count.get(k)]  # spec order
+    differ = [k for k in keys if any(not _same(f.get(k), flats[0].get(k)) for f in flats[1:])]
+    return sorted(differ, key=lambda k: (k != "preset", -count[k])), apart
 
 
 def filter_choices(session: Session) -> dict[str, list[str]]:
