@@ -40,13 +40,15 @@ def _key(job: Job, loose: list[str]) -> tuple:
     return ("recipe", *(_show(flat.get(k)) for k in loose))
 
 
-def _label(job: Job, loose: list[str], sweeps: int) -> str:
+def _label(job: Job, named: list[str], sweeps: int) -> str:
+    """A sweep job's cell; another job's preset and values of `named` (the fields a preset does not imply)."""
     if job.sweep_id is not None:
         cell = cell_label(job.cell or {})
         return cell if sweeps == 1 else f"sweep {job.sweep_id} · {cell}"  # one sweep picked: its cells alone
     flat = _flat(job)
-    values = {k.removeprefix("model_args."): flat.get(k) for k in loose}
-    return cell_label(values) if values else (job.preset or job.model)
+    values = {k.removeprefix("model_args."): flat.get(k) for k in named if k != "preset"}
+    head = [job.preset or "custom spec"] if "preset" in named else []
+    return " · ".join(head + ([cell_label(values)] if values else [])) or job.preset or job.model
 
 
 def _summary(index: int, label: str, members: list[Job]) -> dict[str, Any]:
@@ -60,12 +62,15 @@ def _summary(index: int, label: str, members: list[Job]) -> dict[str, Any]:
 
 def groups_of(picked: list[Job]) -> list[dict[str, Any]]:
     """The picked runs in groups, first seen first: a sweep's jobs by cell, other jobs by their differing fields."""
-    loose = recipe_fields([j for j in picked if j.sweep_id is None])
+    outside = [j for j in picked if j.sweep_id is None]
+    loose = recipe_fields(outside)
+    shown, _ = listing.page_columns([{"preset": j.preset, "spec": j.spec} for j in outside])
+    named = [k for k in loose if k in shown]  # as the jobs list: a field the presets imply is not named
     sweeps = len({j.sweep_id for j in picked})
     by: dict[tuple, list[Job]] = {}
     for j in picked:
         by.setdefault(_key(j, loose), []).append(j)
-    return [_summary(i, _label(members[0], loose, sweeps), members) for i, members in enumerate(by.values())]
+    return [_summary(i, _label(members[0], named, sweeps), members) for i, members in enumerate(by.values())]
 
 
 def pairs_of(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
