@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 
 def pct(value: float | None, digits: int = 2) -> str:
     """A fraction as a percentage (0.9871 -> 98.71%), or a dash where a result lacks it."""
@@ -28,6 +30,24 @@ def when(iso: str | None) -> str:
     return iso[:16].replace("T", " ") if iso else "–"
 
 
+def exact(iso: str | None) -> str:
+    """An ISO timestamp to the second, `YYYY-MM-DD HH:MM:SS UTC` (the hover text of `ago`)."""
+    return f"{iso[:19].replace('T', ' ')} UTC" if iso else "–"
+
+
+def ago(iso: str | None, now: datetime | None = None) -> str:
+    """How long ago, compactly: 40s ago, 12 min ago, 3 h ago, 2 d ago; past a week the date (UTC)."""
+    if not iso:
+        return "–"
+    then = datetime.fromisoformat(iso)
+    then = then if then.tzinfo else then.replace(tzinfo=UTC)  # SQLite hands back naive UTC times
+    s = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))
+    for limit, unit, word in ((60, 1, "s"), (3600, 60, " min"), (86400, 3600, " h"), (7 * 86400, 86400, " d")):
+        if s < limit:
+            return f"{s // unit}{word} ago"
+    return iso[:10]
+
+
 def size(n: int | None) -> str:
     """Bytes in binary units at three significant digits: 106 MiB, 4.52 KiB, 980 B."""
     if not isinstance(n, (int, float)):
@@ -52,4 +72,4 @@ def device(text: str | None) -> str | None:
     return kind if name in ("", kind) else text
 
 
-FILTERS = {f.__name__: f for f in (pct, num, seconds, when, size, sig, device)}  # registered under their names
+FILTERS = {f.__name__: f for f in (pct, num, seconds, when, exact, ago, size, sig, device)}  # registered under their names

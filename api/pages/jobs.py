@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, current_app, render_template, request
 
 from api.db import session
 from api.http import BadRequest
-from api.pages.sweeps import cell_groups
+from api.pages import compare
 from api.schemas.fields import MAX_ID
 from api.schemas.jobs import JobOut, JobSummary, Metrics, PageQuery, listed
 from shared.lab.specs import PRESETS
@@ -19,7 +18,7 @@ from shared.store.models import Job, JobStatus, utcnow
 
 bp = Blueprint("jobs", __name__)
 PAGE_SIZE = 50
-MAX_COMPARE = 12
+MAX_PARAM_COLUMNS = 5  # further differing fields share one cell, so the list needs no sideways scroll at 1280 px
 
 
 @bp.get("/")
@@ -29,12 +28,11 @@ def index():
     filters = q.model_dump(exclude={"partial"})
     with session() as s:
         items, total = jobs.list_jobs(s, **filters)
-        columns, summaries = listed(items)
-        rows = [job_row(j, item) for j, item in zip(items, summaries, strict=True)]
+        table = list_table(items)
         active = listing.active_count(s)
         choices = listing.filter_choices(s)
     query = {k: v for k, v in filters.items() if v is not None and (k, v) not in (("limit", PAGE_SIZE), ("offset", 0))}
-    page = dict(rows=rows, columns=columns, total=total, active=active, query=query,
+    page = dict(**table, total=total, active=active, query=query,
                 statuses=[s.value for s in JobStatus], presets=list(PRESETS), **choices, **filters)
     if q.partial == "rows":
         return render_template("_table.html", **page), {"X-Active-Jobs": str(active)}
@@ -49,8 +47,8 @@ def result(job_id: int):
     return render_template("result.html", **view)
 
 
-@bp.get("/compare")
-def compare():
+@bp.get("/compare", endpoint="compare")
+def compare_page():
     ids = parse_ids(request.args.get("ids"))
     with session() as s:
         view = compare_view(s, ids)
@@ -67,6 +65,20 @@ def duration(job: Job) -> float | None:
 
 def job_row(job: Job, item: JobSummary | None = None) -> dict[str, Any]:
     return (item or JobSummary.of(job)).model_dump(mode="json") | {"duration": duration(job)}
+
+
+def list_table(items: list[Job]) -> dict[str, Any]:
+    """The jobs table: rows, the differing columns (`columns` of their own, `more` sharing a cell) and what every
+    listed job shares (`same`: preset, model, dataset)."""
+    _, summaries = listed(items)
+    shown, aparts = listing.page_columns([{"preset": j.preset, "spec": j.spec} for j in items])
+    rows = []
+    for j, item, apart in zip(items, summaries, aparts, strict=True):
+        flat = listing.flat_spec(j.spec or {}) | {"preset": j.preset}
+        rows.append(job_row(j, item) | {"values": {c: flat.get(c) for c in shown}, "apart": sorted(apart & {*shown})})
+    same = {k: rows[0][k] for k in listing.JOB_FIELDS
+            if rows and k not in shown and len({r[k] for r in rows}) == 1 and rows[0][k]}
+    return {"rows": rows, "columns": shown[:MAX_PARAM_COLUMNS], "more": shown[MAX_PARAM_COLUMNS:], "same": same}
 
 
 def job_full(job: Job) -> dict[str, Any]:
@@ -120,27 +132,19 @@ def parse_ids(raw: str | None) -> list[int]:
     if bad:
         raise BadRequest(f"job ids are whole numbers; got {', '.join(repr(b) for b in bad[:5])}")
     ids = list(dict.fromkeys(int(p) for p in parts))
-    if len(ids) > MAX_COMPARE:
-        raise BadRequest(f"compare at most {MAX_COMPARE} jobs at once, got {len(ids)}")
+    if len(ids) > compare.MAX_RUNS:
+        raise BadRequest(f"compare at most {compare.MAX_RUNS} jobs at once, got {len(ids)}")
     return ids
 
 
-def _show(value: Any) -> str:
-    """Spec values as JSON (false, null, {"n_feature": 6}), strings bare."""
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-
-
 def compare_view(s: Session, ids: list[int]) -> dict[str, Any]:
-    """Jobs side by side: spec rows flagged where they differ, results, and curves to overlay."""
+    """Runs grouped (by sweep cell, else by the recipe fields that differ), each group's accuracy and curves, the
+    groups compared, one row per run, and the spec fields they share or not."""
     picked = jobs.get_jobs(s, ids)
-    fields = list(dict.fromkeys(k for j in picked for k in (j.spec or {})))
-    spec_rows = []
-    for field in ["preset", *fields]:
-        values = [j.preset if field == "preset" else (j.spec or {}).get(field) for j in picked]
-        spec_rows.append({"field": field, "values": [_show(v) for v in values],
-                          "differs": len({_show(v) for v in values}) > 1})
-    series = [{"id": j.id, "label": f"#{j.id} {j.name or j.preset or j.model}", **metrics(s, j.id),
-               "batch_size": (j.spec or {}).get("batch_size"),
+    groups = compare.groups_of(picked)
+    group_of = {i: g["index"] for g in groups for i in g["ids"]}
+    series = [{"id": j.id, "group": group_of[j.id], **metrics(s, j.id), "batch_size": (j.spec or {}).get("batch_size"),
                "train_samples": (j.result.data or {}).get("train_samples") if j.result else None} for j in picked]
-    return {"jobs": [job_full(j) for j in picked], "spec_rows": spec_rows,
-            "series": series, "grouping": cell_groups(picked)}
+    runs = [job_full(j) | {"group": group_of[j.id], "seed": (j.spec or {}).get("seed")} for j in picked]
+    return {"jobs": runs, "groups": groups, "pairs": compare.pairs_of(groups), "specs": compare.spec_summary(picked),
+            "series": series}

@@ -1,22 +1,23 @@
 """The sweep pages (the list, one sweep) and their view models: the cells table, the metric against the swept value,
-curves over seeds, and the compare page's groups of cells."""
+curves over seeds, and the parallel coordinates of a sweep over two or more fields."""
 
 from __future__ import annotations
 
+import json
+import math
 from collections import defaultdict
-from itertools import combinations
 from typing import Any
 
 from flask import render_template
 
+from api.pages.compare import MAX_RUNS
 from shared.lab.stats import compare, summarize
-from shared.lab.sweeps import cell_label, fields_of
+from shared.lab.sweeps import fields_of
 from shared.store import sweeps
 from shared.store.db import Session
-from shared.store.models import EpochMetric, Job, JobStatus
+from shared.store.models import EpochMetric, JobStatus
 
 CURVE_METRICS = ("test_accuracy", "test_loss")
-MAX_COMPARE_LINK = 12  # the /compare page takes at most this many jobs
 
 
 def list_page(page: dict[str, Any]) -> str:
@@ -63,6 +64,57 @@ def metric_chart(grid: dict[str, list[Any]], cells: list[dict[str, Any]]) -> dic
             "labels": [c["label"] for c in cells], "points": points}
 
 
+# The parallel-coordinates view (SVG user units): one vertical axis per swept field and one for test accuracy.
+PC_WIDTH, PC_HEIGHT, PC_TOP, PC_BOTTOM, PC_SIDE = 1000, 320, 28, 44, 70
+LOW, HIGH = (37, 99, 235), (220, 38, 38)  # the lines' colours, from the sweep's least to its most accurate cell
+
+
+def _axis(name: str, values: list[Any]) -> dict[str, Any]:
+    """An axis over a field's values: numeric ones by value (log across decades), others evenly in the grid's order."""
+    if _numeric(values) and len(set(values)) > 1:
+        log = min(values) > 0 and max(values) / min(values) >= 20
+        f = (lambda v: math.log10(v)) if log else float
+        lo, hi = f(min(values)), f(max(values))
+        at = {json.dumps(v): (f(v) - lo) / (hi - lo) for v in values}
+    else:
+        at = {json.dumps(v): (i / (len(values) - 1) if len(values) > 1 else 0.5) for i, v in enumerate(values)}
+    ticks = [{"label": "base" if v is None else (v if isinstance(v, str) else json.dumps(v)), "at": at[json.dumps(v)]}
+             for v in values]
+    return {"name": name, "at": at, "ticks": ticks}
+
+
+def _mix(f: float) -> str:
+    return "#" + "".join(f"{round(a + (b - a) * f):02x}" for a, b in zip(LOW, HIGH, strict=True))
+
+
+def parallel(grid: dict[str, list[Any]], cells: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Parallel coordinates of a sweep over two or more fields: each cell a line through its values to its mean test
+    accuracy, coloured by it; None for a one-field sweep or before any cell has a result."""
+    done = [c for c in cells if c["test_accuracy"]["mean"] is not None]
+    if len(grid) < 2 or not done:
+        return None
+    axes = [_axis(k, list(v)) for k, v in grid.items()]
+    means = [c["test_accuracy"]["mean"] * 100 for c in done]
+    lo, hi = min(means), max(means)
+    pad = (hi - lo) * 0.05 or 0.5  # a percentage point either side when every cell scored the same
+    acc = {"name": "test accuracy (%)", "ticks": [{"label": f"{lo - pad + (hi - lo + 2 * pad) * q / 4:.1f}", "at": q / 4}
+                                                 for q in range(5)]}
+    step = (PC_WIDTH - 2 * PC_SIDE) / len(axes)
+    y = lambda at: PC_TOP + (1 - at) * (PC_HEIGHT - PC_TOP - PC_BOTTOM)  # noqa: E731 (higher values drawn higher)
+    lines = []
+    for c, m in sorted(zip(done, means, strict=True), key=lambda p: p[1]):  # the best drawn last, on top
+        share = (m - lo + pad) / (hi - lo + 2 * pad)
+        ys = [y(a["at"][json.dumps(c["values"].get(a["name"]))]) for a in axes] + [y(share)]
+        points = " ".join(f"{PC_SIDE + i * step:.1f},{v:.1f}" for i, v in enumerate(ys))
+        lines.append({"index": c["index"], "points": points, "colour": _mix((m - lo) / (hi - lo) if hi > lo else 1.0),
+                      "title": f"{c['label']}: {m:.2f}% (n={c['test_accuracy']['n']})"})
+    drawn = [{"name": a["name"], "x": PC_SIDE + i * step, "ticks": [{"label": t["label"], "y": y(t["at"])}
+                                                                   for t in a["ticks"]]}
+             for i, a in enumerate([*axes, acc])]
+    return {"width": PC_WIDTH, "height": PC_HEIGHT, "axes": drawn, "lines": lines, "top": PC_TOP,
+            "bottom": PC_HEIGHT - PC_BOTTOM, "missing": len(cells) - len(done)}
+
+
 def curves(session: Session, sweep_id: int, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per cell and epoch: mean and std (ddof=1) of each curve metric over the cell's succeeded jobs."""
     by: dict[tuple[int, int], list[EpochMetric]] = defaultdict(list)
@@ -105,27 +157,5 @@ def sweep_view(session: Session, sweep: dict[str, Any]) -> dict[str, Any]:
     grid = as_grid(sweep["listed_cells"] if sweep["grid"] is None else sweep["grid"])
     return {"sweep": sweep, "cells": cells, "keys": list(grid), "seeds_of": seeds, "status_of": status,
             "verdicts": against_first(cells, accuracy),
-            "chart": metric_chart(grid, cells), "curves": curves(session, sweep["id"], cells),
-            "compare_limit": MAX_COMPARE_LINK}
-
-
-def cell_groups(picked: list[Job]) -> dict[str, Any] | None:
-    """The compare page's grouping: jobs of the same sweep cell pooled, each group's accuracy and every pair compared.
-
-    None unless the picked jobs fall into at least two groups, one of them a sweep cell.
-    """
-    groups: dict[tuple, list[Job]] = {}
-    for j in picked:
-        key = (j.sweep_id, j.cell_index) if j.sweep_id is not None else ("job", j.id)
-        groups.setdefault(key, []).append(j)
-    if len(groups) < 2 or all(k[0] == "job" for k in groups):
-        return None
-    out = []
-    for key, members in groups.items():
-        label = (f"sweep {key[0]} · {cell_label(members[0].cell or {})}" if key[0] != "job" else f"job #{key[1]}")
-        done = [m.result.test_accuracy for m in members if m.status == JobStatus.SUCCEEDED and m.result is not None]
-        out.append({"label": label, "ids": [m.id for m in members], "values": done,
-                    "stats": summarize(done).model_dump(mode="json")})
-    pairs = [compare(a["values"], b["values"], names=(a["label"], b["label"])).model_dump(mode="json")
-             for a, b in combinations(out, 2)]
-    return {"groups": out, "pairs": pairs}
+            "chart": metric_chart(grid, cells), "parallel": parallel(grid, cells), "curves": curves(session, sweep["id"], cells),
+            "compare_limit": MAX_RUNS}

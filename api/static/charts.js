@@ -4,6 +4,15 @@
 const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777",
   "#4b5563", "#65a30d", "#7c3aed", "#0d9488"];
 
+// Group i's colour: the palette, then golden-angle hues past it (a compare page may hold dozens of groups).
+function groupColor(i, alpha = 1) {
+  if (i < PALETTE.length) {
+    const hex = PALETTE[i];
+    return alpha === 1 ? hex : hex + Math.round(alpha * 255).toString(16).padStart(2, "0");
+  }
+  return `hsla(${Math.round((i * 137.508) % 360)}, 65%, 42%, ${alpha})`;
+}
+
 function pageData() {
   return JSON.parse(document.getElementById("page-data").textContent);
 }

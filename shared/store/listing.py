@@ -3,6 +3,7 @@ apart, and the models and datasets in use."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -11,7 +12,7 @@ from sqlalchemy import Float, case, cast, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from shared.lab.specs import Spec
+from shared.lab.specs import Spec, SpecError, preset_spec
 from shared.store.models import ACTIVE, Job, Result
 
 # The list's own columns; anything else sortable is a spec field (`lr`, `model_args.n_feature`).
@@ -20,6 +21,7 @@ FIXED = ("id", "name", "status", "preset", "model", "dataset", "queue", "priorit
 SPEC_FIELDS = tuple(f for f in Spec.model_fields if f not in ("model", "dataset", "model_args"))
 MODEL_ARG = re.compile(r"model_args\.[A-Za-z_][A-Za-z0-9_]{0,63}")
 ALWAYS_SHOWN = {"model", "dataset"}  # the list's own columns: never repeated as a spec column
+JOB_FIELDS = ("preset", "model", "dataset")  # columns of the job itself; the page shows them only where they differ
 
 
 def check_sort(value: str) -> str:
@@ -78,6 +80,46 @@ def differing(specs: list[dict[str, Any]]) -> list[str]:
     keys = list(dict.fromkeys(k for f in flats for k in f))
     return [k for k in keys if k not in ALWAYS_SHOWN
             and len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
+
+
+@functools.cache
+def _preset_values(preset: str) -> dict[str, Any]:
+    """A preset's flat spec (its model and dataset included); {} for a name no longer a preset."""
+    try:
+        return flat_spec(preset_spec(preset).model_dump())
+    except SpecError:
+        return {}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON: 1 is not true, 1 and 1.0 are one number (cheaper than comparing json.dumps for scalars)."""
+    if isinstance(a, (list, dict)) or isinstance(b, (list, dict)):
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+
+def departures(preset: str | None, spec: dict[str, Any]) -> set[str]:
+    """The flat spec fields where a job departs from its preset (all of them for a job without one), and `preset`."""
+    flat = flat_spec(spec or {})
+    own = _preset_values(preset) if preset else {}
+    if not own:
+        return {"preset", *flat}
+    return {"preset"} | {k for k in {*flat, *own} if not _same(flat.get(k), own.get(k))}
+
+
+def page_columns(jobs: list[dict[str, Any]]) -> tuple[list[str], list[set[str]]]:
+    """The jobs page's columns: `preset` and the spec fields (model and dataset too) that differ among `jobs` (each
+    {"preset", "spec"}) where some job departs from its preset, the most departed first; a preset's own values stay
+    out. With them, each job's departures."""
+    flats = [flat_spec(j.get("spec") or {}) | {"preset": j.get("preset")} for j in jobs]
+    apart = [departures(j.get("preset"), j.get("spec") or {}) for j in jobs]
+    count: dict[str, int] = {}
+    for a in apart:
+        for k in a:
+            count[k] = count.get(k, 0) + 1
+    keys = [k for k in dict.fromkeys(k for f in flats for k in f) if count.get(k)]  # spec order
+    differ = [k for k in keys if any(not _same(f.get(k), flats[0].get(k)) for f in flats[1:])]
+    return sorted(differ, key=lambda k: (k != "preset", -count[k])), apart
 
 
 def filter_choices(session: Session) -> dict[str, list[str]]:

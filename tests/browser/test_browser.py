@@ -135,8 +135,9 @@ def test_jobs_list_picks_jobs_to_compare(site, page):
     chosen = [site["ids"][p] for p in ("mnist-fc", "mnist-cnn", "mnist-cnn-permuted")]
     assert page.url.endswith("ids=" + ",".join(map(str, chosen)))
     drawn = charts_drawn(page, "chart-acc", "chart-loss", "chart-steps")
-    assert all(c["sets"] == 3 for c in drawn.values())
-    assert page.locator("tr.differs th").all_inner_texts() == ["preset", "model", "model_args", "permute_pixels"]
+    assert all(c["sets"] == 9 for c in drawn.values())  # three recipes: a mean and a band each
+    assert page.locator("tr.differs th").all_inner_texts() == ["preset", "model", "permute_pixels",
+                                                               "model_args.n_hidden", "model_args.n_feature"]
     shot(page, "compare")
     assert page.problems == []
 

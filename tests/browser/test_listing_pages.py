@@ -75,7 +75,7 @@ def site(tmp_path_factory):
 
 
 def row_names(page) -> list[str]:
-    return page.eval_on_selector_all("#jobs tbody tr td:nth-child(3)", "tds => tds.map(t => t.textContent.trim())")
+    return page.eval_on_selector_all("#jobs tbody tr td.name", "tds => tds.map(t => t.textContent.trim().replace(/^#\\d+ /, ''))")
 
 
 def test_jobs_list_columns_sort_and_search(site, page):

@@ -203,15 +203,16 @@ def test_compare_highlights_differing_spec_fields(client, db_url):
     a = add_job(db_url, accuracy=0.96)
     b = add_job(db_url, accuracy=0.95, overrides={"lr": 0.05})
     html = client.get(f"/compare?ids={a},{b}").get_data(as_text=True)
-    assert '<tr class="differs"><th>lr</th>' in html
-    assert '<tr class=""><th>batch_size</th>' in html
+    assert '<tr class="differs"><th>lr</th><td><code>0.01</code>, <code>0.05</code></td>' in html
+    assert "<dt>batch_size</dt><dd><code>64</code></dd>" in html  # shared by both: said once
+    assert html.count('<tr data-group="') == 4  # two groups (lr=0.01, lr=0.05), two runs
     assert "96.00%" in html and "95.00%" in html
     series = json.loads(re.search(r'id="page-data">(.*?)</script>', html, re.DOTALL).group(1))["series"]
     assert [s["id"] for s in series] == [a, b] and len(series[0]["steps"]) == 2
 
 
 @pytest.mark.parametrize("ids,status", [("", 400), ("abc", 400), ("1,x", 400), ("1,999", 404),
-                                        (",".join(map(str, range(1, 20))), 400)])
+                                        (",".join(map(str, range(1, 102))), 400)])
 def test_compare_bad_ids_are_4xx_never_500(client, db_url, ids, status):
     add_job(db_url)
     assert client.get(f"/compare?ids={ids}").status_code == status
@@ -327,3 +328,15 @@ def test_a_real_run_stores_artifacts_and_survives_their_failure(client, db_url, 
         assert result.test_accuracy == trained["result"].test_accuracy
     html = client.get(f"/results/{broken}").get_data(as_text=True)
     assert "could not be drawn: RuntimeError: the engine handed over no trained model" in html
+
+
+def test_compare_pools_seeds_of_each_recipe_and_takes_100_runs(client, db_url):
+    """Jobs outside sweeps group by the fields that differ among them, seeds pooled; 100 runs is one page."""
+    ids = [add_job(db_url, accuracy=0.9 + lr + s / 1000, epochs=1, overrides={"lr": lr, "seed": s})
+           for lr in (0.01, 0.05) for s in range(50)]
+    html = client.get(f"/compare?ids={','.join(map(str, ids))}").get_data(as_text=True)
+    groups = re.findall(r'<tr data-group="(\d+)"><td class="label">.*?</span> (.*?)</td>', html.split('id="runs"')[0])
+    assert groups == [("0", "lr=0.01"), ("1", "lr=0.05")]
+    assert "lr=0.05 is ahead by 4.0" in html  # the groups compared (Welch), not 100 runs side by side
+    data = json.loads(re.search(r'id="page-data">(.*?)</script>', html, re.DOTALL).group(1))
+    assert data["groups"] == ["lr=0.01", "lr=0.05"] and [s["group"] for s in data["series"]] == [0] * 50 + [1] * 50
