@@ -289,13 +289,18 @@ def test_celery_sends_task_events_for_flower():
 
 
 def test_memory_limits_are_per_queue_and_name_what_a_job_needs(client, sent, monkeypatch):
-    """The lab's VGG needs about 0.9 GB besides its data (0.5 of it the trainer itself): refused where the queue
-    allows 0.25 GB, accepted at 1.5 GB."""
+    """The lab's VGG needs its weights, activations and data plus the trainer itself (CNNLAB_TRAINER_BASE_GB):
+    refused where the queue allows 0.25 GB, accepted half a GB above the estimate."""
+    from shared.lab.specs import resolve
+    from shared.train.memory import estimate
+
+    need = estimate(resolve("cifar10-vgg", {"dataset": "cifar10-jpeg"}), (3, 32, 32), 10).total_gb
     spec = {"preset": "cifar10-vgg", "overrides": {"dataset": "cifar10-jpeg"}}
     monkeypatch.setenv("CNNLAB_QUEUE_MEMORY_GB", '{"cpu": 0.25}')
     r = client.post("/jobs", json=spec)
-    assert r.status_code == 422 and "needs about 0.9 GB" in r.json["error"]["message"] and "0.25 GB" in r.json["error"]["message"]
-    monkeypatch.setenv("CNNLAB_QUEUE_MEMORY_GB", '{"cpu": 1.5}')
+    message = r.json["error"]["message"]
+    assert r.status_code == 422 and f"needs about {need:,.1f} GB" in message and "0.25 GB" in message, message
+    monkeypatch.setenv("CNNLAB_QUEUE_MEMORY_GB", f'{{"cpu": {need + 0.5:.1f}}}')
     assert client.post("/jobs", json=spec).status_code == 201
 
 
