@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import actions, auth, errors, jobs, limits, logs, meta, metrics, pages, queues, report, studies, sweeps
+from api import actions, auth, errors, handout, jobs, limits, logs, meta, metrics, pages, queues, report, studies, sweeps
 from shared.lab.settings import settings
 from shared.store.artifacts import default_url
 from shared.store.db import wait_for_sqlite_locks
@@ -29,6 +29,6 @@ def create_app(config: dict | None = None) -> Flask:
     errors.register(app)
     auth.init_app(app, env)  # before the limiter: limits are per caller
     limits.init_app(app, env)
-    for module in (jobs, actions, logs, meta, metrics, pages, queues, report, studies, sweeps):
+    for module in (handout, jobs, actions, logs, meta, metrics, pages, queues, report, studies, sweeps):
         app.register_blueprint(module.bp)
     return app

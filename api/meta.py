@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g
 
 from api.openapi import document
+from api.pages.openapi import docs_page
 from api.schemas.meta import Health, Preset, PresetList
 from shared.lab.specs import PRESETS, preset_spec
 from shared.store.health import probe_broker, probe_database
@@ -26,6 +27,12 @@ def healthz():
     errors = {k: p.error for k, p in probes.items() if p.error} if g.get("caller") is not None else None
     health = Health(status="ok" if ok else "degraded", errors=errors or None, **{k: p.state for k, p in probes.items()})
     return health.model_dump(mode="json", exclude_none=True), 200 if ok else 503
+
+
+@bp.get("/api")
+def api_docs():
+    """The API docs page: the OpenAPI document rendered (offline, no script)."""
+    return docs_page()
 
 
 @bp.get("/openapi.json")

@@ -8,6 +8,7 @@ from pydantic.json_schema import models_json_schema
 
 from api.schemas.actions import JobPatch, RunCreate
 from api.schemas.errors import Error
+from api.schemas.handout import Handout, HandoutRun, HandoutRunOut
 from api.schemas.jobs import CheckpointList, JobCreate, JobCsvQuery, JobList, JobOut, JobQuery, Metrics
 from api.schemas.logs import LogQuery
 from api.schemas.meta import Health, PresetList
@@ -19,7 +20,7 @@ from shared.store.models import JobStatus
 
 REF = "#/components/schemas/{model}"
 RESPONSES = [JobOut, JobList, Metrics, CheckpointList, PresetList, Health, Error, SweepOut, SweepList, SweepCancel,
-             StudyList, StudyOut, QueueOverview]
+             StudyList, StudyOut, QueueOverview, Handout, HandoutRunOut]
 CSV = {"description": "CSV, one row per job", "content": {"text/csv": {"schema": {"type": "string"}}}}
 
 
@@ -48,7 +49,7 @@ def _query(model) -> list[dict]:
 
 def _schemas() -> dict:
     requests = [(JobCreate, "validation"), (SweepCreate, "validation"), (StudyRun, "validation"),
-                (JobPatch, "validation"), (RunCreate, "validation")]
+                (JobPatch, "validation"), (RunCreate, "validation"), (HandoutRun, "validation")]
     pairs = requests + [(m, "serialization") for m in RESPONSES]
     _, top = models_json_schema(pairs, ref_template=REF)
     return top["$defs"]
@@ -101,6 +102,7 @@ def _paths() -> dict:
                           "404": _error("Unknown job or epoch"), "410": _error("File gone from disk, or corrupt")}}},
         **_sweep_paths(),
         **_study_paths(),
+        **_handout_paths(),
         **_meta_paths(),
     }
 
@@ -172,6 +174,32 @@ def _study_paths() -> dict:
     }
 
 
+def _handout_paths() -> dict:
+    query = [{"name": "format", "in": "query", "required": False,
+              "schema": {"type": "string", "enum": ["html", "json", "file"], "default": "html"}},
+             {"name": "size", "in": "query", "required": False,
+              "schema": {"type": "string", "enum": ["quick", "full"], "default": "quick"}}]
+    html = {"schema": {"type": "string"}}
+    return {
+        "/handout": {"get": {
+            "summary": "Every question of the lab in its order: its status, the lab's answer and the verdicts from the "
+                       "data at a size (?format=json); the page (html) or one self-contained HTML file (file)",
+            "parameters": query,
+            "responses": {"200": {"description": "The handout", "content": {
+                              "application/json": {"schema": {"$ref": REF.format(model="Handout")}},
+                              "text/html": html}},
+                          "422": _error("Unknown format or size")}}},
+        "/handout/run": {"post": {
+            "summary": "Run every quick study with the seeds it needs (the handout's plan): one sweep per study",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": REF.format(model="HandoutRun")}, "example": {}}}},
+            "responses": {"201": _json(HandoutRunOut, "Queued: the plan followed and the sweeps"),
+                          "400": _error("No body, or not a JSON object"), "422": _error("Bad priority, or a study's "
+                                                                                      "data is missing"),
+                          "503": _error("Stored, but the broker is unreachable")}}},
+    }
+
+
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer",
                "description": "an API token (`cnnlab tokens create NAME`); every write needs one"},
@@ -183,7 +211,7 @@ OPEN = {"/healthz", "/openapi.json"}  # never need a token
 MANAGED = {("/jobs/{job_id}/cancel", "post"), ("/jobs/{job_id}/checkpoints/{epoch}", "get"),
            ("/jobs/{job_id}", "patch"), ("/jobs/{job_id}", "delete"),
            ("/sweeps/{sweep_id}/cancel", "post")}  # the owner's or an admin's
-CAPPED = {"/jobs", "/sweeps", "/studies/{name}/run"}  # add queued jobs: the per-token cap applies
+CAPPED = {"/jobs", "/sweeps", "/studies/{name}/run", "/handout/run"}  # add queued jobs: the per-token cap applies
 TOO_MANY = {"description": "Rate limit passed (Retry-After: seconds), or a write that would pass the token's cap of "
                            "queued + running jobs", "headers": {"Retry-After": {"schema": {"type": "integer"}}},
             "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}

@@ -31,7 +31,7 @@ def _study(name: str) -> Study:
         raise NotFound(exc.args[0]) from None
 
 
-def _size(raw: str | None) -> Size:
+def size_arg(raw: str | None) -> Size:
     size = raw or "quick"
     if size not in SIZES:
         raise APIError(422, f"unknown size {size!r}; choose {' or '.join(LISTED_SIZES)}",
@@ -61,7 +61,7 @@ def list_studies():
 def get_study_route(name: str):
     """The study and its answer at `?size=` (quick by default); the study page for a browser."""
     study = _study(name)
-    size = _size(request.args.get("size"))
+    size = size_arg(request.args.get("size"))
     with session() as s:
         out = study_out(s, study, size)
     if not wants_html():
@@ -74,7 +74,7 @@ def run_study(name: str):
     """Create the study's sweep at a size with fresh seeds; 201 with the sweep, `id` at the top level."""
     study = _study(name)
     body = StudyRun.model_validate(json_body())
-    size = _size(body.size)
+    size = size_arg(body.size)
     with session() as s:
         sweep = store.run_study(s, study, size, body.seeds, body.priority, current_app.config["DATA_DIR"])
         own(s, sweep_ids=[sweep.id])

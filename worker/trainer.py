@@ -31,6 +31,16 @@ from shared.train.packs import fit_seeds
 from worker.jobfiles import EXIT_STOPPED, UPLOAD_SUFFIX, job_dir
 
 
+def held(info: RunInfo) -> str:
+    """Why the within-epoch subset is smaller than the spec's eval_samples, if it is (the evaluation budget)."""
+    asked = min(info.spec.eval_samples, info.data.test_samples)
+    if info.eval_subset is None or info.eval_subset >= asked:
+        return ""
+    return (f" (eval_samples {info.spec.eval_samples:,} held to {info.eval_subset:,} by the evaluation budget: with "
+            f"eval_every null the in-training evaluations read at most 5% of the run's training samples; set "
+            f"eval_every to evaluate on all {asked:,})")
+
+
 class DbReporter(Reporter):
     """Writes what the engine reports from a background thread, so the training loop never waits on the database.
 
@@ -90,7 +100,7 @@ class DbReporter(Reporter):
             f"{info.data.train_samples:,} training / {info.data.test_samples:,} test images"
             + (f", from epoch {info.start_epoch + 1}" if info.start_epoch else ""))
         say(f"evaluating every {info.eval_every:,} samples on the first {info.eval_subset:,} test images, and on the "
-            f"whole test set after every epoch" if info.eval_every else "evaluating after every epoch")
+            f"whole test set after every epoch{held(info)}" if info.eval_every else "evaluating after every epoch")
         self.phase = "training"
         self._report(info.start_epoch + 1, 0, info.steps_per_epoch)
 

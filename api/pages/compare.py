@@ -7,11 +7,11 @@ import json
 from itertools import combinations
 from typing import Any
 
+from shared.lab.specs import IGNORED
 from shared.lab.stats import compare, summarize
 from shared.lab.sweeps import cell_label
 from shared.store import listing
 from shared.store.models import Job, JobStatus
-from shared.store.report import IGNORED
 
 MAX_RUNS = 100  # runs on one compare page (the sweep page links cells up to it)
 MAX_ALL_PAIRS = 4  # up to this many groups every pair is compared; past it each group against the first

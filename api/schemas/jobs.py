@@ -169,6 +169,17 @@ class JobListItem(JobSummary):
     """A listed job, with its values of the spec fields that differ among the listed jobs."""
 
     params: dict[str, Any] = Field(default_factory=dict, description="spec field -> value, for JobList.columns")
+    normalization: dict[str, list[float]] | None = Field(
+        None, description="where the spec's mean/std are null (the dataset's own): the values the run used, "
+                          "{mean, std}, once its result recorded them")
+
+
+def used_normalization(job: Job) -> dict[str, list[float]] | None:
+    """The dataset's own mean/std a run used where its spec left them null (recorded in its result's data)."""
+    data = (job.result.data or {}) if job.result is not None else {}
+    if (job.spec or {}).get("mean") is not None or not data.get("mean") or not data.get("std"):
+        return None
+    return {"mean": data["mean"], "std": data["std"]}
 
 
 def listed(items: list[Job]) -> tuple[list[str], list[JobListItem]]:
@@ -177,7 +188,8 @@ def listed(items: list[Job]) -> tuple[list[str], list[JobListItem]]:
     rows = []
     for j in items:
         flat = listing.flat_spec(j.spec or {})
-        rows.append(JobListItem.of(j).model_copy(update={"params": {c: flat.get(c) for c in columns}}))
+        rows.append(JobListItem.of(j).model_copy(update={"params": {c: flat.get(c) for c in columns},
+                                                         "normalization": used_normalization(j)}))
     return columns, rows
 
 

@@ -80,7 +80,10 @@ function jobCharts(subsetLabel) {
 function drawJob(charts, job, axis, max) {
   const c = jobCurves(job, axis);
   if (c.subset.length) {  // the subset's size, as the trainer chose it
-    const label = `first ${c.subset[0].test_samples.toLocaleString("en")} test images (within epochs)`;
+    const n = c.subset[0].test_samples, whole = c.full.length ? c.full[0].test_samples : Infinity;
+    const asked = Math.min(Number(document.getElementById("curves-note")?.dataset.evalSamples) || 0, whole);
+    const held = asked > n ? `, eval_samples ${asked.toLocaleString("en")} held by the evaluation budget` : "";
+    const label = `first ${n.toLocaleString("en")} test images (within epochs${held})`;
     charts.acc.data.datasets[0].label = charts.loss.data.datasets[0].label = label;
   }
   charts.acc.data.datasets[0].data = c.acc(c.subset);

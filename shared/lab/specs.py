@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from shared.lab.models import model_names
+from shared.lab.models import model_facts, model_names
 
 MNIST_MEAN, MNIST_STD = [0.1307], [0.3081]
 DATASET_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
@@ -267,3 +267,17 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key.strip()] = raw
     return out
+
+
+# What a recipe comparison ignores: where a run trains and how often it logs and evaluates, not what it learns.
+IGNORED = ("seed", "device", "log_every", "eval_every", "eval_samples")
+
+
+def canonical(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """A spec as the recipe compares it: defaults filled (model_args too), the ignored fields dropped."""
+    try:
+        data = Spec.model_validate(spec).model_dump()
+        args = {**model_facts(data["model"]).arg_defaults, **data["model_args"]}  # {} and the defaults: one net
+    except (ValueError, TypeError):  # a spec an older version wrote that no longer validates: not the recipe
+        return None
+    return {k: v for k, v in data.items() if k not in IGNORED} | {"model_args": args}

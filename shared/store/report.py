@@ -15,8 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from shared.lab.models import model_facts
-from shared.lab.specs import Spec, preset_spec
+from shared.lab.specs import canonical, preset_spec
 from shared.lab.stats import CellStats, summarize
 from shared.lab.studies import get_study
 from shared.lab.sweeps import SweepRequest
@@ -24,7 +23,6 @@ from shared.store.models import Job, JobStatus
 from shared.store.studies import ClaimAnswer, datasets_of, judge, one_per_seed, runnable_dataset
 from shared.store.sweeps import create_sweep
 
-IGNORED = ("seed", "device", "log_every", "eval_every", "eval_samples")
 JPEG_NOTE = ("cifar10-jpeg is a JPEG (quality 75) re-encoding of CIFAR-10, not the original release the seed used: "
              "accuracies on it can differ from the lab's by a point or so.")
 MAX_REPORT_SEEDS = 5
@@ -67,16 +65,6 @@ class Table(BaseModel):
 class Report(BaseModel):
     rule: str
     tables: list[Table]
-
-
-def canonical(spec: dict[str, Any]) -> dict[str, Any] | None:
-    """A spec as the recipe compares it: defaults filled (model_args too), the ignored fields dropped."""
-    try:
-        data = Spec.model_validate(spec).model_dump()
-        args = {**model_facts(data["model"]).arg_defaults, **data["model_args"]}  # {} and the defaults: one net
-    except (ValueError, TypeError):  # a spec an older version wrote that no longer validates: not the recipe
-        return None
-    return {k: v for k, v in data.items() if k not in IGNORED} | {"model_args": args}
 
 
 def recipe(preset: str, dataset: str) -> dict[str, Any]:

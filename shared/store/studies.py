@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from shared.lab.settings import settings
-from shared.lab.specs import SpecError, preset_spec, resolve
+from shared.lab.specs import PRESETS, SpecError, canonical, preset_spec, resolve
 from shared.lab.stats import METRICS, CellStats, summarize
 from shared.lab.studies import Size, Study
 from shared.lab.sweeps import SweepRequest
@@ -142,6 +142,17 @@ def runnable_dataset(preset: str, data_root) -> str:
                                                      f"({', '.join(datasets_of(preset))})"}])
 
 
+def preset_of(spec: dict[str, Any]) -> str | None:
+    """The preset this spec equals apart from the seed (the report's rule, a preset's stand-in dataset allowed), or
+    None: a study cell is filed under the preset it is, not under its study's base (fc-vs-cnn's CNN is mnist-cnn)."""
+    mine = canonical(spec)
+    for name in PRESETS:
+        if mine is not None and mine["dataset"] in datasets_of(name) and \
+                mine == canonical(preset_spec(name).model_dump() | {"dataset": mine["dataset"]}):
+            return name
+    return None
+
+
 def study_runs(session: Session, study: Study, size: Size) -> list[Sweep]:
     """The study's sweeps of this size and version, oldest first."""
     query = select(Sweep).where(Sweep.study == study.name, Sweep.study_version == study.version,
@@ -162,8 +173,11 @@ def run_study(session: Session, study: Study, size: Size, seeds: int, priority: 
     dataset = runnable_dataset(study.preset, data_root)
     if dataset != preset_spec(study.preset).dataset:  # e.g. cifar10-jpeg where the original is not here
         body["base"]["overrides"] = {**body["base"]["overrides"], "dataset": dataset}
-    return create_sweep(session, SweepRequest.model_validate(body), data_root=data_root, study=study.name,
-                        study_version=study.version, size=size)
+    sweep = create_sweep(session, SweepRequest.model_validate(body), data_root=data_root, study=study.name,
+                         study_version=study.version, size=size)
+    for job in sweep.jobs:  # each job carries the preset its cell equals (or none), not the study's base preset
+        job.preset = preset_of(job.spec)
+    return sweep
 
 
 def _key(values: dict[str, Any]) -> str:

@@ -175,3 +175,14 @@ def test_one_seed_run_three_ways_counts_once_in_the_report_and_in_a_study(client
     (new,) = run["seeds"]
     assert cell["n"] == before["n"] + 1 and cell["copies_folded"] == before["copies_folded"] + 1
     assert [v["test_accuracy"] for v in cell["per_seed"] if v["seed"] == new] == [0.98]  # the first copy counts
+
+
+def test_study_jobs_carry_the_preset_their_cell_equals(client, sent):
+    sweep = client.post("/studies/fc-vs-cnn/run", json={"seeds": 2, "size": "quick"}).json["id"]
+    by_preset = {p: client.get(f"/jobs?sweep_id={sweep}&preset={p}&limit=100").json["items"]
+                 for p in ("mnist-fc", "mnist-cnn")}
+    assert {j["model"] for j in by_preset["mnist-cnn"]} == {"cnn"} and len(by_preset["mnist-cnn"]) == 2
+    assert {j["model"] for j in by_preset["mnist-fc"]} == {"fc2"} and len(by_preset["mnist-fc"]) == 2
+    every = client.get(f"/jobs?sweep_id={sweep}&limit=100").json["items"]
+    permuted = [j for j in every if "permute_pixels=true" in j["name"]]  # a new permutation per seed: no preset is that
+    assert len(every) == 8 and len(permuted) == 4 and {j["preset"] for j in permuted} == {None}

@@ -59,3 +59,20 @@ def test_a_checkpoint_pruned_while_its_upload_runs_is_still_recorded(db_url, dat
         assert b"".join(artifacts.stream_verified(r.key, r.sha256)) == checkpoint.path_for(out, r.epoch).read_bytes()
     assert not artifacts.store().exists(artifacts.artifact_key(job_id, "epoch-001.pt"))
     assert not list(out.glob(".*.upload"))  # the second names are gone once uploaded
+
+
+def test_the_log_says_why_the_evaluation_subset_is_smaller_than_eval_samples():
+    from types import SimpleNamespace
+
+    from shared.lab.specs import resolve
+    from shared.train.evals import eval_plan
+    from worker.trainer import held
+
+    spec = resolve("mnist-cnn", {"train_limit": 5000})  # eval_samples 1,000; 5% of 5,000 samples is 250 images
+    plan = eval_plan(spec, 5000, 10000)
+    assert plan.subset == 200 < spec.eval_samples
+    info = SimpleNamespace(spec=spec, eval_subset=plan.subset, data=SimpleNamespace(test_samples=10000))
+    assert held(info).startswith(" (eval_samples 1,000 held to 200 by the evaluation budget")
+    assert "set eval_every to evaluate on all 1,000" in held(info)
+    small = SimpleNamespace(spec=spec, eval_subset=200, data=SimpleNamespace(test_samples=200))  # the split is 200
+    assert held(small) == ""

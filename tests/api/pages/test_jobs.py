@@ -14,7 +14,7 @@ import torch
 from alembic import command
 from alembic.config import Config
 from PIL import Image
-from support import REPO
+from support import REPO, succeed
 from support import data_dir_for_tests as data_root
 
 from api import create_app
@@ -340,3 +340,23 @@ def test_compare_pools_seeds_of_each_recipe_and_takes_100_runs(client, db_url):
     assert "lr=0.05 is ahead by 4.0" in html  # the groups compared (Welch), not 100 runs side by side
     data = json.loads(re.search(r'id="page-data">(.*?)</script>', html, re.DOTALL).group(1))
     assert data["groups"] == ["lr=0.01", "lr=0.05"] and [s["group"] for s in data["series"]] == [0] * 50 + [1] * 50
+
+
+def test_the_datasets_own_normalization_shows_where_the_spec_leaves_it_null(db_url):
+    client = create_app({"DATABASE_URL": db_url}).test_client()
+    with session_scope(db_url) as s:  # no mean/std in the spec: the dataset's own
+        own = create_job(s, spec={"model": "cnn", "dataset": "mnist", "epochs": 1}, name="own-normalization")[0].id
+        fixed = create_job(s, preset="mnist-cnn", name="own-normalization")[0].id
+    page = client.get(f"/results/{own}").data.decode()
+    assert "the dataset's own, computed from its training set when the job runs" in page
+    succeed(db_url, [own, fixed], [0.9, 0.9])
+    with session_scope(db_url) as s:
+        s.get(Result, own).data = {"mean": [0.286], "std": [0.353]}
+    listing = client.get("/jobs?q=own-normalization").json
+    assert {"mean", "std"} <= set(listing["columns"])
+    by_id = {j["id"]: j for j in listing["items"]}
+    assert by_id[own]["normalization"] == {"mean": [0.286], "std": [0.353]} and by_id[fixed]["normalization"] is None
+    rows = client.get("/?q=own-normalization", headers={"Accept": "text/html"}).data.decode()
+    assert ">0.286</span>" in rows and ">0.353</span>" in rows
+    page = client.get(f"/results/{own}").data.decode()
+    assert "0.286 <span class=\"muted\">(the dataset's own, computed from its training set)" in page
