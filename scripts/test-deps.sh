@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What the tests need beyond the venv: test data, and Chromium for the browser tests.
+# What the tests need beyond the venv: test data, Chromium for the browser tests, jq for the README's blocks.
 set -u
 data=${CNNLAB_TEST_DATA:-../shared/data}
 if [ ! -d "$data/MNIST/raw" ]; then
@@ -10,5 +10,10 @@ if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get 
   echo "installing Debian's chromium for the browser tests"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "could not install chromium: browser tests will be skipped" >&2
+fi
+if ! command -v jq >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing jq for the README's shell blocks (tests/test_readme.py)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null) \
+    || echo "could not install jq: the README block tests will fail" >&2
 fi
 exit 0
