@@ -36,9 +36,10 @@ def attach(url: str | None, *, job: Job | None = None, sweep: Sweep | None = Non
 def mark_ended(session: Session) -> int:
     """Waiting notifications whose job is finished, or whose sweep has no queued or running job left, become due."""
     now = utcnow()
-    job_done = select(Job.id).where(Job.status.in_([s.value for s in FINISHED]))
+    # Correlated EXISTS: only the few waiting rows are looked up (by primary key, by the jobs' sweep_id index).
+    job_done = exists().where(Job.id == Notification.job_id, Job.status.in_([s.value for s in FINISHED]))
     busy = exists().where(Job.sweep_id == Notification.sweep_id, Job.status.in_([s.value for s in ACTIVE]))
-    ended = or_(Notification.job_id.in_(job_done), Notification.sweep_id.is_not(None) & ~busy)
+    ended = or_(Notification.job_id.is_not(None) & job_done, Notification.sweep_id.is_not(None) & ~busy)
     n = session.execute(update(Notification).where(Notification.status == "waiting", ended)
                         .values(status="pending", ended_at=now, next_at=now)
                         .execution_options(synchronize_session=False)).rowcount
