@@ -6,7 +6,8 @@ from flask import Blueprint, current_app, g
 
 from api.openapi import document
 from api.pages.openapi import docs_page
-from api.schemas.meta import Health, Preset, PresetList
+from api.schemas.meta import Health, ModelList, ModelOut, Preset, PresetList
+from shared.lab.models import catalog
 from shared.lab.specs import PRESETS, preset_spec
 from shared.store.health import probe_broker, probe_database
 
@@ -16,6 +17,15 @@ bp = Blueprint("meta", __name__)
 @bp.get("/presets")
 def presets():
     return PresetList(items=[Preset(name=n, spec=preset_spec(n)) for n in PRESETS]).model_dump(mode="json")
+
+
+@bp.get("/models")
+def models():
+    """The catalog: the built-in nets and those of the allowed packages (docs/models.md)."""
+    known = catalog()
+    items = [ModelOut(name=f.name, convolutional=f.convolutional, min_size=f.min_size, summary=f.summary,
+                      arg_defaults=dict(f.arg_defaults), package=f.package) for f in map(known.get, sorted(known))]
+    return ModelList(items=items).model_dump(mode="json")
 
 
 @bp.get("/healthz")

@@ -11,7 +11,7 @@ from api.schemas.errors import Error
 from api.schemas.handout import Handout, HandoutRun, HandoutRunOut
 from api.schemas.jobs import CheckpointList, JobCreate, JobCsvQuery, JobList, JobOut, JobQuery, Metrics
 from api.schemas.logs import LogQuery
-from api.schemas.meta import Health, PresetList
+from api.schemas.meta import Health, ModelList, PresetList
 from api.schemas.queues import QueueOverview
 from api.schemas.studies import StudyList, StudyOut, StudyRun
 from api.schemas.sweeps import SweepCancel, SweepCreate, SweepList, SweepOut
@@ -19,8 +19,8 @@ from shared.lab.specs import PRESETS
 from shared.store.models import JobStatus
 
 REF = "#/components/schemas/{model}"
-RESPONSES = [JobOut, JobList, Metrics, CheckpointList, PresetList, Health, Error, SweepOut, SweepList, SweepCancel,
-             StudyList, StudyOut, QueueOverview, Handout, HandoutRunOut]
+RESPONSES = [JobOut, JobList, Metrics, CheckpointList, PresetList, ModelList, Health, Error, SweepOut, SweepList,
+             SweepCancel, StudyList, StudyOut, QueueOverview, Handout, HandoutRunOut]
 CSV = {"description": "CSV, one row per job", "content": {"text/csv": {"schema": {"type": "string"}}}}
 
 
@@ -116,6 +116,8 @@ def _meta_paths() -> dict:
                                            "schema": {"type": "string", "enum": ["json"]}}],
                            "responses": {"200": _json(QueueOverview), "422": _error("Unknown format")}}},
         "/presets": {"get": {"summary": f"The presets ({', '.join(PRESETS)})", "responses": {"200": _json(PresetList)}}},
+        "/models": {"get": {"summary": "The nets a spec's `model` may name: the built-in ones and those of the "
+                                       "packages CNNLAB_MODEL_PACKAGES allows", "responses": {"200": _json(ModelList)}}},
         "/metrics": {"get": {"summary": "Prometheus metrics: jobs by status and queue, queue depth, retries, "
                                         "job and epoch durations, busy workers' heartbeats",
                              "responses": {"200": {"description": "Prometheus text format",

@@ -76,7 +76,8 @@ def run_study(name: str):
     body = StudyRun.model_validate(json_body())
     size = size_arg(body.size)
     with session() as s:
-        sweep = store.run_study(s, study, size, body.seeds, body.priority, current_app.config["DATA_DIR"])
+        sweep = store.run_study(s, study, size, body.seeds, body.priority, current_app.config["DATA_DIR"],
+                                body.model_dump()["notify"])
         own(s, sweep_ids=[sweep.id])
         out = commit_and_dispatch(s, sweep.id)
     return out, 201, {"Location": url_for("sweeps.get_sweep", sweep_id=out["id"])}

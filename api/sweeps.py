@@ -17,6 +17,7 @@ from api.http import json_body, not_found, wants_html
 from api.pages import sweeps as pages
 from api.schemas.fields import MAX_ID
 from api.schemas.jobs import JobCsvQuery
+from api.schemas.notify import NotifyOut
 from api.schemas.sweeps import SweepCancel, SweepCreate, SweepList, SweepOut, SweepSummary
 from shared.lab.sweeps import SweepTooLarge, fields_of
 from shared.store import jobs, sweeps
@@ -35,7 +36,8 @@ def sweep_out(s, sweep_id: int) -> dict[str, Any]:
     counts = sweeps.status_counts(s, [sweep_id])[sweep_id]
     summary = SweepSummary.of(sweep, counts).model_dump()
     cells = [c.model_dump() for c in sweeps.cell_summaries(s, sweep_id)]
-    out = SweepOut.model_validate(summary | {"base": sweep.base, "cells": cells})
+    notify = NotifyOut.model_validate(sweep.notify).model_dump() if sweep.notify else None
+    out = SweepOut.model_validate(summary | {"base": sweep.base, "cells": cells, "notify": notify})
     return out.model_dump(mode="json")
 
 

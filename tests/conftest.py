@@ -10,9 +10,13 @@ from support import (
     REDIS_URL,
     LiveAPI,
     MotoServer,
+    Receiver,
+    RedisServer,
     WorkerProcess,
     data_dir_for_tests,
     drop_postgres_database,
+    free_port,
+    install_example_nets,
     linked_data_dir,
     migrate,
     new_postgres_database,
@@ -25,7 +29,7 @@ os.environ.setdefault("CNNLAB_RATELIMIT_STORAGE_URL", "memory://")
 # Module-scoped apps answer many 401s from 127.0.0.1 on purpose; tests/api/test_limits.py sets its own 401 limit.
 os.environ.setdefault("CNNLAB_RATE_LIMIT_UNAUTHORIZED", "100000/minute")
 
-SERVICE_FIXTURES = {"pg_url", "redis_url", "service", "moto"}  # need PostgreSQL, Redis or worker processes
+SERVICE_FIXTURES = {"pg_url", "redis_url", "service", "moto", "lab_service"}  # need PostgreSQL, Redis or worker processes
 SERVICE_DIRS = ("worker", "browser")  # real workers, Chromium
 
 
@@ -111,3 +115,48 @@ def moto(tmp_path_factory):
     server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def example_nets(tmp_path_factory) -> Path:
+    """The example package of own nets, pip-installed into a folder of its own (put it on sys.path to see it)."""
+    return install_example_nets(tmp_path_factory.mktemp("example-nets"))
+
+
+LAB_SETTINGS = {"CNNLAB_MODEL_PACKAGES": '["cnnlab-example-nets"]', "CNNLAB_NOTIFY_HOSTS": '["127.0.0.1"]',
+                "CNNLAB_NOTIFY_RETRY_SECONDS": "1", "CNNLAB_DISPATCH_SECONDS": "1"}
+
+
+@pytest.fixture(scope="session")
+def lab_service(data_root, cache_root, example_nets, tmp_path_factory):
+    """As `service`, with the example nets installed and allowed and webhooks to 127.0.0.1 allowed (retried after
+    1 s, 2 s, ...), for the worker and the API alike; its own redis-server, so `service`'s worker never sees its
+    jobs (job ids repeat across databases)."""
+    broker = RedisServer(free_port())
+    redis_url = broker.url
+    url = new_postgres_database()
+    migrate(url)
+    var = tmp_path_factory.mktemp("lab-var")
+    data = linked_data_dir(data_root, tmp_path_factory.mktemp("lab-data"))
+    path = os.pathsep.join(p for p in (str(example_nets), os.environ.get("PYTHONPATH")) if p)
+    env = service_env(url, redis_url, var, data, cache_root, PYTHONPATH=path, **LAB_SETTINGS)
+    worker = WorkerProcess(env, var / "worker.log", "test-lab-worker@localhost")
+    api = LiveAPI(url, redis_url, data, store=(var / "artifacts").as_uri())
+    api.env, api.var, api.worker, api.db_url = env, var, worker, url
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(example_nets))
+        for key, value in LAB_SETTINGS.items():
+            mp.setenv(key, value)
+        yield api
+    api.close()
+    worker.stop()
+    broker.kill()
+    drop_postgres_database(url)
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver answering 200 (set `.codes` to answer otherwise first)."""
+    r = Receiver()
+    yield r
+    r.close()

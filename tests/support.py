@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -12,6 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
+import redis
 import requests
 from alembic import command
 from alembic.config import Config
@@ -329,3 +333,76 @@ def private_backends() -> tuple[str, str]:
     url = new_postgres_database()
     migrate(url)
     return url, broker
+
+
+EXAMPLE_NETS = REPO / "tests" / "fixtures" / "cnnlab_example_nets"
+
+
+def install_example_nets(target: Path) -> Path:
+    """`pip install` the example package of own nets (tests/fixtures/cnnlab_example_nets) into `target`, a folder
+    to put on sys.path / PYTHONPATH: its entry points are real installed metadata, and the venv stays as it was."""
+    source = target / "src"
+    shutil.copytree(EXAMPLE_NETS, source)  # setuptools builds in the source tree: not in the repository's
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+                    "--target", str(target / "site"), str(source)], check=True, timeout=300)
+    return target / "site"
+
+
+class Receiver:
+    """A webhook receiver on a real socket: records every POST (path, headers, JSON body) and answers each with the
+    next of `codes` (the last one repeated)."""
+
+    def __init__(self, codes: tuple[int, ...] = (200,)):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.codes, self.posts = list(codes), []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.posts.append({"path": self.path, "headers": dict(self.headers), "json": json.loads(body),
+                                    "at": time.monotonic()})
+                code = outer.codes.pop(0) if len(outer.codes) > 1 else outer.codes[0]
+                self.send_response(code)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server of this test's own, without persistence: a restart comes back empty."""
+
+    def __init__(self, port: int):
+        self.port, self.url, self.proc = port, f"redis://127.0.0.1:{port}/0", None
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+                                      "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                redis.Redis.from_url(self.url).ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()

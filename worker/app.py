@@ -12,7 +12,7 @@ from shared.lab.settings import settings
 from shared.store import dispatch
 from shared.store.db import forget_connections, session_scope
 from shared.store.publish import make_celery
-from worker import drain, warm
+from worker import drain, notify, warm
 
 app = make_celery()
 app.conf.include = ["worker.tasks"]
@@ -33,12 +33,14 @@ def redispatch_lost() -> list[int]:
 def _watch_dispatch() -> None:
     while True:
         redispatch_lost()
+        notify.deliver_due()  # the ends no worker saw (a queued job cancelled at the API) and the retries
         time.sleep(settings().dispatch_seconds)
 
 
 @worker_ready.connect
 def on_ready(sender=None, **_):
-    """Every worker watches for lost jobs: stored while the broker was down, lost with it, or orphaned."""
+    """Every worker watches for lost jobs (stored while the broker was down, lost with it, or orphaned) and sends
+    due notifications."""
     threading.Thread(target=_watch_dispatch, name="cnnlab-dispatch", daemon=True).start()
 
 

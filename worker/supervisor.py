@@ -19,9 +19,9 @@ from shared.lab.settings import settings
 from shared.lab.specs import Spec
 from shared.store import artifacts, jobs
 from shared.store.db import DatabaseError, retry, session_scope
-from shared.store.models import JobStatus
+from shared.store.models import FINISHED, JobStatus
 from shared.train.launch import torchrun_command
-from worker import drain, warm
+from worker import drain, notify, warm
 from worker.jobfiles import EXIT_STOPPED, LIMIT_FILE, START_MARK, UPLOAD_SUFFIX, job_dir, local_checkpoint
 from worker.limits import Limits
 from worker.processes import die_with_parent, kill_group
@@ -69,7 +69,10 @@ def run_job(job_id: int, worker: str) -> str:
     if drain.requested():  # delivered while this worker shuts down: leave it to the others
         return "skipped"
     with warm.running_job():
-        return _run_claimed(job_id, worker)
+        status = _run_claimed(job_id, worker)
+    if status in FINISHED:
+        notify.deliver_due()  # at once, not at the next dispatch round: the job (maybe its sweep) just ended
+    return status
 
 
 def _run_claimed(job_id: int, worker: str) -> str:

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from api.schemas.fields import MAX_ID, Name, Time
+from api.schemas.notify import NotifyOut
+from shared.lab.notify import NotifyRequest
 from shared.lab.results import EpochMetrics, EvalPoint, RunSummary
 from shared.lab.runs import Tag
 from shared.lab.specs import Spec, SpecWarning
@@ -25,6 +27,7 @@ class JobCreate(BaseModel):
     spec: dict[str, Any] | None = Field(None, description="a full spec instead of a preset")
     name: str | None = Field(None, max_length=200, pattern=r"^[^\x00]*$")
     priority: int = Field(0, ge=0, le=9, description="9 runs first")
+    notify: NotifyRequest | None = Field(None, description="a webhook that gets one JSON POST when the job ends")
 
 
 class JobQuery(BaseModel):
@@ -158,6 +161,7 @@ class JobOut(JobSummary):
     result: RunSummary | None
     warnings: list[SpecWarning] = Field(default_factory=list, description="what the submit-time rules said: "
                                         "defaults taken, normalization replaced, no worker for the queue")
+    notify: NotifyOut | None = Field(None, description="its webhook's delivery, if it named one")
 
     @field_validator("warnings", mode="before")
     @classmethod

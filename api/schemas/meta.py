@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -16,6 +16,21 @@ class Preset(BaseModel):
 
 class PresetList(BaseModel):
     items: list[Preset]
+
+
+class ModelOut(BaseModel):
+    """A net of the catalog: a built-in one, or one of a package CNNLAB_MODEL_PACKAGES allows."""
+
+    name: str
+    convolutional: bool = Field(description="has a convolutional trunk (`features`): the pages draw its filters")
+    min_size: int = Field(description="smallest input height/width in pixels")
+    summary: str
+    arg_defaults: dict[str, Any] = Field(description="its model_args and their defaults")
+    package: str | None = Field(description="the installed package that provides it; null: built in")
+
+
+class ModelList(BaseModel):
+    items: list[ModelOut]
 
 
 class Health(BaseModel):

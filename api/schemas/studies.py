@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.lab.notify import NotifyRequest
 from shared.lab.studies import LISTED_SIZES, Study
 from shared.store.studies import MAX_STUDY_SEEDS, StudyAnswer
 
@@ -60,3 +61,4 @@ class StudyRun(BaseModel):
     seeds: int = Field(5, ge=1, le=MAX_STUDY_SEEDS)
     size: str = Field("quick", description="quick | full")
     priority: int = Field(0, ge=0, le=9)
+    notify: NotifyRequest | None = Field(None, description="a webhook that gets one JSON POST when the run ends")

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from api.schemas.fields import Time
+from api.schemas.notify import NotifyOut
 from shared.lab.specs import Spec
 from shared.lab.stats import CellStats
 from shared.lab.sweeps import SweepRequest
@@ -58,6 +59,8 @@ class SweepOut(SweepSummary):
 
     base: Spec
     cells: list[CellOut]
+    notify: NotifyOut | None = Field(None, description="its webhook's delivery, if it named one (POSTed when "
+                                     "every job has ended)")
 
 
 class SweepList(BaseModel):

@@ -87,6 +87,14 @@ class Settings(BaseSettings):
                                          "past it every request from that address is 429 until the window frees")
     ratelimit_storage_url: str | None = Field(None, description="where rate-limit counters live (default REDIS_URL; "
                                               "memory:// for one process); if it is down, requests are not refused")
+    model_packages: list[str] = Field(default_factory=list, description="installed packages (distribution names, "
+                                      "JSON list) whose `cnnlab.models` entry points the API and workers load; "
+                                      "empty: only the built-in nets")
+    notify_hosts: list[str] = Field(default_factory=list, description="hosts (`host` or `host:port`, JSON list) a "
+                                    "job's, sweep's or study's `notify.url` may name; empty: notifications are off")
+    notify_attempts: int = Field(8, ge=1, description="delivery attempts of one notification before it is given up")
+    notify_retry_seconds: float = Field(10.0, gt=0, description="the wait after a failed delivery, doubled after "
+                                        "each further failure (10 s, 20 s, 40 s, ...)")
     max_active_jobs: int = Field(1000, ge=1, description="queued + running jobs one token may own (a sweep counts as "
                                  "its jobs; admin tokens are exempt)")
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from shared.lab.models import model_facts, model_names
+from shared.lab.models import CATALOG, model_facts, model_names, unknown_model
 
 MNIST_MEAN, MNIST_STD = [0.1307], [0.3081]
 DATASET_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
@@ -36,7 +36,8 @@ class Spec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # NaN is not JSON
 
-    model: str = Field(description=f"a model of the catalog: {', '.join(model_names())} (GET /presets shows them in use)")
+    model: str = Field(description=f"a model of the catalog: {', '.join(sorted(CATALOG))} (GET /presets shows them "
+                       "in use), or a net of a package CNNLAB_MODEL_PACKAGES allows (GET /models lists them all)")
     model_args: dict[str, Any] = Field(default_factory=dict, description="constructor arguments, e.g. n_feature")
     dataset: str = Field(description="mnist, cifar10, or an ImageFolder directory name under the data root")
     epochs: int = Field(1, ge=1, le=1000)
@@ -97,7 +98,7 @@ class Spec(BaseModel):
     @classmethod
     def _known_model(cls, v: str, info: ValidationInfo) -> str:
         if info.context is not STORED and v not in model_names():
-            raise ValueError(f"unknown model {v!r}; choose one of {', '.join(model_names())}")
+            raise ValueError(unknown_model(v))
         return v
 
     @field_validator("dataset")

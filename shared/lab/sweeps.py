@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.lab.notify import NotifyRequest
 from shared.lab.seeds import seed_list
 from shared.lab.specs import Spec, SpecError, apply_overrides, resolve
 
@@ -46,6 +47,8 @@ class SweepRequest(BaseModel):
                                                                  "of grid and cells): [{field: value, ...}, ...]")
     seeds: int | list[int] = Field(3, description="N (seeds 0..N-1) or the list of seeds every cell runs")
     priority: int = Field(0, ge=0, le=9, description="9 runs first")
+    notify: NotifyRequest | None = Field(None, description="a webhook that gets one JSON POST when every job of "
+                                         "the sweep has ended (the service's; `cnnlab sweep` ignores it)")
 
 
     def cell_values(self) -> list[dict[str, Any]]:

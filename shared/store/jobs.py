@@ -9,11 +9,13 @@ from sqlalchemy import String, cast, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from shared.lab.notify import NotifyRequest, check_notify
 from shared.lab.results import ResultDetails
 from shared.lab.settings import settings
 from shared.lab.specs import SpecWarning, resolve_checked
 from shared.store.listing import order_by
 from shared.store.models import FINISHED, Checkpoint, EpochMetric, EvalMetric, Job, JobAttempt, JobStatus, StepLoss, utcnow
+from shared.store.notify import attach
 from shared.store.tags import has_tag
 from shared.train.runnable import check_runnable, queue_for
 
@@ -33,12 +35,13 @@ class Conflict(ValueError):
 
 def create_job(session: Session, *, preset: str | None = None, overrides: dict | None = None,
                spec: dict | None = None, name: str | None = None, priority: int = 0, data_root=None,
-               idempotency_key: str | None = None, fleet_check=None) -> tuple[Job, bool]:
+               idempotency_key: str | None = None, fleet_check=None, notify: dict | None = None) -> tuple[Job, bool]:
     """Validate and store a queued job, or find the one stored under `idempotency_key`; returns (job, created).
 
     `fleet_check(queue)` gives warnings about the queue's workers (asked only for the gpu queue).
     The caller commits, then enqueues; with a key, the session holds nothing else yet."""
     checked = resolve_checked(preset, overrides, spec)
+    url = check_notify(None if notify is None else NotifyRequest.model_validate(notify))
     resolved = checked.spec
     check_runnable(resolved, data_root)
     queue = queue_for(resolved)
@@ -59,6 +62,7 @@ def create_job(session: Session, *, preset: str | None = None, overrides: dict |
         if earlier is None:
             raise
         return earlier, False
+    attach(url, job=job)
     return job, True
 
 

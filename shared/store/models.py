@@ -122,6 +122,7 @@ class Job(Base):
     result: Mapped["Result | None"] = relationship(cascade="all, delete-orphan", passive_deletes=True)
     attempt_log: Mapped[list["JobAttempt"]] = relationship(order_by="JobAttempt.attempt", cascade="all, delete-orphan",
                                                            passive_deletes=True)
+    notify: Mapped["Notification | None"] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
 
 class Sweep(Base):
@@ -143,6 +144,7 @@ class Sweep(Base):
     owner: Mapped[str | None] = mapped_column(String(100))  # as Job.owner
 
     jobs: Mapped[list["Job"]] = relationship(order_by="Job.id", passive_deletes=True)
+    notify: Mapped["Notification | None"] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
 
 class EpochMetric(Base):
@@ -258,3 +260,32 @@ class ArtifactChunk(Base):
     key: Mapped[str] = mapped_column(String(512), primary_key=True)
     seq: Mapped[int] = mapped_column(primary_key=True)  # 0-based; an artifact is its chunks in order
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+NOTIFY_STATUSES = ("waiting", "pending", "delivered", "failed")
+
+
+class Notification(Base):
+    """The webhook a job or a sweep (a study's run too) POSTs once when it ends, and how its delivery went.
+
+    waiting: not ended yet; pending: ended, to be sent (again at `next_at`); delivered; failed: gave up."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        CheckConstraint(f"status IN {NOTIFY_STATUSES}", name="status"),
+        Index("ix_notifications_status_next_at", "status", "next_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), unique=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_code: Mapped[int | None]  # the receiver's HTTP status of the last attempt; None: no answer
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]  # when its job or sweep was seen ended
+    next_at: Mapped[datetime | None]  # the next attempt is due then (backoff)
+    claimed_until: Mapped[datetime | None]  # a sender holds it until then: one POST at a time
+    delivered_at: Mapped[datetime | None]

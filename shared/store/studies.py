@@ -167,9 +167,11 @@ def next_seeds(session: Session, study: Study, size: Size, count: int) -> list[i
     return list(range(start, start + count))
 
 
-def run_study(session: Session, study: Study, size: Size, seeds: int, priority: int = 0, data_root=None) -> Sweep:
-    """Create the study's sweep at `size` with fresh seeds (the caller commits, then dispatches)."""
-    body = study.sweep_body(size, next_seeds(session, study, size, seeds)) | {"priority": priority}
+def run_study(session: Session, study: Study, size: Size, seeds: int, priority: int = 0, data_root=None,
+              notify: dict | None = None) -> Sweep:
+    """Create the study's sweep at `size` with fresh seeds (the caller commits, then dispatches); `notify`: the
+    webhook its run's end is POSTed to."""
+    body = study.sweep_body(size, next_seeds(session, study, size, seeds)) | {"priority": priority, "notify": notify}
     dataset = runnable_dataset(study.preset, data_root)
     if dataset != preset_spec(study.preset).dataset:  # e.g. cifar10-jpeg where the original is not here
         body["base"]["overrides"] = {**body["base"]["overrides"], "dataset": dataset}

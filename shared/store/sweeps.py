@@ -11,11 +11,13 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from shared.lab.notify import check_notify
 from shared.lab.stats import CellStats, Comparison, compare, summarize
 from shared.lab.sweeps import Expansion, SweepRequest, cell_label, expand, stored_cells
 from shared.store import publish
 from shared.store.jobs import NotFound, check_runnable, queue_for
 from shared.store.models import EpochMetric, Job, JobStatus, Sweep, utcnow
+from shared.store.notify import attach
 
 log = logging.getLogger(__name__)
 CELL_METRICS = ("test_accuracy", "test_loss", "train_seconds")
@@ -42,6 +44,7 @@ class CellSummary(BaseModel):
 def create_sweep(session: Session, request: SweepRequest, *, data_root=None, study: str | None = None,
                  study_version: int | None = None, size: str | None = None) -> Sweep:
     """Validate every cell, then store the sweep and its queued jobs (the caller commits, then `dispatch`es)."""
+    url = check_notify(request.notify)
     plan = expand(request, check=lambda spec: check_runnable(spec, data_root))
     sweep = Sweep(name=request.name, preset=request.base.preset, base=plan.base.model_dump(),
                   grid=request.stored_grid(),
@@ -49,6 +52,7 @@ def create_sweep(session: Session, request: SweepRequest, *, data_root=None, stu
     session.add(sweep)
     session.flush()
     session.add_all(_jobs(sweep, plan))
+    attach(url, sweep=sweep)
     session.flush()
     return sweep
 

@@ -8,6 +8,7 @@ conv) and its head in `classifier`, as in timm's and torchvision's VGG.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 import torch
@@ -26,13 +27,7 @@ def register(name: str):
     the name is not in the catalog, already has a class, or the class disagrees with its facts."""
 
     def wrap(cls: type[nn.Module]) -> type[nn.Module]:
-        facts = model_facts(name)  # ValueError off the catalog
-        summary = (cls.__doc__ or "").strip().partition("\n")[0]
-        params = list(inspect.signature(cls).parameters.values())[2:]  # after in_shape, num_classes
-        defaults = {p.name: p.default for p in params}
-        if (summary, defaults) != (facts.summary, dict(facts.arg_defaults)):
-            raise TypeError(f"{cls.__name__} disagrees with the catalog's {name!r}: summary {summary!r} and "
-                            f"defaults {defaults}, the catalog {facts.summary!r} and {dict(facts.arg_defaults)}")
+        _check(name, cls)
         if name in _CLASSES:
             raise TypeError(f"{name!r} is registered twice: {_CLASSES[name].__name__} and {cls.__name__}")
         _CLASSES[name] = cls
@@ -41,16 +36,45 @@ def register(name: str):
     return wrap
 
 
+def _check(name: str, cls: type[nn.Module]) -> None:
+    """The class agrees with the catalog's facts of `name`: its docstring's first line and constructor defaults."""
+    facts = model_facts(name)  # ValueError off the catalog
+    summary = (cls.__doc__ or "").strip().partition("\n")[0]
+    params = list(inspect.signature(cls).parameters.values())[2:]  # after in_shape, num_classes
+    defaults = {p.name: p.default for p in params}
+    if (summary, defaults) != (facts.summary, dict(facts.arg_defaults)):
+        raise TypeError(f"{cls.__name__} disagrees with the catalog's {name!r}: summary {summary!r} and "
+                        f"defaults {defaults}, the catalog {facts.summary!r} and {dict(facts.arg_defaults)}")
+
+
+def _net_class(name: str) -> type[nn.Module]:
+    """The class that builds `name`: a built-in's, or an allowed package's (imported and checked on first use)."""
+    facts = model_facts(name)
+    if name in _CLASSES or facts.builder is None:
+        if name not in _CLASSES:
+            raise RuntimeError(f"{name!r} is in the model catalog but no class is registered for it")
+        return _CLASSES[name]
+    module, _, attr = facts.builder.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise RuntimeError(f"{name!r} (package {facts.package}): cannot load {facts.builder}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise TypeError(f"{name!r} (package {facts.package}): {facts.builder} is not an nn.Module class")
+    _check(name, cls)
+    _CLASSES[name] = cls
+    return cls
+
+
 def build_model(name: str, in_shape: Shape = (1, 28, 28), num_classes: int = 10, **args) -> nn.Module:
     """Build a catalog model for inputs of `in_shape` (C, H, W) and `num_classes` outputs."""
     facts = model_facts(name)
     _, h, w = in_shape
     if min(h, w) < facts.min_size:
         raise ValueError(f"{name} needs images of at least {facts.min_size}x{facts.min_size}, got {h}x{w}")
-    if name not in _CLASSES:
-        raise RuntimeError(f"{name!r} is in the model catalog but no class is registered for it")
+    cls = _net_class(name)
     try:
-        model = _CLASSES[name](tuple(in_shape), num_classes, **args)
+        model = cls(tuple(in_shape), num_classes, **args)
     except TypeError as exc:  # a model_args key the constructor does not take
         raise ValueError(f"bad model_args for {name!r}: {exc}") from None
     if isinstance(getattr(model, "features", None), nn.Sequential) != facts.convolutional:

@@ -2,47 +2,22 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
-
 import pytest
-import redis
-from support import LiveAPI, WorkerProcess, drop_postgres_database, migrate, new_postgres_database, service_env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    """A redis-server of this test's own, without persistence: a restart comes back empty."""
-
-    def __init__(self, port: int):
-        self.port, self.url, self.proc = port, f"redis://127.0.0.1:{port}/0", None
-        self.start()
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-                                      "--appendonly", "no"], stdout=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                redis.Redis.from_url(self.url).ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+from support import (
+    LiveAPI,
+    RedisServer,
+    WorkerProcess,
+    drop_postgres_database,
+    free_port,
+    migrate,
+    new_postgres_database,
+    service_env,
+)
 
 
 @pytest.fixture
 def outage(data_root, cache_root, tmp_path):
-    server = RedisServer(_free_port())
+    server = RedisServer(free_port())
     url = new_postgres_database()
     migrate(url)
     env = service_env(url, server.url, tmp_path, data_root, cache_root, CNNLAB_DISPATCH_SECONDS="2")

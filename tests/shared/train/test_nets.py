@@ -238,3 +238,30 @@ def test_residual_shortcut_projects_and_crops():
 def test_bad_variant_args_are_value_errors_naming_the_arg(name, args, message):
     with pytest.raises(ValueError, match=message):
         build_model(name, CIFAR, 10, **args)
+
+
+def test_an_entry_point_net_builds_as_its_declaration_says(example_nets, monkeypatch):
+    monkeypatch.syspath_prepend(str(example_nets))
+    with pytest.raises(ValueError, match="comes from package cnnlab-example-nets"):
+        build_model("tinyconv")  # a worker that does not allow the package builds nothing of it
+    monkeypatch.setenv("CNNLAB_MODEL_PACKAGES", '["cnnlab-example-nets"]')
+    model = build_model("tinyconv", (3, 32, 32), 10, width=5)
+    assert isinstance(model.features[0], torch.nn.Conv2d) and count_params(model) == 3 * 5 * 9 + 5 + 5 * 10 + 10
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="at least 8x8"):
+        build_model("tinyconv", (1, 4, 4), 10)
+
+
+def test_an_entry_point_net_that_disagrees_with_its_declaration_is_refused(example_nets, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    (site / "liar_nets").mkdir(parents=True)  # declares TinyConv with another default than the class has
+    (site / "liar_nets" / "__init__.py").write_text(
+        "from cnnlab_example_nets import TINYCONV\nDECL = {**TINYCONV, 'arg_defaults': {'width': 8}}\n")
+    (site / "liar_nets-0.1.dist-info").mkdir()
+    (site / "liar_nets-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: liar-nets\nVersion: 0.1\n")
+    (site / "liar_nets-0.1.dist-info" / "entry_points.txt").write_text("[cnnlab.models]\nliar = liar_nets:DECL\n")
+    monkeypatch.syspath_prepend(str(example_nets))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("CNNLAB_MODEL_PACKAGES", '["liar-nets"]')
+    with pytest.raises(TypeError, match="TinyConv disagrees with the catalog's 'liar'"):
+        build_model("liar")
