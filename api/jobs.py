@@ -26,7 +26,8 @@ def create_job():
     key = idempotency_key()
     with session() as s:
         job, created = jobs.create_job(s, **body.model_dump(), data_root=current_app.config["DATA_DIR"],
-                                       idempotency_key=key, fleet_check=_fleet_check)
+                                       idempotency_key=key, fleet_check=_fleet_check,
+                                       dataset_check=dataset_check)
         if created:
             own(s, job_ids=[job.id])
         s.commit()  # stored before it is enqueued: a worker never sees an id the database lacks
@@ -57,6 +58,11 @@ def list_jobs():
 
 def _fleet_check(queue: str):
     return fleet.queue_warnings(current_app.config["BROKER_URL"], queue)
+
+
+def dataset_check(queue: str, dataset: str) -> None:
+    """Refuse (422 naming `dataset`) a dataset no live worker of the queue has (their heartbeats say which)."""
+    fleet.check_dataset(current_app.config["BROKER_URL"], queue, dataset)
 
 
 @bp.get(JOB)

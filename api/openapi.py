@@ -15,7 +15,9 @@ from api.schemas.meta import Health, ModelList, PresetList
 from api.schemas.queues import QueueOverview
 from api.schemas.studies import StudyList, StudyOut, StudyRun
 from api.schemas.sweeps import SweepCancel, SweepCreate, SweepList, SweepOut
+from shared.lab.seeds import MAX_SEED, MAX_SEEDS
 from shared.lab.specs import PRESETS
+from shared.store import listing
 from shared.store.models import JobStatus
 
 REF = "#/components/schemas/{model}"
@@ -52,7 +54,57 @@ def _schemas() -> dict:
                 (JobPatch, "validation"), (RunCreate, "validation"), (HandoutRun, "validation")]
     pairs = requests + [(m, "serialization") for m in RESPONSES]
     _, top = models_json_schema(pairs, ref_template=REF)
-    return top["$defs"]
+    defs = top["$defs"]
+    fields = {k: v for k, v in defs["Spec"]["properties"].items() if k != "seed"}  # a sweep's seeds are `seeds`
+    _preset_or_spec(defs["JobCreate"], defs["Spec"]["properties"])
+    _preset_or_spec(defs["SweepBase"], fields)
+    _grid_or_cells(defs["SweepCreate"], fields)
+    _something_to_change(defs["JobPatch"])
+    return defs
+
+
+def _spec_fields(fields: dict, each=lambda schema: schema) -> dict:
+    """An object of spec fields (`each` of their schemas) and model_args.<name> keys, nothing else."""
+    return {"type": "object", "properties": {k: each(v) for k, v in fields.items()}, "additionalProperties": False,
+            "patternProperties": {f"^{listing.MODEL_ARG.pattern}$": each({})}}
+
+
+def _grid_or_cells(schema: dict, fields: dict) -> None:
+    """POST /sweeps (shared/lab/sweeps.py `expand`): grid values or listed cells of spec fields, none repeated."""
+    props = schema["properties"]
+    grid = _spec_fields(fields, lambda v: {"type": "array", "items": v, "minItems": 1, "uniqueItems": True})
+    props["grid"] = {"anyOf": [grid, {"type": "null"}], "default": None, "description": props["grid"]["description"]}
+    cells = {"type": "array", "items": _spec_fields(fields), "minItems": 1, "uniqueItems": True}
+    props["cells"] = {"anyOf": [cells, {"type": "null"}], "default": None, "description": props["cells"]["description"]}
+    seed = {"type": "integer", "minimum": 0, "maximum": MAX_SEED}
+    props["seeds"] = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_SEEDS},
+                                {"type": "array", "items": seed, "minItems": 1, "maxItems": MAX_SEEDS, "uniqueItems": True}],
+                      "default": 3, "description": props["seeds"]["description"]}
+    schema["not"] = {"required": ["grid", "cells"], "properties": {"grid": {"type": "object"}, "cells": {"type": "array"}}}
+
+
+def _preset_or_spec(schema: dict, fields: dict) -> None:
+    """What `resolve_checked` takes, said in the schema (the models keep plain dicts, to tell defaults taken):
+    a known preset with overrides of spec fields (dotted keys: model_args), or a full spec, not both."""
+    props = schema["properties"]
+    props["preset"] = {"anyOf": [{"type": "string", "enum": list(PRESETS)}, {"type": "null"}], "default": None,
+                       "description": props["preset"].get("description", "")}
+    props["spec"] = {"anyOf": [{"$ref": REF.format(model="Spec")}, {"type": "null"}], "default": None,
+                     "description": props["spec"].get("description", "")}
+    props["overrides"] = {"anyOf": [_spec_fields(fields), {"type": "null"}],
+                          "default": None, "description": props["overrides"].get("description", "")}
+    schema["anyOf"] = [{"required": ["preset"], "properties": {"preset": {"type": "string"}, "spec": {"type": "null"}}},
+                       {"required": ["spec"], "properties": {"spec": {"type": "object"}, "preset": {"type": "null"},
+                                                              "overrides": {"type": ["object", "null"], "maxProperties": 0}}}]
+
+
+def _something_to_change(schema: dict) -> None:
+    """PATCH /jobs/<id>: at least one field; only the name may be null (JobPatch's validator)."""
+    schema["minProperties"] = 1
+    for field in ("tags", "notes", "archived"):
+        prop = schema["properties"][field]
+        prop.update(next(b for b in prop.pop("anyOf") if b.get("type") != "null"))
+        prop.pop("default", None)
 
 
 def _paths() -> dict:

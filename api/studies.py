@@ -32,7 +32,7 @@ def _study(name: str) -> Study:
 
 
 def size_arg(raw: str | None) -> Size:
-    size = raw or "quick"
+    size = "quick" if raw is None else raw  # `?size=` (empty) is no size of the enum: a 422, not quick
     if size not in SIZES:
         raise APIError(422, f"unknown size {size!r}; choose {' or '.join(LISTED_SIZES)}",
                        [{"field": "size", "message": f"unknown size {size!r}"}])

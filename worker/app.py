@@ -9,14 +9,17 @@ import time
 from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutting_down
 
 from shared.lab.settings import settings
-from shared.store import dispatch
+from shared.store import dispatch, fleet
 from shared.store.db import forget_connections, session_scope
 from shared.store.publish import make_celery
+from shared.train.datasets import local_datasets
 from worker import drain, notify, warm
 
 app = make_celery()
 app.conf.include = ["worker.tasks"]
 log = logging.getLogger(__name__)
+_me: list[str] = []  # this worker's node name, once it is ready
+_stopping = threading.Event()  # set at shutdown: a draining worker takes no new job, so it heartbeats no more
 
 
 def redispatch_lost() -> list[int]:
@@ -30,8 +33,21 @@ def redispatch_lost() -> list[int]:
         return []
 
 
-def _watch_dispatch() -> None:
+def heartbeat(name: str, queues: list[str]) -> None:
+    """Tell the API what this worker serves and which datasets its trainers can load (fleet.check_dataset refuses
+    the rest at submit); good for three rounds, so one late round does not drop it. Never raises."""
+    env = settings()
+    report = {"queues": queues, "datasets": local_datasets(env.data_dir, env.download), "data_dir": env.data_dir.name}
+    try:
+        fleet.announce(app.conf.broker_url, name, report, ttl=3 * env.dispatch_seconds + 5)
+    except Exception as exc:  # noqa: BLE001 - broker down: the next round tries again
+        log.warning("could not send the worker's heartbeat: %s", exc)
+
+
+def _watch_dispatch(name: str, queues: list[str]) -> None:
     while True:
+        if not _stopping.is_set():
+            heartbeat(name, queues)
         redispatch_lost()
         notify.deliver_due()  # the ends no worker saw (a queued job cancelled at the API) and the retries
         time.sleep(settings().dispatch_seconds)
@@ -39,9 +55,11 @@ def _watch_dispatch() -> None:
 
 @worker_ready.connect
 def on_ready(sender=None, **_):
-    """Every worker watches for lost jobs (stored while the broker was down, lost with it, or orphaned) and sends
-    due notifications."""
-    threading.Thread(target=_watch_dispatch, name="cnnlab-dispatch", daemon=True).start()
+    """Every worker heartbeats, watches for lost jobs (stored while the broker was down, lost with it, or orphaned)
+    and sends due notifications."""
+    name, queues = sender.hostname, sorted(app.amqp.queues.consume_from)
+    _me[:] = [name]
+    threading.Thread(target=_watch_dispatch, args=(name, queues), name="cnnlab-dispatch", daemon=True).start()
 
 
 @worker_init.connect
@@ -51,8 +69,14 @@ def on_init(**_):
 
 @worker_shutting_down.connect
 def on_shutdown(**_):
-    """SIGTERM (or SIGINT, SIGQUIT): the pool processes drain (worker/drain.py)."""
+    """SIGTERM (or SIGINT, SIGQUIT): the pool processes drain (worker/drain.py); the worker counts no more."""
     drain.start()
+    _stopping.set()
+    for name in _me:
+        try:
+            fleet.withdraw(app.conf.broker_url, name)
+        except Exception as exc:  # noqa: BLE001 - broker down: the heartbeat expires on its own
+            log.warning("could not withdraw the worker's heartbeat: %s", exc)
 
 
 @worker_process_init.connect

@@ -44,7 +44,7 @@ class JobQuery(BaseModel):
         None, description="jobs whose name contains this text (case-insensitive)")
     sort: str | None = Field(None, max_length=80, description="a column (" + ", ".join(listing.FIXED) + "), a spec "
                              "field (lr, batch_size, ...) or model_args.<name>; '-' first for descending; "
-                             "default: newest first")
+                             "default: newest first", json_schema_extra={"pattern": listing.SORT_PATTERN})
     tag: Tag | None = Field(None, description="only the jobs with this tag")
     archived: bool = Field(False, description="false: jobs not archived (the default list); true: only archived ones")
     limit: int = Field(50, ge=1, le=200)

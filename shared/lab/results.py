@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.lab.specs import Spec
 
+INT32 = 2**31 - 1  # the largest value of the database's INTEGER columns (PostgreSQL's are 32-bit)
+
 
 class DataInfo(BaseModel):
     """Which data a run saw: provenance, sizes and the normalization it used."""
@@ -48,7 +50,7 @@ class Environment(BaseModel):
 class EpochMetrics(BaseModel):
     """One epoch: losses are means over samples; accuracy is a fraction; times in seconds."""
 
-    epoch: int
+    epoch: int = Field(le=INT32)
     train_loss: float
     test_loss: float
     test_accuracy: float
@@ -97,8 +99,8 @@ class RunSummary(BaseModel):
 
     test_accuracy: float = Field(description="fraction of the test split classified right")
     test_loss: float
-    params: int
-    epochs: int
+    params: int = Field(ge=0, le=INT32)
+    epochs: int = Field(ge=0, le=INT32)
     train_seconds: float
     eval_seconds: float | None = Field(None, description="time spent evaluating (absent on older results)")
     samples_per_second: float

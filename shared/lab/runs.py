@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
-from shared.lab.results import EpochMetrics, Misclassified, RunSummary
+from shared.lab.results import INT32, EpochMetrics, Misclassified, RunSummary
 from shared.lab.specs import Spec
 
 MAX_TAGS = 32  # a job's labels, not a document: the jobs list shows them all
@@ -26,9 +26,9 @@ LOCAL_QUEUE = "local"  # a recorded run's `queue`: it never went through a queue
 class StepPoint(BaseModel):
     """The mean training loss of the last `log_every` steps."""
 
-    epoch: int = Field(ge=1)
-    step: int = Field(ge=1, description="1-based step within the epoch")
-    global_step: int = Field(ge=1)
+    epoch: int = Field(ge=1, le=INT32)
+    step: int = Field(ge=1, le=INT32, description="1-based step within the epoch")
+    global_step: int = Field(ge=1, le=INT32)
     loss: float
 
 
@@ -50,15 +50,32 @@ class LocalRun(BaseModel):
     confusion: list[list[int]] = Field([], description="K x K counts, [true class][predicted class]")
     misclassified: list[Misclassified] = Field([], max_length=256)
 
-    @model_validator(mode="after")
-    def _in_order(self) -> "LocalRun":
-        if self.finished_at < self.started_at:
+    @field_validator("finished_at")
+    @classmethod
+    def _after_start(cls, v: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("started_at")
+        if start is not None and _comparable(v) < _comparable(start):
             raise ValueError("finished_at is before started_at")
-        numbers = [m.epoch for m in self.epochs]
+        return v
+
+    @field_validator("epochs")
+    @classmethod
+    def _epochs_once(cls, v: list[EpochMetrics]) -> list[EpochMetrics]:
+        numbers = [m.epoch for m in v]
         if any(n < 1 for n in numbers):
-            raise ValueError("epochs: epoch numbers start at 1")
+            raise ValueError("epoch numbers start at 1")
         if len(set(numbers)) != len(numbers):
-            raise ValueError("epochs: an epoch number is repeated (each epoch is recorded once)")
-        if len({(p.epoch, p.step) for p in self.steps}) != len(self.steps):
-            raise ValueError("steps: an (epoch, step) pair is repeated")
-        return self
+            raise ValueError("an epoch number is repeated (each epoch is recorded once)")
+        return v
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_once(cls, v: list[StepPoint]) -> list[StepPoint]:
+        if len({(p.epoch, p.step) for p in v}) != len(v):
+            raise ValueError("an (epoch, step) pair is repeated")
+        return v
+
+
+def _comparable(t: datetime) -> datetime:
+    """A time without an offset is read as UTC, so times with and without one compare (no TypeError, no 500)."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)

@@ -37,9 +37,11 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # NaN is not JSON
 
     model: str = Field(description=f"a model of the catalog: {', '.join(sorted(CATALOG))} (GET /presets shows them "
-                       "in use), or a net of a package CNNLAB_MODEL_PACKAGES allows (GET /models lists them all)")
+                       "in use), or a net of a package CNNLAB_MODEL_PACKAGES allows (GET /models lists them all)",
+                       json_schema_extra=lambda schema: schema.update(enum=model_names()))
     model_args: dict[str, Any] = Field(default_factory=dict, description="constructor arguments, e.g. n_feature")
-    dataset: str = Field(description="mnist, cifar10, or an ImageFolder directory name under the data root")
+    dataset: str = Field(description="mnist, cifar10, or an ImageFolder directory name under the data root",
+                         json_schema_extra={"pattern": f"^{DATASET_NAME.pattern}$"})
     epochs: int = Field(1, ge=1, le=1000)
     batch_size: int = Field(64, ge=1, le=65536, description="global batch, split across ranks")
     test_batch_size: int = Field(1000, ge=1, le=65536)

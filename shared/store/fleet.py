@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -11,14 +12,17 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from shared.lab.specs import SpecWarning
+from shared.lab.specs import SpecError, SpecWarning
 from shared.store.models import Job, JobStatus
 from shared.store.publish import TASK_RUN_JOB, client
+from shared.train.datasets import DOWNLOADABLE, looked_for
 
 log = logging.getLogger(__name__)
 QUEUES = ("cpu", "gpu")  # the queues jobs are routed to (shared.store.jobs.queue_for)
 CACHE_SECONDS = 5.0  # a page polled every 2 s asks the workers at most this often
 _cache: dict[str, tuple[float, list[WorkerInfo] | None]] = {}
+WORKERS_KEY = "cnnlab:workers"  # a Redis hash: worker name -> its last heartbeat (JSON), each with its expiry
+_reports: dict[str, tuple[float, list[dict] | None]] = {}
 _lock = threading.Lock()
 
 
@@ -84,6 +88,65 @@ def queue_warnings(broker_url: str, queue: str) -> list[SpecWarning]:
         return [SpecWarning(field="device", message=f"no live worker serves the {queue} queue now; the job waits "
                                                     f"until one starts (e.g. `python -m worker --queues {queue}`)")]
     return []
+
+
+def _redis(broker_url: str):
+    """A client of the broker's Redis (short timeouts); None where the broker is not Redis."""
+    if not broker_url.startswith("redis"):
+        return None
+    import redis  # only for a Redis broker: the filesystem broker needs none
+
+    return redis.Redis.from_url(broker_url, socket_connect_timeout=1, socket_timeout=2)
+
+
+def announce(broker_url: str, name: str, report: dict, ttl: float) -> None:
+    """A worker's heartbeat: what it serves and holds (`report`: queues, datasets, data_dir), good for `ttl` s."""
+    r = _redis(broker_url)
+    if r is not None:
+        r.hset(WORKERS_KEY, name, json.dumps(report | {"name": name, "until": time.time() + ttl}))
+
+
+def withdraw(broker_url: str, name: str) -> None:
+    """A worker that stops says so, rather than counting until its heartbeat expires."""
+    r = _redis(broker_url)
+    if r is not None:
+        r.hdel(WORKERS_KEY, name)
+
+
+def reports(broker_url: str) -> list[dict] | None:
+    """The live workers' heartbeats (expired ones pruned), remembered CACHE_SECONDS; None if Redis cannot say."""
+    with _lock:
+        hit = _reports.get(broker_url)
+        if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return hit[1]
+    try:
+        r = _redis(broker_url)
+        raw = r.hgetall(WORKERS_KEY) if r is not None else None
+    except Exception as exc:  # noqa: BLE001 - Redis down: unknown, the submit goes on
+        log.info("cannot read the workers' heartbeats: %s", exc)
+        raw = None
+    found = None if raw is None else [json.loads(v) for v in raw.values()]
+    if found is not None:
+        dead = [w["name"] for w in found if w.get("until", 0) < time.time()]
+        found = [w for w in found if w["name"] not in dead]
+        if dead:
+            r.hdel(WORKERS_KEY, *dead)
+    with _lock:
+        _reports[broker_url] = (time.monotonic(), found)
+    return found
+
+
+def check_dataset(broker_url: str, queue: str, dataset: str) -> None:
+    """SpecError naming `dataset` when the queue has live workers and none of them holds it (or may download it);
+    no live worker, or none that reports, accepts the job: it waits for one."""
+    live = [w for w in reports(broker_url) or [] if queue in w.get("queues", ())]
+    if not live or any(dataset in w.get("datasets", ()) for w in live):
+        return
+    dirs = ", ".join(sorted({str(w.get("data_dir", "?")) for w in live}))
+    raise SpecError([{"field": "dataset", "message": (
+        f"no live worker of the {queue} queue has dataset {dataset!r}: looked for {looked_for(dataset)} in their "
+        f"CNNLAB_DATA_DIR ({dirs}); put it there, or start a worker that has it"
+        + (" or may download it (CNNLAB_DOWNLOAD=1)" if dataset in DOWNLOADABLE else ""))}])
 
 
 def waiting_order():

@@ -20,6 +20,8 @@ FIXED = ("id", "name", "status", "preset", "model", "dataset", "queue", "priorit
          "finished_at", "test_accuracy", "duration")
 SPEC_FIELDS = tuple(f for f in Spec.model_fields if f not in ("model", "dataset", "model_args"))
 MODEL_ARG = re.compile(r"model_args\.[A-Za-z_][A-Za-z0-9_]{0,63}")
+# check_sort's grammar as one JSON-schema pattern, so the OpenAPI document promises only the sorts that work.
+SORT_PATTERN = "^-?(" + "|".join(map(re.escape, FIXED + SPEC_FIELDS)) + "|" + MODEL_ARG.pattern + ")$"
 ALWAYS_SHOWN = {"model", "dataset"}  # the list's own columns: never repeated as a spec column
 JOB_FIELDS = ("preset", "model", "dataset")  # columns of the job itself; the page shows them only where they differ
 

@@ -42,10 +42,16 @@ class CellSummary(BaseModel):
 
 
 def create_sweep(session: Session, request: SweepRequest, *, data_root=None, study: str | None = None,
-                 study_version: int | None = None, size: str | None = None) -> Sweep:
-    """Validate every cell, then store the sweep and its queued jobs (the caller commits, then `dispatch`es)."""
+                 study_version: int | None = None, size: str | None = None, dataset_check=None) -> Sweep:
+    """Validate every cell, then store the sweep and its queued jobs (the caller commits, then `dispatch`es);
+    `dataset_check(queue, dataset)` as for a job (shared/store/jobs.py `create_job`)."""
+    def check(spec):
+        check_runnable(spec, data_root)
+        if dataset_check is not None:
+            dataset_check(queue_for(spec), spec.dataset)
+
     url = check_notify(request.notify)
-    plan = expand(request, check=lambda spec: check_runnable(spec, data_root))
+    plan = expand(request, check=check)
     sweep = Sweep(name=request.name, preset=request.base.preset, base=plan.base.model_dump(),
                   grid=request.stored_grid(),
                   seeds=plan.seeds, study=study, study_version=study_version, size=size, priority=request.priority)

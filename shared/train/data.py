@@ -15,13 +15,9 @@ import numpy as np
 import torch
 
 from shared.lab.settings import settings
+from shared.train.datasets import CIFAR10_FILES, MNIST_FILES
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
-MNIST_FILES = {
-    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-CIFAR10_FILES = {True: [f"data_batch_{i}" for i in range(1, 6)], False: ["test_batch"]}
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CACHE_FORMAT = "2"  # bump when decoding or sample order changes, so old caches are not reused
 BUILTIN = {"mnist": ((1, 28, 28), [str(i) for i in range(10)]), "cifar10": ((3, 32, 32), CIFAR10_CLASSES)}

@@ -81,3 +81,20 @@ def test_a_study_run_without_a_body_is_the_documented_400(client):
     assert r.status_code == 400 and "JSON" in r.json["error"]["message"], r.json
     doc = client.get("/openapi.json").json
     assert "400" in doc["paths"]["/studies/{name}/run"]["post"]["responses"]
+
+
+@pytest.mark.parametrize("size", ["", "smallest"])
+def test_a_study_s_size_outside_its_enum_is_a_422(client, size):
+    """schemathesis (ST201): `?size=` (empty) was taken for quick although the documented enum has no empty size."""
+    r = client.get(f"/studies/normalization?size={size}")
+    assert r.status_code == 422 and r.json["error"]["details"][0]["field"] == "size", r.json
+
+
+def test_the_documented_sort_grammar_is_the_one_the_list_takes(client):
+    """schemathesis (ST202): the schema promised any sort string; its pattern now matches what check_sort takes."""
+    import re
+
+    pattern = re.compile(next(p for p in client.get("/openapi.json").json["paths"]["/jobs"]["get"]["parameters"]
+                              if p["name"] == "sort")["schema"]["pattern"])
+    for sort in ("lr", "-test_accuracy", "model_args.n_feature", "pool", "b\u00d1", "-"):
+        assert bool(pattern.fullmatch(sort)) == (client.get(f"/jobs?sort={sort}").status_code == 200), sort

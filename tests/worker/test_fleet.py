@@ -1,7 +1,13 @@
 """A fleet without a shared disk: workers with scratch directories of their own and one artifact store.
 
 The first worker is SIGKILLed mid-job; the second, on its own "machine", resumes from the checkpoint the first
-uploaded, and the API (whose disk never held a checkpoint) serves the files from the store."""
+uploaded, and the API (whose disk never held a checkpoint) serves the files from the store.
+
+Issue 21 item 10 (this test once missed its 240 s on a loaded machine): timing, not a defect. Under 3 busy loops
+(load ~9 on 2 cores) the takeover itself took 7 s from the second worker's start to its resumed attempt, the whole
+test 80 s against 19 s idle; 2 runs of 3 failed before any kill, on the first POST's 30 s client timeout, while the
+API's process imported torch for the submit check (28 s). So the API is warmed before the clock starts, the job is
+smaller, and each phase has its own deadline and says which one stalled, with the workers' logs."""
 
 from __future__ import annotations
 
@@ -20,7 +26,12 @@ from support import (
     service_env,
 )
 
+from shared.lab.specs import resolve
+from shared.train.runnable import check_runnable
+
 LEASE = 6  # seconds; short so the test sees a takeover quickly (production: 60)
+JOB = {"preset": "mnist-cnn", "overrides": {"epochs": 3, "train_limit": 1000, "test_limit": 200,
+                                            "keep_checkpoints": 3}}  # keep epoch 1: the test checks it
 
 
 @pytest.fixture
@@ -36,6 +47,7 @@ def machines(request, data_root, cache_root, tmp_path, monkeypatch):
     api_var = tmp_path / "api"
     monkeypatch.setenv("CNNLAB_VAR_DIR", str(api_var))
     api = LiveAPI(url, broker, data_root)
+    check_runnable(resolve(JOB["preset"], JOB["overrides"]), data_root)  # torch imported here, not in the first POST
     workers = []
 
     def start(name: str) -> WorkerProcess:
@@ -54,21 +66,32 @@ def machines(request, data_root, cache_root, tmp_path, monkeypatch):
     drop_postgres_database(url)
 
 
+def _until(what: str, done, timeout: float, workers) -> None:
+    """Wait for `done()`; past `timeout` fail naming the phase that stalled, with the workers' last log lines."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"--- {w.log.name}\n" + "\n".join(w.log.read_text(errors="replace").splitlines()[-15:])
+                             for w in workers)
+            pytest.fail(f"stalled: {what} (after {timeout:.0f} s)\n{logs}")
+        time.sleep(0.1)
+
+
 def test_a_job_killed_on_one_machine_resumes_on_another_from_the_store(machines):
     api, start, api_var = machines
     first = start("machine-a")
-    job_id = api.post("/jobs", json={"preset": "mnist-cnn", "overrides": {
-        "epochs": 3, "train_limit": 2000, "test_limit": 300, "keep_checkpoints": 3}}).json()["id"]  # keep epoch 1
-    deadline = time.monotonic() + 120
-    while not api.get(f"/jobs/{job_id}/checkpoints").json()["items"]:  # an epoch done, its checkpoint uploaded
-        assert time.monotonic() < deadline, api.get(f"/jobs/{job_id}").json()
-        time.sleep(0.05)
+    job_id = api.post("/jobs", json=JOB).json()["id"]
+    checkpoints = lambda: api.get(f"/jobs/{job_id}/checkpoints").json()["items"]  # noqa: E731
+    _until("machine a's first checkpoint in the store", checkpoints, 120, [first])
     os.killpg(first.proc.pid, signal.SIGKILL)  # the worker and its pool; its trainer dies with them
     first.proc.wait()
     shutil.rmtree(first.var)  # that machine is gone, disk and all
 
     second = start("machine-b")
-    job = api.wait(job_id, timeout=240)
+    attempts = lambda: api.get(f"/jobs/{job_id}").json()["attempt_log"]  # noqa: E731
+    # The lease lapses, a dispatch round (2 s) sends the job again, machine b claims it: a few rounds, not minutes.
+    _until("machine b taking the job over", lambda: len(attempts()) == 2, LEASE + 60, [first, second])
+    job = api.wait(job_id, timeout=180)
     assert job["status"] == "succeeded", job
     log = job["attempt_log"]
     assert [a["attempt"] for a in log] == [1, 2], log
