@@ -11,6 +11,7 @@ from shared.lab.settings import settings
 from shared.lab.specs import SpecError
 
 SCHEMES = ("http", "https")
+URL = r"^https?://[^\s/@:?#]+(:[0-9]{1,5})?([/?#]\S*)?$"  # a host, no credentials: the schema says what it can
 
 
 class NotifyRequest(BaseModel):
@@ -18,7 +19,7 @@ class NotifyRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2000, description="http(s) URL on a host CNNLAB_NOTIFY_HOSTS allows; it gets one "
+    url: str = Field(max_length=2000, pattern=URL, description="http(s) URL on a host CNNLAB_NOTIFY_HOSTS allows; it gets one "
                      "JSON POST when the job, sweep or study run ends (retried with backoff until a 2xx)")
 
 
