@@ -8,7 +8,7 @@ from pydantic.json_schema import models_json_schema
 
 from api.schemas.actions import JobPatch, RunCreate
 from api.schemas.errors import Error
-from api.schemas.jobs import CheckpointList, JobCreate, JobCsvQuery, JobList, JobOut, JobQuery, Metrics
+from api.schemas.jobs import CheckpointList, JobCreate, JobCsvQuery, JobList, JobOut, JobQuery, Metrics, SystemOut
 from api.schemas.logs import LogQuery
 from api.schemas.meta import Health, PresetList
 from api.schemas.queues import QueueOverview
@@ -18,7 +18,7 @@ from shared.lab.specs import PRESETS
 from shared.store.models import JobStatus
 
 REF = "#/components/schemas/{model}"
-RESPONSES = [JobOut, JobList, Metrics, CheckpointList, PresetList, Health, Error, SweepOut, SweepList, SweepCancel,
+RESPONSES = [JobOut, JobList, Metrics, SystemOut, CheckpointList, PresetList, Health, Error, SweepOut, SweepList, SweepCancel,
              StudyList, StudyOut, QueueOverview]
 CSV = {"description": "CSV, one row per job", "content": {"text/csv": {"schema": {"type": "string"}}}}
 
@@ -78,6 +78,10 @@ def _paths() -> dict:
                                                       "and test points by samples seen (evals)",
                                            "parameters": [_id()],
                                            "responses": {"200": _json(Metrics), "404": _error("Unknown job")}}},
+        "/jobs/{job_id}/system": {"get": {"summary": "The trainer's CPU %, resident memory and GPU use, sampled every "
+                                                     "CNNLAB_SYSTEM_SAMPLE_SECONDS, and their mean/peak in the result",
+                                          "parameters": [_id()],
+                                          "responses": {"200": _json(SystemOut), "404": _error("Unknown job")}}},
         "/jobs/{job_id}/log": {"get": {
             "summary": "The job's log so far (text/plain); ?follow=true streams it until the job ends; with "
                        "Accept: text/event-stream, server-sent events: one `data:` per line (`id:` its end offset, "

@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from api.schemas.fields import MAX_ID, Name, Time
-from shared.lab.results import EpochMetrics, EvalPoint, RunSummary
+from shared.lab.results import EpochMetrics, EvalPoint, ResultDetails, RunSummary, SystemSample, SystemSummary
 from shared.lab.runs import Tag
+from shared.lab.settings import settings
 from shared.lab.specs import Spec, SpecWarning
 from shared.store import listing
 from shared.store.models import Checkpoint, Job, JobStatus, StepLoss, utcnow
@@ -158,6 +159,8 @@ class JobOut(JobSummary):
     result: RunSummary | None
     warnings: list[SpecWarning] = Field(default_factory=list, description="what the submit-time rules said: "
                                         "defaults taken, normalization replaced, no worker for the queue")
+    waiting: str | None = Field(None, description="while queued: why it has not started (its place, busy workers, "
+                                "the running job it waits behind and when that one yields)")
 
     @field_validator("warnings", mode="before")
     @classmethod
@@ -215,6 +218,20 @@ class Metrics(BaseModel):
         return cls(epochs=[EpochMetrics.model_validate(m, from_attributes=True) for m in epochs],
                    steps=[StepLossOut.model_validate(s) for s in steps],
                    evals=[EvalPoint.model_validate(p, from_attributes=True) for p in points])
+
+
+class SystemOut(BaseModel):
+    """GET /jobs/<id>/system: the trainer's machine use as its supervisor sampled it, and the result's summary."""
+
+    interval_seconds: float = Field(description="CNNLAB_SYSTEM_SAMPLE_SECONDS: the time between two samples")
+    samples: list[SystemSample] = Field(description="every attempt's samples, oldest first")
+    summary: SystemSummary | None = Field(description="mean and peak, and the host's load when the job ended: "
+                                          "once it succeeded")
+
+    @classmethod
+    def of(cls, samples: list[SystemSample], details: ResultDetails | None) -> "SystemOut":
+        return cls(interval_seconds=settings().system_sample_seconds, samples=samples,
+                   summary=details.system if details else None)
 
 
 class CheckpointOut(BaseModel):
