@@ -100,8 +100,11 @@ def follow(api: Client, job: Json) -> Json:
 
 
 def phase(job: Json) -> str:
-    """`running: training epoch 1/2, step 30/94`, or the status alone."""
+    """`running: training epoch 1/2, step 30/94`, `queued: position 1 in the cpu queue ...; behind job 12 ...`, or the
+    status alone."""
     p = job.get("progress") or {}
+    if job["status"] == "queued" and job.get("waiting"):
+        return f"queued: {job['waiting']}"  # why: its place, busy workers, the job it waits behind
     if job["status"] != "running" or not p.get("phase"):
         return job["status"]
     where = f" epoch {p['epoch']}/{p['epochs']}" if p.get("epoch") is not None else ""
