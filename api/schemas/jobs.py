@@ -223,15 +223,18 @@ class Metrics(BaseModel):
 class SystemOut(BaseModel):
     """GET /jobs/<id>/system: the trainer's machine use as its supervisor sampled it, and the result's summary."""
 
-    interval_seconds: float = Field(description="CNNLAB_SYSTEM_SAMPLE_SECONDS: the time between two samples")
+    interval_seconds: float = Field(description="the time between two samples (their median spacing; with fewer "
+                                    "than two, this server's CNNLAB_SYSTEM_SAMPLE_SECONDS)")
     samples: list[SystemSample] = Field(description="every attempt's samples, oldest first")
     summary: SystemSummary | None = Field(description="mean and peak, and the host's load when the job ended: "
                                           "once it succeeded")
 
     @classmethod
     def of(cls, samples: list[SystemSample], details: ResultDetails | None) -> "SystemOut":
-        return cls(interval_seconds=settings().system_sample_seconds, samples=samples,
-                   summary=details.system if details else None)
+        gaps = sorted(b.seconds - a.seconds for a, b in zip(samples, samples[1:], strict=False)
+                      if b.seconds > a.seconds)
+        interval = gaps[len(gaps) // 2] if gaps else settings().system_sample_seconds  # the worker's setting, not ours
+        return cls(interval_seconds=round(interval, 2), samples=samples, summary=details.system if details else None)
 
 
 class CheckpointOut(BaseModel):

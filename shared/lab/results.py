@@ -128,6 +128,8 @@ class SystemSample(BaseModel):
     """The trainer's use of the machine at one moment, sampled by its supervisor (every CNNLAB_SYSTEM_SAMPLE_SECONDS)."""
 
     seconds: float = Field(description="since the attempt's trainer was handed the job")
+    at: float | None = Field(None, description="since the job's first sample's attempt began, wall clock (across "
+                             "attempts; a gap is a wait in the queue)")
     attempt: int = 1
     cpu_percent: float = Field(description="of one core, summed over the trainer's processes (200: two cores busy)")
     rss_mb: float = Field(description="resident memory of the trainer's processes, MiB")

@@ -126,9 +126,11 @@ def why_waiting(session: Session, job: Job, workers: list[WorkerInfo] | None) ->
     if state is False:
         return f"no live worker serves the {job.queue} queue; {where}"
     busy = [w for w in workers or [] if job.queue in w.queues and w.running]
-    if state and len(busy) == sum(job.queue in w.queues for w in workers):
+    if state and len(busy) < sum(job.queue in w.queues for w in workers):
+        return where  # a worker is free: the job starts in a moment
+    if state:
         return f"{where}; every worker of the {job.queue} queue is busy" + behind(session, job)
-    return where if state else f"{where} (the workers could not be asked)"
+    return f"{where} (the workers could not be asked)" + behind(session, job)
 
 
 def behind(session: Session, job: Job) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,13 +15,18 @@ from shared.store.models import Result, SystemMetric
 
 def record(session: Session, job_id: int, sample: SystemSample) -> None:
     """Add one sample (the caller commits)."""
-    session.add(SystemMetric(job_id=job_id, **sample.model_dump()))
+    session.add(SystemMetric(job_id=job_id, **sample.model_dump(exclude={"at"})))
 
 
 def samples(session: Session, job_id: int) -> list[SystemSample]:
-    """A job's samples, every attempt, in the order they were taken."""
-    rows = session.scalars(select(SystemMetric).where(SystemMetric.job_id == job_id).order_by(SystemMetric.id))
-    return [SystemSample(**{f: getattr(r, f) for f in SystemSample.model_fields}) for r in rows]
+    """A job's samples, every attempt, in the order they were taken; `at` counts from its first attempt's start."""
+    rows = list(session.scalars(select(SystemMetric).where(SystemMetric.job_id == job_id).order_by(SystemMetric.id)))
+    if not rows:
+        return []
+    origin = rows[0].created_at - timedelta(seconds=rows[0].seconds)
+    fields = set(SystemSample.model_fields) - {"at"}
+    return [SystemSample(**{f: getattr(r, f) for f in fields}, at=round((r.created_at - origin).total_seconds(), 2))
+            for r in rows]
 
 
 def load_average() -> list[float]:
