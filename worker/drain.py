@@ -90,10 +90,13 @@ class Yielding:
                     return False
                 epoch = getattr(jobs.latest_checkpoint(s, self.job_id), "epoch", 0)
                 why = "the worker drains" if draining else f"job {urgent.id} (priority {urgent.priority}) waits"
+                last = (jobs.get_job(s, self.job_id).progress or {}).get("epochs")  # its final epoch, if known
         except DatabaseError:  # a database blip: count the time only
             if self.since is None:
                 return False
-            epoch, why = self.epoch, self.why
+            epoch, why, last = self.epoch, self.why, None
+        if not draining and last is not None and epoch >= last:
+            return False  # its final checkpoint: it is saving its result, yielding now would only redo that
         if self.since is None or why != self.why:
             self.since, self.epoch, self.why = time.monotonic(), epoch, why
             log.warning("job %s: %s; yielding at its next checkpoint%s", self.job_id, why,
