@@ -17,7 +17,7 @@ from worker.jobfiles import START_MARK
 
 EPOCHS = 4
 # Epochs of a few seconds: the urgent job waits long enough to be seen waiting (it yields at the next one).
-LOW = {"epochs": EPOCHS, "train_limit": 15000, "test_limit": 200, "keep_checkpoints": EPOCHS, "eval_every": 0}
+LOW = {"epochs": EPOCHS, "train_limit": 8000, "test_limit": 200, "keep_checkpoints": EPOCHS, "eval_every": 0}
 
 
 @pytest.fixture
