@@ -11,8 +11,8 @@ from api.db import session
 from api.errors import APIError
 from api.http import idempotency_key, json_body
 from api.schemas.fields import MAX_ID
-from api.schemas.jobs import CheckpointList, CheckpointOut, JobCreate, JobList, JobOut, JobQuery, Metrics, listed
-from shared.store import artifacts, fleet, jobs, publish
+from api.schemas.jobs import CheckpointList, CheckpointOut, JobCreate, JobList, JobOut, JobQuery, Metrics, SystemOut, listed
+from shared.store import artifacts, fleet, jobs, publish, system
 from shared.store.models import JobStatus
 
 bp = Blueprint("jobs", __name__)
@@ -67,8 +67,20 @@ def dataset_check(queue: str, dataset: str) -> None:
 
 @bp.get(JOB)
 def get_job(job_id: int):
+    """The job; while it is queued, why it waits (the workers asked at most every few seconds)."""
     with session() as s:
-        return JobOut.of(jobs.get_job(s, job_id)).model_dump(mode="json")
+        job = jobs.get_job(s, job_id)
+        out = JobOut.of(job)
+        if job.status == JobStatus.QUEUED:
+            out.waiting = fleet.why_waiting(s, job, fleet.live_workers(current_app.config["BROKER_URL"]))
+        return out.model_dump(mode="json")
+
+
+@bp.get(JOB + "/system")
+def get_system(job_id: int):
+    with session() as s:
+        job = jobs.get_job(s, job_id)
+        return SystemOut.of(system.samples(s, job_id), jobs.result_details(job)).model_dump(mode="json")
 
 
 @bp.get(JOB + "/metrics")

@@ -9,7 +9,7 @@ from pydantic.json_schema import models_json_schema
 from api.schemas.actions import JobPatch, RunCreate
 from api.schemas.errors import Error
 from api.schemas.handout import Handout, HandoutRun, HandoutRunOut
-from api.schemas.jobs import CheckpointList, JobCreate, JobCsvQuery, JobList, JobOut, JobQuery, Metrics
+from api.schemas.jobs import CheckpointList, JobCreate, JobCsvQuery, JobList, JobOut, JobQuery, Metrics, SystemOut
 from api.schemas.logs import LogQuery
 from api.schemas.meta import Health, ModelList, PresetList
 from api.schemas.queues import QueueOverview
@@ -21,8 +21,8 @@ from shared.store import listing
 from shared.store.models import JobStatus
 
 REF = "#/components/schemas/{model}"
-RESPONSES = [JobOut, JobList, Metrics, CheckpointList, PresetList, ModelList, Health, Error, SweepOut, SweepList,
-             SweepCancel, StudyList, StudyOut, QueueOverview, Handout, HandoutRunOut]
+RESPONSES = [JobOut, JobList, Metrics, SystemOut, CheckpointList, PresetList, ModelList, Health, Error, SweepOut,
+             SweepList, SweepCancel, StudyList, StudyOut, QueueOverview, Handout, HandoutRunOut]
 CSV = {"description": "CSV, one row per job", "content": {"text/csv": {"schema": {"type": "string"}}}}
 
 
@@ -131,6 +131,10 @@ def _paths() -> dict:
                                                       "and test points by samples seen (evals)",
                                            "parameters": [_id()],
                                            "responses": {"200": _json(Metrics), "404": _error("Unknown job")}}},
+        "/jobs/{job_id}/system": {"get": {"summary": "The trainer's CPU %, resident memory and GPU use, sampled every "
+                                                     "CNNLAB_SYSTEM_SAMPLE_SECONDS, and their mean/peak in the result",
+                                          "parameters": [_id()],
+                                          "responses": {"200": _json(SystemOut), "404": _error("Unknown job")}}},
         "/jobs/{job_id}/log": {"get": {
             "summary": "The job's log so far (text/plain); ?follow=true streams it until the job ends; with "
                        "Accept: text/event-stream, server-sent events: one `data:` per line (`id:` its end offset, "

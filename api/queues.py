@@ -12,6 +12,7 @@ from api.schemas.queues import QueueOverview, QueueState, QueueWorker, WaitingJo
 from shared.store import fleet
 
 bp = Blueprint("queues", __name__)
+REASONS = 10  # waiting jobs per queue whose reason is given (a few queries each)
 
 
 def overview() -> QueueOverview:
@@ -22,9 +23,10 @@ def overview() -> QueueOverview:
         waiting, seen = [], {}
         for job in fleet.waiting(s):
             seen[job.queue] = seen.get(job.queue, 0) + 1
+            reason = fleet.why_waiting(s, job, workers) if seen[job.queue] <= REASONS else None
             waiting.append(WaitingJob(id=job.id, name=job.name, queue=job.queue, priority=job.priority,
                                       position=seen[job.queue], preset=job.preset, model=job.model,
-                                      dataset=job.dataset, created_at=job.created_at))
+                                      dataset=job.dataset, created_at=job.created_at, reason=reason))
     live = workers or []
     queues = [QueueState(name=q, depth=n, workers=[w.name for w in live if q in w.queues]) for q, n in depths.items()]
     return QueueOverview(workers_known=workers is not None, queues=queues, waiting=waiting,

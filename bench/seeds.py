@@ -144,7 +144,7 @@ def machine() -> dict:
     env = environment(torch.device("cpu"), World())
     return {"platform": platform.platform(), "cpu": env.device, "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": env.python,
-            "commit": env.commit, "tree_dirty": tree_dirty()}
+            "commit": env.commit, "tree_dirty": tree_dirty(), "load_average": [round(v, 2) for v in os.getloadavg()]}
 
 
 def tree_dirty() -> bool | None:

@@ -154,7 +154,8 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=data_dir_for_tests())
     ap.add_argument("--out", type=Path, default=REPO / "bench/results/small_jobs.json")
     args = ap.parse_args()
-    report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+    report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                          "load_average": os.getloadavg()},
               "commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
               "setup": "scripts/run.sh (gunicorn 2x4 + one worker), SQLite, fresh var dir per round, Redis broker",
               "jobs": JOBS, "preset": "mnist-fc", "overrides": OVERRIDES, "seeds": [1, JOBS], "targets": TARGETS,

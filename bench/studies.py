@@ -132,7 +132,7 @@ def write(args, names: list[str], results: list[dict]) -> None:
                or not all(r["finished"] for r in results))
     report = {"bench": "studies", "partial": partial, "size": args.size, "seeds": args.seeds, "studies": names,
               "when": datetime.now(UTC).isoformat(timespec="seconds"),
-              "machine": {"platform": platform.platform(), "cores": os.cpu_count()},
+              "machine": {"platform": platform.platform(), "cores": os.cpu_count(), "load_average": os.getloadavg()},
               "commit": git("rev-parse", "HEAD"),
               "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results")),
               "service": "gunicorn 2x4 + one worker (concurrency 1), PostgreSQL, Redis", "results": results,

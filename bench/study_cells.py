@@ -81,7 +81,7 @@ def main() -> None:
     old = json.loads(OUT.read_text()) if OUT.exists() else {"studies": {}}
     meta = {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", "shared")),
             "platform": platform.platform(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "method": __doc__.split("\n\n")[1].replace("\n", " ")}
+            "load_average": os.getloadavg(), "method": __doc__.split("\n\n")[1].replace("\n", " ")}
     out = Path(os.environ.get("CNNLAB_VAR_DIR", "/tmp")) / "study_cells"
     for name in args.studies:
         old["studies"][name] = {**measure(name, args.data_dir, out), **meta,

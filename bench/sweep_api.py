@@ -81,7 +81,8 @@ def main() -> None:
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout)
     out = {"bench": "sweep_api", "when": datetime.now().astimezone().isoformat(timespec="seconds"),
-           "machine": {"platform": platform.platform(), "cores": os.cpu_count()}, "commit": head, "dirty": dirty,
+           "machine": {"platform": platform.platform(), "cores": os.cpu_count(), "load_average": os.getloadavg()},
+           "commit": head, "dirty": dirty,
            "sweep": {"cells": CELLS, "seeds": SEEDS, "jobs": CELLS * SEEDS, "preset": "mnist-cnn"},
            "rounds": args.rounds, "note": "in-process Flask test client; real Redis enqueue; noisy shared machine",
            "results": {n: {k: spread([r[k] for r in rs]) for k in rs[0]} for n, rs in runs.items()}}

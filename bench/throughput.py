@@ -118,7 +118,7 @@ def machine() -> dict:
         dirty = None
     return {"shared_uncommitted": dirty, "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "commit": env.commit}
+            "commit": env.commit, "load_average": [round(v, 2) for v in os.getloadavg()]}
 
 
 def wait_quiet(limit: float = 90.0, idle: float = 0.85) -> bool:

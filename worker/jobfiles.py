@@ -6,6 +6,7 @@
         epoch-NNN.pt        checkpoints (+ .sha256 sidecars), each uploaded to the artifact store
         stop                present: the job was cancelled, ranks stop at the next step boundary
         limit.txt           the run passed its wall-time or memory limit (worker/limits.py): why, the job's error
+        yielded.txt         the run gave its slot back at a checkpoint (a drain, or a job of higher priority): why
         error-rank<R>.txt   a rank's one-line error
         rank<R>.pid         each rank's process id
 
@@ -21,9 +22,10 @@ from pathlib import Path
 from shared.store import artifacts
 from shared.store.logs import job_dir
 
-__all__ = ["EXIT_STOPPED", "LIMIT_FILE", "START_MARK", "UPLOAD_SUFFIX", "job_dir", "local_checkpoint"]
+__all__ = ["EXIT_STOPPED", "LIMIT_FILE", "START_MARK", "UPLOAD_SUFFIX", "YIELD_FILE", "job_dir", "local_checkpoint"]
 EXIT_STOPPED = 3  # the trainer's exit code when it stopped at a step boundary because the job was cancelled
 LIMIT_FILE = "limit.txt"
+YIELD_FILE = "yielded.txt"
 UPLOAD_SUFFIX = ".upload"  # a checkpoint's second name while the trainer uploads it (`.epoch-003.pt.upload`)
 START_MARK = "==== cnnlab: training process started ===="
 log = logging.getLogger(__name__)

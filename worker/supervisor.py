@@ -17,14 +17,15 @@ from typing import Protocol
 
 from shared.lab.settings import settings
 from shared.lab.specs import Spec
-from shared.store import artifacts, jobs
+from shared.store import artifacts, jobs, system
 from shared.store.db import DatabaseError, retry, session_scope
 from shared.store.models import FINISHED, JobStatus
 from shared.train.launch import torchrun_command
 from worker import drain, notify, warm
-from worker.jobfiles import EXIT_STOPPED, LIMIT_FILE, START_MARK, UPLOAD_SUFFIX, job_dir, local_checkpoint
+from worker.jobfiles import EXIT_STOPPED, LIMIT_FILE, START_MARK, UPLOAD_SUFFIX, YIELD_FILE, job_dir, local_checkpoint
 from worker.limits import Limits
 from worker.processes import die_with_parent, kill_group
+from worker.system import Sampler
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 2.0
@@ -89,9 +90,9 @@ def _run_claimed(job_id: int, worker: str) -> str:
         return _run_pack(job_id, mates, worker, attempt, limits)
     out = _prepare(job_id)
     if spec.world_size == 1 and settings().warm_trainers:
-        rc, owned, cancelled = _train_warm(job_id, worker, out, resume, limits)
+        rc, owned, cancelled = _train_warm(job_id, worker, out, resume, limits, attempt)
     else:
-        rc, owned, cancelled = _train_fresh(job_id, worker, out, spec.world_size, resume, limits)
+        rc, owned, cancelled = _train_fresh(job_id, worker, out, spec.world_size, resume, limits, attempt)
     if not owned:  # the new owner's log is the job's now
         return "lost"
     _upload_log(job_id, out)
@@ -101,10 +102,12 @@ def _run_claimed(job_id: int, worker: str) -> str:
 def _end(job_id: int, worker: str, rc: int, cancelled: bool, out: Path, attempt: int) -> str:
     """Record how the job's attempt ended; a trainer killed from outside queues the job again instead."""
     ours = (out / LIMIT_FILE).exists()  # killed for passing its own limits: its fault, never retried
-    if -rc in INFRA_SIGNALS and not cancelled and not ours and drain.requested():
-        # This worker is shutting down and the job could not finish in time: back to the queue, resumed from
-        # its newest checkpoint by another worker (not counted against max_attempts: nothing went wrong).
-        log.warning("job %s: worker draining; queued again (exit code %s)", job_id, rc)
+    yielded = (out / YIELD_FILE).exists()  # gave its slot back at a checkpoint: a drain, or a job of higher priority
+    if -rc in INFRA_SIGNALS and not cancelled and not ours and (yielded or drain.requested()):
+        # This worker is shutting down, or a more urgent job needs its slot: back to the queue, resumed from its
+        # newest checkpoint by the next free worker (not counted against max_attempts: nothing went wrong).
+        why = (out / YIELD_FILE).read_text() if yielded else "the worker drains"
+        log.warning("job %s: %s; queued again (exit code %s)", job_id, why, rc)
         retry(lambda s: jobs.release(s, job_id, worker, refund=True), what=f"releasing job {job_id}")
         return "released"
     if -rc in INFRA_SIGNALS and not cancelled and not ours and attempt < settings().max_attempts:
@@ -114,6 +117,8 @@ def _end(job_id: int, worker: str, rc: int, cancelled: bool, out: Path, attempt:
         retry(lambda s: jobs.release(s, job_id, worker), what=f"releasing job {job_id}")
         return "requeued"
     status, error = _outcome(rc, cancelled, out)
+    if status == JobStatus.SUCCEEDED:  # the machine use it had, summarized into its result
+        retry(lambda s: system.summarize(s, job_id), what=f"job {job_id}'s system metrics")
     retry(lambda s: jobs.finish(s, job_id, worker, status, error), what=f"ending job {job_id}")
     log.info("job %s %s (attempt %s, %s)", job_id, status, attempt, worker)
     return status
@@ -127,7 +132,7 @@ def _run_pack(job_id: int, mates: list[int], worker: str, attempt: int, limits: 
     rc, owned, cancelled, codes = 1, False, set(), {}
     try:
         trainer.hand(job_id, [], pack=mates)
-        rc, owned, cancelled = _watch(trainer, members, worker, limits)
+        rc, owned, cancelled = _watch(trainer, members, worker, limits, attempt)
         codes = trainer.codes
     except OSError as exc:
         log.warning("could not hand pack %s to trainer %s: %s", list(members), trainer.proc.pid, exc)
@@ -215,7 +220,7 @@ def _prepare(job_id: int) -> Path:
         except OSError as exc:
             log.warning("job %s: the earlier attempts' log could not be fetched: %s", job_id, exc)
     stale_files = [*out.glob("error-rank*.txt"), *out.glob("rank*.pid"), *out.glob(f".*{UPLOAD_SUFFIX}")]
-    for stale in [out / "stop", out / LIMIT_FILE, *stale_files]:
+    for stale in [out / "stop", out / LIMIT_FILE, out / YIELD_FILE, *stale_files]:
         stale.unlink(missing_ok=True)
     with open(out / "log.txt", "ab") as logfile:
         logfile.write(f"{START_MARK}\n".encode())
@@ -223,24 +228,25 @@ def _prepare(job_id: int) -> Path:
 
 
 def _train_fresh(job_id: int, worker: str, out: Path, world_size: int, resume: list[str],
-                 limits: Limits) -> tuple[int, bool, bool]:
+                 limits: Limits, attempt: int) -> tuple[int, bool, bool]:
     with open(out / "log.txt", "ab") as logfile:
         proc = subprocess.Popen(trainer_command(job_id, world_size, resume), stdout=logfile,
                                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent())
         try:
-            rc, owned, cancelled = _watch(FreshProcess(proc), {job_id: out}, worker, limits)
+            rc, owned, cancelled = _watch(FreshProcess(proc), {job_id: out}, worker, limits, attempt)
             return rc, owned, bool(cancelled)
         finally:
             kill_group(proc)  # sweep any rank or loader process left behind, also if watching failed
 
 
-def _train_warm(job_id: int, worker: str, out: Path, resume: list[str], limits: Limits) -> tuple[int, bool, bool]:
+def _train_warm(job_id: int, worker: str, out: Path, resume: list[str], limits: Limits,
+                attempt: int) -> tuple[int, bool, bool]:
     """Hand the job to this slot's warm trainer; keep that trainer only if the job ended cleanly."""
     trainer = warm.slot_trainer()
     rc, owned, cancelled = 1, False, False
     try:
         trainer.hand(job_id, resume)
-        rc, owned, stopped = _watch(trainer, {job_id: out}, worker, limits)
+        rc, owned, stopped = _watch(trainer, {job_id: out}, worker, limits, attempt)
         cancelled = bool(stopped)
     except OSError as exc:  # the trainer died before the job reached it (it was checked alive just before)
         log.warning("could not hand job %s to trainer %s: %s", job_id, trainer.proc.pid, exc)
@@ -250,20 +256,24 @@ def _train_warm(job_id: int, worker: str, out: Path, resume: list[str], limits: 
     return rc, owned, cancelled
 
 
-def _watch(attempt: Attempt, members: dict[int, Path], worker: str, limits: Limits) -> tuple[int, bool, set[int]]:
-    """Heartbeat while the jobs train (one, or a pack, the first leading); pass on each job's cancel; end a run
-    past its limits, or a draining worker's.
+def _watch(attempt: Attempt, members: dict[int, Path], worker: str, limits: Limits,
+           number: int) -> tuple[int, bool, set[int]]:
+    """Heartbeat while the jobs train (one, or a pack, the first leading) and sample their machine use; pass on each
+    job's cancel; end a run past its limits, or one that yields (a draining worker's, a preempted one's).
 
     Returns (exit code, the first job still owned, the jobs whose cancel was seen)."""
     first, cancel_at, renewed = next(iter(members)), {}, time.monotonic()
-    drained = Drained(first)
+    yielding, sampler = drain.Yielding(first), Sampler(attempt.proc.pid, number)
     while True:
         rc = attempt.wait(HEARTBEAT_SECONDS)
         if rc is not None:
             return rc, True, set(cancel_at)
+        sample = sampler.due_sample()
         try:
             with session_scope() as s:
                 beats = {j: jobs.heartbeat(s, j, worker) for j in members}
+                for j in members if sample else ():
+                    system.record(s, j, sample)
             renewed = time.monotonic()
         except DatabaseError as exc:  # a database blip: keep training, unless the lease runs out meanwhile
             log.warning("heartbeat of job %s failed: %s", first, exc)
@@ -271,7 +281,7 @@ def _watch(attempt: Attempt, members: dict[int, Path], worker: str, limits: Limi
         if not beats[first][0]:  # our lease was taken over (or lapsed): stop at once, the new owner runs the job
             attempt.kill()
             return attempt.wait(None) or 1, False, set()
-        if drained.enough() or _over_limit(attempt, members, limits):
+        if _yields(yielding, members) or _over_limit(attempt, members, limits):
             attempt.kill()
             return attempt.wait(None) or 1, True, set(cancel_at)
         for j, (_, cancel) in beats.items():
@@ -282,6 +292,15 @@ def _watch(attempt: Attempt, members: dict[int, Path], worker: str, limits: Limi
             attempt.kill()  # a hung run: the next wait() sees it gone
 
 
+def _yields(yielding: drain.Yielding, members: dict[int, Path]) -> bool:
+    """Whether the run gives its slot back now; if so why goes to each member's yield file (see `_end`)."""
+    if not yielding.enough():
+        return False
+    for out in members.values():
+        (out / YIELD_FILE).write_text(yielding.why)
+    return True
+
+
 def _over_limit(attempt: Attempt, members: dict[int, Path], limits: Limits) -> bool:
     """Whether the run is past its wall time or memory; if so the reason goes to each member's limit file."""
     why = limits.breach(attempt.proc.pid)  # the trainer leads its own process group (start_new_session)
@@ -290,30 +309,6 @@ def _over_limit(attempt: Attempt, members: dict[int, Path], limits: Limits) -> b
         for out in members.values():
             (out / LIMIT_FILE).write_text(why)
     return why is not None
-
-
-class Drained:
-    """While the worker drains: whether the job has had its chance, a new checkpoint or CNNLAB_DRAIN_SECONDS."""
-
-    def __init__(self, job_id: int):
-        self.job_id = job_id
-        self.since: float | None = None  # monotonic time the drain was first seen
-        self.epoch = 0  # the newest checkpoint's epoch then
-
-    def enough(self) -> bool:
-        if not drain.requested():
-            return False
-        try:
-            with session_scope() as s:
-                epoch = getattr(jobs.latest_checkpoint(s, self.job_id), "epoch", 0)
-        except DatabaseError:  # a database blip: count the time only
-            epoch = self.epoch
-        if self.since is None:
-            self.since, self.epoch = time.monotonic(), epoch
-            log.warning("job %s: draining; waiting for its next checkpoint (at most %ss)", self.job_id,
-                        settings().drain_seconds)
-            return False
-        return epoch > self.epoch or time.monotonic() - self.since > settings().drain_seconds
 
 
 def _error_text(out: Path, rc: int) -> str:

@@ -10,9 +10,9 @@ from api.db import session
 from api.http import BadRequest
 from api.pages import compare
 from api.schemas.fields import MAX_ID
-from api.schemas.jobs import JobOut, JobSummary, Metrics, PageQuery, listed
+from api.schemas.jobs import JobOut, JobSummary, Metrics, PageQuery, SystemOut, listed
 from shared.lab.specs import PRESETS
-from shared.store import fleet, jobs, listing
+from shared.store import fleet, jobs, listing, system
 from shared.store.db import Session
 from shared.store.models import Job, JobStatus, utcnow
 
@@ -106,8 +106,9 @@ def job_view(s: Session, job_id: int) -> dict[str, Any]:
             "checkpoints": [{"epoch": c.epoch, "sha256": c.sha256, "size_bytes": c.size_bytes}
                             for c in job.checkpoints],
             "details": {}, "artifacts": None, "per_class": None, "classes": None}
+    details = jobs.result_details(job)
+    view["system"] = SystemOut.of(system.samples(s, job_id), details).model_dump(mode="json")
     if job.result is not None:
-        details = jobs.result_details(job)
         classes = (job.result.data or {}).get("classes") or []
         view |= {"details": details, "artifacts": details.artifacts, "classes": classes}
         if details.confusion:

@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from api.schemas.fields import MAX_ID, Name, Time
 from api.schemas.notify import NotifyOut
 from shared.lab.notify import NotifyRequest
-from shared.lab.results import EpochMetrics, EvalPoint, RunSummary
+from shared.lab.results import EpochMetrics, EvalPoint, ResultDetails, RunSummary, SystemSample, SystemSummary
 from shared.lab.runs import Tag
+from shared.lab.settings import settings
 from shared.lab.specs import Spec, SpecWarning
 from shared.store import listing
 from shared.store.models import Checkpoint, Job, JobStatus, StepLoss, utcnow
@@ -162,6 +163,8 @@ class JobOut(JobSummary):
     warnings: list[SpecWarning] = Field(default_factory=list, description="what the submit-time rules said: "
                                         "defaults taken, normalization replaced, no worker for the queue")
     notify: NotifyOut | None = Field(None, description="its webhook's delivery, if it named one")
+    waiting: str | None = Field(None, description="while queued: why it has not started (its place, busy workers, "
+                                "the running job it waits behind and when that one yields)")
 
     @field_validator("warnings", mode="before")
     @classmethod
@@ -231,6 +234,23 @@ class Metrics(BaseModel):
         return cls(epochs=[EpochMetrics.model_validate(m, from_attributes=True) for m in epochs],
                    steps=[StepLossOut.model_validate(s) for s in steps],
                    evals=[EvalPoint.model_validate(p, from_attributes=True) for p in points])
+
+
+class SystemOut(BaseModel):
+    """GET /jobs/<id>/system: the trainer's machine use as its supervisor sampled it, and the result's summary."""
+
+    interval_seconds: float = Field(description="the time between two samples (their median spacing; with fewer "
+                                    "than two, this server's CNNLAB_SYSTEM_SAMPLE_SECONDS)")
+    samples: list[SystemSample] = Field(description="every attempt's samples, oldest first")
+    summary: SystemSummary | None = Field(description="mean and peak, and the host's load when the job ended: "
+                                          "once it succeeded")
+
+    @classmethod
+    def of(cls, samples: list[SystemSample], details: ResultDetails | None) -> "SystemOut":
+        gaps = sorted(b.seconds - a.seconds for a, b in zip(samples, samples[1:], strict=False)
+                      if b.seconds > a.seconds)
+        interval = gaps[len(gaps) // 2] if gaps else settings().system_sample_seconds  # the worker's setting, not ours
+        return cls(interval_seconds=round(interval, 2), samples=samples, summary=details.system if details else None)
 
 
 class CheckpointOut(BaseModel):

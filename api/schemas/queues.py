@@ -33,6 +33,8 @@ class WaitingJob(BaseModel):
     model: str
     dataset: str
     created_at: Time
+    reason: str | None = Field(None, description="why it waits: its place, busy workers, the running job it waits "
+                               "behind and when that one yields (for the first REASONS of each queue)")
 
 
 class QueueOverview(BaseModel):

@@ -84,10 +84,15 @@ def submit(args: argparse.Namespace, api: Client) -> int:
 
 
 def follow(api: Client, job: Json) -> Json:
-    """Poll the job until it finishes, drawing its progress as a bar on stderr; the finished job."""
+    """Poll the job until it finishes, drawing its progress as a bar on stderr, and above it why it waits whenever
+    that changes (its place, busy workers, the job it waits behind); the finished job."""
+    said = None
     with tqdm(total=1.0, file=sys.stderr, unit="", bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}") as bar:
         while True:
             p = job.get("progress") or {}
+            if job.get("waiting") and job["waiting"] != said:  # a line of its own above the bar: never cut short
+                said = job["waiting"]
+                bar.write(f"job {job['id']} waits: {said}", file=sys.stderr)
             bar.set_description_str(f"job {job['id']} {phase(job)}", refresh=False)
             bar.update(min(1.0, p.get("fraction") or 0.0) - bar.n)
             if job["status"] in FINISHED:

@@ -126,9 +126,52 @@ class PackInfo(BaseModel):
     train_seconds: float | None = Field(None, description="the pack's training time, shared by its members")
 
 
+class SystemSample(BaseModel):
+    """The trainer's use of the machine at one moment, sampled by its supervisor (every CNNLAB_SYSTEM_SAMPLE_SECONDS)."""
+
+    seconds: float = Field(description="since the attempt's trainer was handed the job")
+    at: float | None = Field(None, description="since the job's first sample's attempt began, wall clock (across "
+                             "attempts; a gap is a wait in the queue)")
+    attempt: int = 1
+    cpu_percent: float = Field(description="of one core, summed over the trainer's processes (200: two cores busy)")
+    rss_mb: float = Field(description="resident memory of the trainer's processes, MiB")
+    gpu_percent: float | None = Field(None, description="utilization of the job's GPUs (NVML), mean over them")
+    gpu_memory_mb: float | None = Field(None, description="GPU memory the trainer's processes hold, MiB")
+    load_1m: float | None = Field(None, description="the host's 1-minute load average")
+
+
+class SystemSummary(BaseModel):
+    """Mean and peak of a job's system samples, and the host's load averages when it ended."""
+
+    samples: int
+    cpu_percent_mean: float | None = None
+    cpu_percent_peak: float | None = None
+    rss_mb_mean: float | None = None
+    rss_mb_peak: float | None = None
+    gpu_percent_mean: float | None = None
+    gpu_percent_peak: float | None = None
+    gpu_memory_mb_mean: float | None = None
+    gpu_memory_mb_peak: float | None = None
+    load_mean: float | None = Field(None, description="the host's 1-minute load average, mean over the samples")
+    load_average: list[float] = Field(default_factory=list, description="the host's 1, 5, 15-minute load averages "
+                                      "when the job ended")
+
+    @classmethod
+    def of(cls, samples: list[SystemSample], load_average: list[float]) -> "SystemSummary":
+        """Mean and peak of each quantity over `samples` (None where no sample has it)."""
+        out: dict[str, Any] = {"samples": len(samples), "load_average": load_average}
+        for name in ("cpu_percent", "rss_mb", "gpu_percent", "gpu_memory_mb"):
+            values = [v for v in (getattr(x, name) for x in samples) if v is not None]
+            if values:
+                out |= {f"{name}_mean": sum(values) / len(values), f"{name}_peak": max(values)}
+        loads = [x.load_1m for x in samples if x.load_1m is not None]
+        return cls(**out, load_mean=sum(loads) / len(loads) if loads else None)
+
+
 class ResultDetails(BaseModel):
     """What a stored result holds beyond its headline: the confusion matrix, the first misclassified test images,
-    the epochs, the pack it trained in, and the pages' images (drawn once by the worker: shared.train.figures)."""
+    the epochs, the pack it trained in, the machine use, and the pages' images (drawn once by the worker:
+    shared.train.figures)."""
 
     model_config = ConfigDict(extra="allow")  # rows written by other versions may carry more keys
 
@@ -139,6 +182,8 @@ class ResultDetails(BaseModel):
     artifacts: dict[str, Any] | None = Field(None, description="the pages' images: PNG data URIs and their captions")
     artifacts_error: str | None = Field(None, description="why the images could not be drawn")
     local: bool = Field(False, description="recorded from a run trained outside the service (`cnnlab train`)")
+    system: SystemSummary | None = Field(None, description="the trainer's CPU, memory and GPU use (mean and peak "
+                                         "of the supervisor's samples) and the host's load")
 
     @classmethod
     def stored(cls, raw: dict | None) -> "ResultDetails":

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
                                       "boundary before its process is killed")
     drain_seconds: float = Field(60.0, ge=0, description="on SIGTERM a worker lets its running job train until its "
                                  "next checkpoint, at most this long, then queues it again for another worker")
+    preempt_priority: int = Field(8, ge=0, le=10, description="a queued job of at least this priority, waiting "
+                                  "behind a running job of lower priority on a busy queue, makes that job yield at its "
+                                  "next checkpoint (queued again, its attempt not counted); 10: never")
+    system_sample_seconds: float = Field(5.0, gt=0, description="how often the supervisor samples the trainer's "
+                                         "CPU %, resident memory and GPU use (stored with the job)")
 
     secret_key: str | None = Field(None, description="signs the pages' session cookie; default: a random key kept in "
                                    "VAR_DIR/secret_key (mode 0600), so every gunicorn worker uses the same one")

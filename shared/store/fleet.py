@@ -8,12 +8,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from shared.lab.settings import settings
 from shared.lab.specs import SpecError, SpecWarning
-from shared.store.models import Job, JobStatus
+from shared.store.models import Job, JobStatus, utcnow
 from shared.store.publish import TASK_RUN_JOB, client
 from shared.train.datasets import DOWNLOADABLE, looked_for
 
@@ -187,6 +189,78 @@ def why_waiting(session: Session, job: Job, workers: list[WorkerInfo] | None) ->
     if state is False:
         return f"no live worker serves the {job.queue} queue; {where}"
     busy = [w for w in workers or [] if job.queue in w.queues and w.running]
-    if state and len(busy) == sum(job.queue in w.queues for w in workers):
-        return f"{where}; every worker of the {job.queue} queue is busy"
-    return where if state else f"{where} (the workers could not be asked)"
+    if state and len(busy) < sum(job.queue in w.queues for w in workers):
+        return where  # a worker is free: the job starts in a moment
+    if state:
+        return f"{where}; every worker of the {job.queue} queue is busy" + behind(session, job)
+    return f"{where} (the workers could not be asked)" + behind(session, job)
+
+
+def behind(session: Session, job: Job) -> str:
+    """'; behind job 12 (priority 0), which yields at its next checkpoint in ~40 s' for a job that preempts it;
+    else the running job of its queue that should end soonest and its time left; '' when none runs."""
+    for running, waiting_job in preemptions(session, job.queue):
+        if waiting_job.id == job.id:
+            eta = next_checkpoint_seconds(running)
+            return (f"; behind job {running.id} (priority {running.priority}), which yields at its next checkpoint"
+                    + (f" in ~{span(eta)}" if eta is not None else ""))
+    running = session.scalars(select(Job).where(Job.status == JobStatus.RUNNING, Job.queue == job.queue)).all()
+    if not running:
+        return ""
+    soonest = min(running, key=lambda j: (eta_seconds(j) is None, eta_seconds(j) or 0.0))
+    left = eta_seconds(soonest)
+    return f"; behind job {soonest.id} (priority {soonest.priority})" + (f", ~{span(left)} left" if left is not None else "")
+
+
+def preemptions(session: Session, queue: str, grace: float = 0.0) -> list[tuple[Job, Job]]:
+    """(running job, the queued job it yields to) on `queue`: the queued jobs of priority CNNLAB_PREEMPT_PRIORITY or
+    more, waiting over `grace` seconds (no free worker took them), in waiting order, each paired with a running job
+    of lower priority, the lowest first (then the latest started). Each running job yields to one waiting job."""
+    since = utcnow() - timedelta(seconds=grace)
+    urgent = session.scalars(select(Job).where(
+        Job.status == JobStatus.QUEUED, Job.queue == queue, Job.priority >= settings().preempt_priority,
+        Job.cancel_requested.is_(False), Job.created_at <= since).order_by(*waiting_order())).all()
+    if not urgent:
+        return []
+    running = session.scalars(select(Job).where(
+        Job.status == JobStatus.RUNNING, Job.queue == queue, Job.priority < urgent[0].priority,
+        Job.cancel_requested.is_(False)).order_by(Job.priority, Job.started_at.desc(), Job.id.desc())).all()
+    pairs = []
+    for waiting_job, low in zip(urgent, running, strict=False):
+        if low.priority >= waiting_job.priority:
+            break
+        pairs.append((low, waiting_job))
+    return pairs
+
+
+def preemptor(session: Session, job_id: int, grace: float) -> Job | None:
+    """The queued job that running job `job_id` should yield to at its next checkpoint, if any (see `preemptions`)."""
+    job = session.get(Job, job_id)
+    if job is None or job.status != JobStatus.RUNNING:
+        return None
+    return next((w for r, w in preemptions(session, job.queue, grace) if r.id == job_id), None)
+
+
+def eta_seconds(job: Job) -> float | None:
+    """A running job's estimated seconds left: the trainer's estimate less the time since it was made."""
+    p = job.progress or {}
+    if p.get("eta_seconds") is None:
+        return None
+    since = (utcnow() - datetime.fromisoformat(p["reported_at"])).total_seconds() if p.get("reported_at") else 0.0
+    return max(0.0, p["eta_seconds"] - since)
+
+
+def next_checkpoint_seconds(job: Job) -> float | None:
+    """About how long until a running job's next checkpoint (its epoch's end), from its steps left and its pace."""
+    p, eta = job.progress or {}, eta_seconds(job)
+    steps_left_run = (p.get("total_steps") or 0) - (p.get("global_step") or 0)
+    if eta is None or steps_left_run <= 0 or p.get("steps") is None or p.get("step") is None:
+        return eta
+    return eta * max(0, p["steps"] - p["step"]) / steps_left_run
+
+
+def span(seconds: float) -> str:
+    """40 s, 3 min, 1.5 h."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    return f"{round(seconds / 60)} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"

@@ -196,6 +196,23 @@ class EvalMetric(Base):
     full: Mapped[bool]  # the whole test split (an epoch's end) or the fixed subset
 
 
+class SystemMetric(Base):
+    """One sample of a job's machine use: the columns of shared.lab.results.SystemSample."""
+
+    __tablename__ = "system_metrics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int]
+    seconds: Mapped[float] = mapped_column(Float)  # since the attempt's trainer got the job
+    cpu_percent: Mapped[float] = mapped_column(Float)  # of one core, summed over the trainer's processes
+    rss_mb: Mapped[float] = mapped_column(Float)
+    gpu_percent: Mapped[float | None] = mapped_column(Float)
+    gpu_memory_mb: Mapped[float | None] = mapped_column(Float)
+    load_1m: Mapped[float | None] = mapped_column(Float)  # the host's 1-minute load average
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Checkpoint(Base):
     __tablename__ = "checkpoints"
     __table_args__ = (UniqueConstraint("job_id", "epoch"),)
