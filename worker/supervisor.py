@@ -119,7 +119,7 @@ def _end(job_id: int, worker: str, rc: int, cancelled: bool, out: Path, attempt:
 def _run_pack(job_id: int, mates: list[int], worker: str, attempt: int, limits: Limits) -> str:
     """Train a sweep cell's seeds as one pack in this slot's warm trainer; end each job by its own outcome."""
     members = {j: _prepare(j) for j in (job_id, *mates)}
-    log.info("job %s trains with its cell mates %s as one pack", job_id, mates)
+    log.info("job %s trains with its pack mates %s as one pack", job_id, mates)
     trainer = warm.slot_trainer()
     rc, owned, cancelled, codes = 1, False, set(), {}
     try:
@@ -162,7 +162,7 @@ def _claim(s, job_id: int, worker: str) -> tuple[Spec, list[tuple[int, str, str]
 
 
 def _begin(s, job_id: int, worker: str, spec: Spec, attempt: int, epoch: int) -> list[int]:
-    """Record where the attempt starts; drop what a lost attempt wrote past that; claim the cell mates
+    """Record where the attempt starts; drop what a lost attempt wrote past that; claim the pack mates
     to train with it as one pack (see `packing`; a resumed job runs alone). Safe to retry."""
     # A retry resumes from the last intact checkpoint of the lost attempt, so finished epochs are not redone.
     jobs.discard_after(s, job_id, epoch)
@@ -170,7 +170,7 @@ def _begin(s, job_id: int, worker: str, spec: Spec, attempt: int, epoch: int) ->
     job = jobs.held_by(s, job_id, worker)
     if job is None or epoch or not packing(spec):
         return []
-    mates = jobs.claim_cell_mates(s, job, worker, settings().pack_max - 1)
+    mates = jobs.claim_pack_mates(s, job, worker, settings().pack_max - 1)
     for mate in mates:
         jobs.record_attempt(s, mate.id, mate.attempts, worker, 0)
     return [m.id for m in mates]
