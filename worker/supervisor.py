@@ -20,7 +20,7 @@ from shared.lab.specs import Spec
 from shared.store import artifacts, jobs
 from shared.store.db import DatabaseError, retry, session_scope
 from shared.store.models import JobStatus
-from shared.train.launch import torchrun_command
+from shared.train.launch import gpu_shortfall, torchrun_command
 from worker import drain, warm
 from worker.jobfiles import EXIT_STOPPED, LIMIT_FILE, START_MARK, UPLOAD_SUFFIX, job_dir, local_checkpoint
 from worker.limits import Limits
@@ -84,6 +84,10 @@ def _run_claimed(job_id: int, worker: str) -> str:
              f", resuming from {Path(resume[0]).name}" if resume else "")
     if mates:
         return _run_pack(job_id, mates, worker, attempt, limits)
+    short = gpu_shortfall(spec.device, spec.world_size, len(visible_gpus()), f"worker {worker}")
+    if short:  # torchrun's ranks past the GPUs would only die with 'exit code 1': say why, launch nothing
+        retry(lambda s: jobs.finish(s, job_id, worker, JobStatus.FAILED, short), what=f"ending job {job_id}")
+        return JobStatus.FAILED.value
     out = _prepare(job_id)
     if spec.world_size == 1 and settings().warm_trainers:
         rc, owned, cancelled = _train_warm(job_id, worker, out, resume, limits)
@@ -174,6 +178,11 @@ def _begin(s, job_id: int, worker: str, spec: Spec, attempt: int, epoch: int) ->
     for mate in mates:
         jobs.record_attempt(s, mate.id, mate.attempts, worker, 0)
     return [m.id for m in mates]
+
+
+def visible_gpus() -> list[str]:
+    """The GPU ids this worker owns (python -m worker sets CUDA_VISIBLE_DEVICES: ids, or "" for CPUs)."""
+    return [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
 
 
 def packing(spec: Spec) -> bool:
