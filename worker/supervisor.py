@@ -20,7 +20,7 @@ from shared.lab.specs import Spec
 from shared.store import artifacts, jobs, system
 from shared.store.db import DatabaseError, retry, session_scope
 from shared.store.models import FINISHED, JobStatus
-from shared.train.launch import torchrun_command
+from shared.train.launch import gpu_shortfall, torchrun_command
 from worker import drain, notify, warm
 from worker.jobfiles import EXIT_STOPPED, LIMIT_FILE, START_MARK, UPLOAD_SUFFIX, YIELD_FILE, job_dir, local_checkpoint
 from worker.limits import Limits
@@ -88,6 +88,10 @@ def _run_claimed(job_id: int, worker: str) -> str:
              f", resuming from {Path(resume[0]).name}" if resume else "")
     if mates:
         return _run_pack(job_id, mates, worker, attempt, limits)
+    short = gpu_shortfall(spec.device, spec.world_size, len(visible_gpus()), f"worker {worker}")
+    if short:  # torchrun's ranks past the GPUs would only die with 'exit code 1': say why, launch nothing
+        retry(lambda s: jobs.finish(s, job_id, worker, JobStatus.FAILED, short), what=f"ending job {job_id}")
+        return JobStatus.FAILED.value
     out = _prepare(job_id)
     if spec.world_size == 1 and settings().warm_trainers:
         rc, owned, cancelled = _train_warm(job_id, worker, out, resume, limits, attempt)
@@ -127,7 +131,7 @@ def _end(job_id: int, worker: str, rc: int, cancelled: bool, out: Path, attempt:
 def _run_pack(job_id: int, mates: list[int], worker: str, attempt: int, limits: Limits) -> str:
     """Train a sweep cell's seeds as one pack in this slot's warm trainer; end each job by its own outcome."""
     members = {j: _prepare(j) for j in (job_id, *mates)}
-    log.info("job %s trains with its cell mates %s as one pack", job_id, mates)
+    log.info("job %s trains with its pack mates %s as one pack", job_id, mates)
     trainer = warm.slot_trainer()
     rc, owned, cancelled, codes = 1, False, set(), {}
     try:
@@ -170,7 +174,7 @@ def _claim(s, job_id: int, worker: str) -> tuple[Spec, list[tuple[int, str, str]
 
 
 def _begin(s, job_id: int, worker: str, spec: Spec, attempt: int, epoch: int) -> list[int]:
-    """Record where the attempt starts; drop what a lost attempt wrote past that; claim the cell mates
+    """Record where the attempt starts; drop what a lost attempt wrote past that; claim the pack mates
     to train with it as one pack (see `packing`; a resumed job runs alone). Safe to retry."""
     # A retry resumes from the last intact checkpoint of the lost attempt, so finished epochs are not redone.
     jobs.discard_after(s, job_id, epoch)
@@ -178,10 +182,15 @@ def _begin(s, job_id: int, worker: str, spec: Spec, attempt: int, epoch: int) ->
     job = jobs.held_by(s, job_id, worker)
     if job is None or epoch or not packing(spec):
         return []
-    mates = jobs.claim_cell_mates(s, job, worker, settings().pack_max - 1)
+    mates = jobs.claim_pack_mates(s, job, worker, settings().pack_max - 1)
     for mate in mates:
         jobs.record_attempt(s, mate.id, mate.attempts, worker, 0)
     return [m.id for m in mates]
+
+
+def visible_gpus() -> list[str]:
+    """The GPU ids this worker owns (python -m worker sets CUDA_VISIBLE_DEVICES: ids, or "" for CPUs)."""
+    return [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
 
 
 def packing(spec: Spec) -> bool:

@@ -27,7 +27,7 @@ from shared.store import reporter as writes
 from shared.store.models import utcnow
 from shared.train import checkpoint, figures
 from shared.train.engine import Reporter, Run, Stopped, fit
-from shared.train.packs import fit_seeds
+from shared.train.packs import fit_pack
 from worker.jobfiles import EXIT_STOPPED, UPLOAD_SUFFIX, job_dir
 
 
@@ -269,26 +269,26 @@ def run(job_id: int, resume: Path | None = None, resume_sha256: str | None = Non
 
 
 def run_pack(job_ids: list[int]) -> dict[int, int]:
-    """Train jobs that differ only in their seed as one pack (shared.train.packs); returns each job's exit code."""
+    """Train jobs that differ only in per-member fields (seed, lr, ...: shared.lab.packs) as one pack
+    (shared.train.packs); returns each job's exit code."""
     started = utcnow()
     specs = writes.job_specs(job_ids)
-    by_seed = {specs[j].seed: j for j in job_ids}
     for j in job_ids:
         job_dir(j).mkdir(parents=True, exist_ok=True)
         (job_dir(j) / "rank0.pid").write_text(str(os.getpid()))
         if j != job_ids[0]:
             with open(job_dir(j) / "log.txt", "a") as f:
                 f.write(f"trained as one pack with jobs {job_ids}: the pack's output is in job {job_ids[0]}'s log\n")
-    print(f"trainer: jobs {job_ids} (seeds {list(by_seed)}) train as one pack", flush=True)
-    reporters = {seed: DbReporter(j) for seed, j in by_seed.items()}
+    print(f"trainer: jobs {job_ids} (seeds {[specs[j].seed for j in job_ids]}) train as one pack", flush=True)
+    reporters = [DbReporter(j) for j in job_ids]
     try:
-        outcomes = fit_seeds(specs[job_ids[0]], list(by_seed), data_root=settings().data_dir,
-                             out_dirs={seed: job_dir(j) for seed, j in by_seed.items()}, reporters=reporters,
-                             should_stop={seed: (job_dir(j) / "stop").exists for seed, j in by_seed.items()})
+        outcomes = fit_pack([specs[j] for j in job_ids], data_root=settings().data_dir,
+                            out_dirs=[job_dir(j) for j in job_ids], reporters=reporters,
+                            should_stop=[(job_dir(j) / "stop").exists for j in job_ids])
     except Exception as exc:  # noqa: BLE001 - what fails before training fails every member
-        outcomes = dict.fromkeys(by_seed, exc)
+        outcomes = [exc] * len(job_ids)
     pack = PackInfo(jobs=job_ids, started_at=started.isoformat(), finished_at=utcnow().isoformat())
-    return {j: _member_code(j, reporters[seed], outcomes[seed], pack) for seed, j in by_seed.items()}
+    return {j: _member_code(j, r, outcome, pack) for j, r, outcome in zip(job_ids, reporters, outcomes, strict=True)}
 
 
 def _member_code(job_id: int, reporter: DbReporter, outcome: FitResult | BaseException, pack: PackInfo) -> int:

@@ -23,7 +23,7 @@ from shared.lab.settings import settings
 from shared.lab.specs import Spec, SpecError, parse_assignments, resolve_checked
 from shared.train.checkpoint import CheckpointError
 from shared.train.data import DataError
-from shared.train.distributed import DeviceUnavailable, pick_device, require_cuda_for_sync_bn
+from shared.train.distributed import DeviceUnavailable, pick_device, require_cuda_for_sync_bn, require_gpus
 from shared.train.engine import Reporter, Stopped, fit
 from shared.train.launch import torchrun_command
 
@@ -71,7 +71,8 @@ def summary(preset: str, result: FitResult, checkpoint: Path | None) -> dict:
 
 
 def launch_ranks(spec: Spec) -> int:
-    """Several ranks: run this same command under torchrun, one process per rank."""
+    """Several ranks: run this same command under torchrun, one process per rank (each CUDA rank on its own GPU)."""
+    require_gpus(spec.device, spec.world_size)
     if spec.sync_bn:
         require_cuda_for_sync_bn(pick_device(spec.device))
     return subprocess.call(torchrun_command(spec.world_size, "-m", "shared.cli", *sys.argv[1:]))

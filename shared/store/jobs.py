@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from shared.lab.notify import NotifyRequest, check_notify
+from shared.lab.packs import pack_key
 from shared.lab.results import ResultDetails
 from shared.lab.settings import settings
 from shared.lab.specs import SpecWarning, resolve_checked
@@ -179,22 +180,28 @@ def claim(session: Session, job_id: int, worker: str, lease: float | None = None
     return job
 
 
-def claim_cell_mates(session: Session, job: Job, worker: str, limit: int) -> list[Job]:
-    """Claim, for one pack with `job` (claimed already), the queued jobs of its sweep cell that differ from it only
-    in their seed: at most `limit`, never one with a checkpoint (a resumed job runs alone). Each is taken with the
-    same conditional UPDATE as `claim`, so a job another worker took meanwhile is simply left out."""
-    if job.sweep_id is None or job.cell_index is None or limit < 1:
+def claim_pack_mates(session: Session, job: Job, worker: str, limit: int) -> list[Job]:
+    """Claim, for one pack with `job` (claimed already), the queued jobs of its sweep whose spec differs from its own
+    only in fields a pack carries per member (shared.lab.packs: seed, lr, weight_decay, momentum, label_smoothing;
+    so a cell's seeds, and a learning-rate sweep's cells): at most `limit`, its own cell first, never one with a
+    checkpoint (a resumed job runs alone). Each is taken with the same conditional UPDATE as `claim`, so a job
+    another worker took meanwhile is simply left out."""
+    if job.sweep_id is None or limit < 1:
         return []
-    same = {k: v for k, v in job.spec.items() if k != "seed"}
+    same = pack_key(job.spec)
     has_checkpoint = select(Checkpoint.id).where(Checkpoint.job_id == Job.id).exists()
     mates = session.scalars(select(Job).where(
-        Job.sweep_id == job.sweep_id, Job.cell_index == job.cell_index, Job.id != job.id,
-        Job.status == JobStatus.QUEUED, Job.cancel_requested.is_(False), ~has_checkpoint).order_by(Job.id)).all()
-    taken = []
+        Job.sweep_id == job.sweep_id, Job.id != job.id, Job.status == JobStatus.QUEUED,
+        Job.cancel_requested.is_(False), ~has_checkpoint).order_by(Job.id)).all()
+    mates = list(mates)
+    mates.sort(key=lambda m: m.cell_index != job.cell_index)  # stable: the cell's own seeds, then the others
+    taken, specs = [], [job.spec]
     for mate in mates:
         if len(taken) == limit:
             break
-        if {k: v for k, v in mate.spec.items() if k != "seed"} == same and claim(session, mate.id, worker):
+        # a spec twice (a grid that repeats a value) cannot pack: the trainer refuses members that repeat
+        if mate.spec not in specs and pack_key(mate.spec) == same and claim(session, mate.id, worker):
+            specs.append(mate.spec)
             taken.append(mate)
     return taken
 

@@ -10,6 +10,7 @@ import torch
 import torch.distributed as dist
 
 from shared.lab.specs import SYNC_BN_NEEDS_CUDA
+from shared.train.launch import gpu_shortfall
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,14 @@ def pick_device(requested: str, local_rank: int = 0) -> torch.device:
     if requested == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda", local_rank)
+
+
+def require_gpus(requested: str, world_size: int) -> None:
+    """Refuse, before launching anything, more CUDA ranks than this machine has GPUs."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    reason = gpu_shortfall(requested, world_size, gpus, "this machine")
+    if reason:
+        raise DeviceUnavailable(reason)
 
 
 def require_cuda_for_sync_bn(device: torch.device) -> None:

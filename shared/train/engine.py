@@ -1,7 +1,7 @@
 """The training engine: `fit` runs a whole spec as setup, resume, the epoch loop and a summary.
 
 `train_epochs` is the one epoch loop (`train_one_epoch` a pass, `end_epoch` its end) over an `Epochs`: one run
-here, or a pack of seeds trained as one (shared.train.packs); `evaluate` is the evaluation loop; a `Reporter`
+here, or a pack of seeds trained as one (shared.train.packs); the evaluation loop is `evals.evaluate`; a `Reporter`
 hears progress on rank 0.
 """
 
@@ -16,11 +16,10 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from shared.lab.models import model_facts
-from shared.lab.results import DataInfo, EpochMetrics, EvalPoint, FitResult, Misclassified, RunInfo
+from shared.lab.results import DataInfo, EpochMetrics, EvalPoint, FitResult, RunInfo
 from shared.lab.settings import settings
 from shared.lab.specs import Spec
 from shared.train import checkpoint, distributed, evals
@@ -35,6 +34,7 @@ from shared.train.batches import (
 )
 from shared.train.data import Split, channel_stats, load_split
 from shared.train.environment import environment
+from shared.train.evals import Evaluation, confusion_matrix, evaluate, misclassified
 from shared.train.nets import build_model, count_params
 from shared.train.steps import EagerStep, GraphedStep, make_optimizer, make_scheduler
 
@@ -84,13 +84,6 @@ class EpochStats:
 
 
 @dataclass
-class Evaluation:
-    loss: float  # mean cross-entropy over the split
-    accuracy: float  # a fraction
-    predictions: torch.Tensor  # (N,) predicted class of every sample, on the CPU
-
-
-@dataclass
 class Run:
     """Everything `fit` sets up for one spec on one rank."""
 
@@ -105,6 +98,7 @@ class Run:
     test_data: DevicePipeline
     info: RunInfo
     plan: evals.EvalPlan = evals.EvalPlan(every=0, subset=1)  # evaluations within epochs
+    eval_batch: int = 1000  # test samples per evaluation chunk (evals.eval_chunk)
     history: list[EpochMetrics] = field(default_factory=list)
     eval_seconds: float = 0.0  # evaluating on rank 0, this attempt's epochs together
     rng_state: torch.Tensor | None = None  # what checkpoints record as the RNG state; None: the live one
@@ -158,30 +152,6 @@ def _agree_to_stop(should_stop: Callable[[], bool], step: int, world: distribute
     flag = torch.tensor([1.0 if should_stop() else 0.0], device=device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return bool(flag.item())
-
-
-@torch.inference_mode()
-def evaluate(model, data: DevicePipeline, batch_size: int, autocast=contextlib.nullcontext,
-             limit: int | None = None) -> Evaluation:
-    """Mean loss, accuracy and the predicted class of every sample (of the first `limit` when given)."""
-    model.eval()
-    loss_sum = torch.zeros((), device=data.device, dtype=torch.float64)
-    preds = []
-    n = len(data) if limit is None else min(limit, len(data))
-    for lo in range(0, n, batch_size):
-        idx = torch.arange(lo, min(lo + batch_size, n), device=data.device)
-        x, y = data.batch(idx)
-        with autocast():
-            out = model(x)
-        loss_sum += F.cross_entropy(out.float(), y, reduction="sum").double()
-        preds.append(out.argmax(1))
-    pred = torch.cat(preds)
-    return Evaluation(loss_sum.item() / n, (pred == data.labels[:n]).sum().item() / n, pred.cpu())
-
-
-def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor, k: int) -> list[list[int]]:
-    """(true class, predicted class) counts, K x K."""
-    return torch.bincount(labels * k + pred, minlength=k * k).view(k, k).tolist()
 
 
 def load_data(spec: Spec, data_root: Path | None = None) -> tuple[Split, Split]:
@@ -266,7 +236,8 @@ def setup(spec: Spec, world: distributed.World, device: torch.device, data_root:
                    steps_per_epoch=steps_per_epoch, start_epoch=0, epochs=planned_epochs(spec, steps_per_epoch),
                    total_steps=total_steps(spec, steps_per_epoch), train_samples=len(train), eval_every=plan.every,
                    eval_subset=plan.subset)
-    return Run(spec, world, model, net, optimizer, step, scheduler, train_data, test_data, info, plan=plan)
+    return Run(spec, world, model, net, optimizer, step, scheduler, train_data, test_data, info, plan=plan,
+               eval_batch=evals.eval_chunk(spec, device, train.shape, len(train.classes)))
 
 
 def planned_epochs(spec: Spec, steps_per_epoch: int) -> int:
@@ -319,9 +290,9 @@ class Epochs:
         """Rank 0's evaluations within `epoch` (its first `limit` steps)."""
         return pauses(self.run, self.reporter, epoch, limit)
 
-    def end(self, epoch: int, stats: EpochStats, t0: float) -> Evaluation:
-        """Rank 0 at the epoch's end (which began at `t0`)."""
-        return end_epoch(self.run, self.reporter, epoch, stats, t0, self.out_dir)
+    def end(self, epoch: int, stats: EpochStats, t0: float, last: Evaluation | None = None) -> Evaluation:
+        """Rank 0 at the epoch's end (which began at `t0`; `last`: its evaluation, if a pack made it)."""
+        return end_epoch(self.run, self.reporter, epoch, stats, t0, self.out_dir, last)
 
 
 def train_epochs(loop: Epochs) -> Evaluation | None:
@@ -349,7 +320,7 @@ def pauses(run: Run, reporter: Reporter, epoch: int, limit: int) -> Pauses:
 
     def evaluate_subset(steps: int, samples: int) -> None:
         t0 = time.perf_counter()
-        ev = evaluate(run.model, run.test_data, run.spec.test_batch_size, run.step.autocast, limit=run.plan.subset)
+        ev = evaluate(run.model, run.test_data, run.eval_batch, run.step.autocast, limit=run.plan.subset)
         run.model.train()  # back to training mode (BatchNorm, dropout) for the rest of the epoch
         run.eval_seconds += time.perf_counter() - t0
         reporter.on_eval(eval_point(run, epoch, steps, samples, ev, full=False))
@@ -366,12 +337,13 @@ def eval_point(run: Run, epoch: int, steps: int, samples: int, ev: Evaluation, f
 
 
 def end_epoch(run: Run, reporter: Reporter, epoch: int, stats: EpochStats, t0: float,
-              out_dir: Path | None) -> Evaluation:
-    """Rank 0 at an epoch's end: evaluate on the full test split, report, checkpoint."""
+              out_dir: Path | None, last: Evaluation | None = None) -> Evaluation:
+    """Rank 0 at an epoch's end: evaluate on the full test split (unless a pack did: `last`), report, checkpoint."""
     reporter.on_phase("evaluating")
-    t1 = time.perf_counter()
-    last = evaluate(run.model, run.test_data, run.spec.test_batch_size, run.step.autocast)
-    run.eval_seconds += time.perf_counter() - t1
+    if last is None:
+        t1 = time.perf_counter()
+        last = evaluate(run.model, run.test_data, run.eval_batch, run.step.autocast)
+        run.eval_seconds += time.perf_counter() - t1
     steps = -(-stats.samples // run.spec.batch_size)
     reporter.on_eval(eval_point(run, epoch, steps, stats.samples, last, full=True))
     metrics = EpochMetrics(epoch=epoch, train_loss=stats.train_loss, test_loss=last.loss,
@@ -401,7 +373,7 @@ def summarize(run: Run, last: Evaluation | None) -> FitResult:
     """The result on rank 0, from the last evaluation (made now if a resumed run had no epoch left)."""
     if last is None:
         t1 = time.perf_counter()
-        last = evaluate(run.model, run.test_data, run.spec.test_batch_size, run.step.autocast)
+        last = evaluate(run.model, run.test_data, run.eval_batch, run.step.autocast)
         run.eval_seconds += time.perf_counter() - t1
     train_seconds = sum(m.train_seconds for m in run.history)
     samples = sum(m.samples_per_second * m.train_seconds for m in run.history)
@@ -414,8 +386,3 @@ def summarize(run: Run, last: Evaluation | None) -> FitResult:
         confusion=confusion_matrix(last.predictions, labels, len(run.info.data.classes)),
         misclassified=misclassified(last.predictions, labels))
 
-
-def misclassified(pred: torch.Tensor, labels: torch.Tensor, n: int = 16) -> list[Misclassified]:
-    """The first n wrong test predictions: test index, true and predicted class."""
-    wrong = (pred != labels).nonzero().flatten()[:n].tolist()
-    return [Misclassified(index=i, label=int(labels[i]), predicted=int(pred[i])) for i in wrong]

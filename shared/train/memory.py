@@ -2,7 +2,8 @@
 
 Counted: the trainer process's own base per rank (python + torch + the trainer's modules, CNNLAB_TRAINER_BASE_GB,
 measured), the weights, their gradients and the optimizer's state (float32), the activations one training batch
-keeps for the backward pass (every module's output, float32), and the dataset held resident as uint8. Not
+keeps for the backward pass (every module's output, float32) or an evaluation chunk holds (the larger; a chunk is
+sized to at most EVAL_BYTES, shared.train.evals), and the dataset held resident as uint8. Not
 counted: the allocator's slack, temporary buffers inside kernels. So the estimate is a floor: a job refused by it
 could never run; one accepted can still need more.
 """
@@ -21,6 +22,7 @@ from shared.train.nets import build_model
 
 FLOAT = 4  # bytes of a float32
 SPLIT_SIZES = {"mnist": (60_000, 10_000), "cifar10": (50_000, 10_000)}  # (train, test) samples
+EVAL_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30}  # activations one evaluation chunk may hold, by device type
 OPTIMIZER_STATES = {"sgd": 1, "adam": 2}  # tensors per parameter: momentum buffer; Adam's two moments
 
 
@@ -28,7 +30,7 @@ OPTIMIZER_STATES = {"sgd": 1, "adam": 2}  # tensors per parameter: momentum buff
 class MemoryEstimate:
     params: int
     weights_bytes: int  # weights + gradients + optimizer state
-    activations_bytes: int  # one training batch's saved activations (this rank's share)
+    activations_bytes: int  # one training batch's saved activations (this rank's share), or an evaluation chunk's
     data_bytes: int  # the dataset resident as uint8
     base_bytes: int = 0  # the trainer processes themselves before any of the above (all ranks)
 
@@ -41,7 +43,7 @@ class MemoryEstimate:
         return self.total_bytes / 2**30
 
 
-def _activation_bytes(model: nn.Module, batch: torch.Tensor) -> int:
+def activation_bytes(model: nn.Module, batch: torch.Tensor) -> int:
     """Sum of every leaf module's output size for one forward pass (meta tensors: no memory is used)."""
     total = 0
 
@@ -66,11 +68,14 @@ def estimate(spec: Spec, shape: tuple[int, int, int], num_classes: int, samples:
         warnings.simplefilter("ignore")
         model = build_model(spec.model, shape, num_classes, **spec.model_args)
         per_rank = -(-spec.batch_size // spec.world_size)  # a rank's share of the global batch, rounded up
-        activations = _activation_bytes(model, torch.empty(max(per_rank, spec.test_batch_size), *shape))
+        train_acts = activation_bytes(model, torch.empty(per_rank, *shape))
+        per_sample = activation_bytes(model, torch.empty(1, *shape))
     params = sum(p.numel() for p in model.parameters())
     weights = params * FLOAT * (2 + OPTIMIZER_STATES.get(spec.optimizer, 2))
     # An ImageFolder's size is unknown without listing it: its limits count if given, else nothing (a floor).
     train, test = samples or SPLIT_SIZES.get(spec.dataset, (spec.train_limit or 0, spec.test_limit or 0))
     train, test = min(train, spec.train_limit or train), min(test, spec.test_limit or test)
+    # The evaluation's chunk: the whole test split, up to the CPU's EVAL_BYTES (the smaller budget: still a floor).
+    activations = max(train_acts, min(per_sample * max(test, 1), EVAL_BYTES["cpu"]))
     base = int(settings().trainer_base_gb * 2**30) * spec.world_size  # every rank is a process that imports torch
     return MemoryEstimate(params, weights, activations, (train + test) * shape[0] * shape[1] * shape[2], base)

@@ -1,4 +1,6 @@
-"""Seeds trained together: jobs that differ only in `seed` as one vectorized run (`fit_seeds`).
+"""Seeds trained together: jobs that differ only in `seed`, or in the fields a stacked step carries per member
+(shared.lab.packs.PER_MEMBER: lr, weight_decay, momentum, label_smoothing), as one vectorized run (`fit_pack`,
+`fit_seeds`).
 
 The seeds' models are stacked into (S, ...) parameters (`torch.func.stack_module_state`) and called with
 `vmap(functional_call(...))`: one step trains every seed on its own batch. Each seed keeps exactly what it
@@ -10,13 +12,14 @@ The pack trains in the engine's own epoch loop (`engine.train_epochs`): it gives
 its members, each an `engine.Epochs` of its own run whose epoch end is the engine's.
 
 A cancel, a Python failure or a non-finite loss ends one member only: it is masked out of the objective and
-its result is the exception. Nets with BatchNorm, and convolutional nets on the CPU (where vmap's grouped
-convolutions are slower than one seed after another), train one seed after another through `engine.fit`.
+its result is the exception. BatchNorm nets stack too: each member's running statistics are its own slice of the
+stacked buffers, updated in place under vmap. Convolutional nets on the CPU (where vmap's grouped convolutions are
+slower than one seed after another) train one member after another through `engine.fit`. The members evaluate
+together: one vmapped pass over each test chunk gives every member's logits.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -25,18 +28,18 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
-from torch.func import functional_call, stack_module_state, vmap
 
 from shared.lab.models import model_facts
+from shared.lab.packs import PER_MEMBER, pack_key
 from shared.lab.results import FitResult
 from shared.lab.specs import Spec
-from shared.train import engine
+from shared.train import engine, evals
 from shared.train.batches import EpochPlan
 from shared.train.distributed import World, pick_device
 from shared.train.engine import Reporter, Stopped
 from shared.train.nets import build_model
-from shared.train.steps import EagerStep, GraphedStep
+from shared.train.stacks import GraphedStackedStep, Stack, StackedStep, member_optimizer_state
+from shared.train.steps import EagerStep, GraphedStep, make_pack_optimizer
 
 Strategy = Literal["auto", "vmap", "sequential"]
 StopFlag = Callable[[], bool]
@@ -44,50 +47,6 @@ StopFlag = Callable[[], bool]
 
 class Diverged(ArithmeticError):
     """A member's training loss became NaN or infinite: it ends alone, the other seeds go on."""
-
-
-class Stack:
-    """S models of one architecture as stacked (S, ...) parameters and buffers, called through vmap."""
-
-    def __init__(self, models: Sequence[torch.nn.Module]):
-        self.params, self.buffers = stack_module_state(list(models))  # new leaves, (S, ...) each
-        self.base = copy.deepcopy(models[0]).to("meta").train()  # the architecture only, no storage
-        self.size = len(models)
-
-    def train(self) -> None:
-        """Training mode, as the epoch loop sets before every epoch (the members evaluate on their own models)."""
-        self.base.train()
-
-    def losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Each seed's mean cross-entropy (S,) for its own batch: x (S, B, C, H, W), y (S, B)."""
-
-        def one(params, buffers, xs, ys):
-            return F.cross_entropy(functional_call(self.base, (params, buffers), (xs,)), ys)
-
-        return vmap(one)(self.params, self.buffers, x, y)
-
-
-class StackedStep(EagerStep):
-    """The engine's step for a Stack: sample indices come seed-major, (S*B,), and the loss is (S,)."""
-
-    def __init__(self, model: Stack, optimizer, data, autocast):
-        super().__init__(model, optimizer, data, autocast)
-        self.alive = torch.ones(model.size, dtype=torch.bool, device=data.device)  # updated in place
-
-    def forward(self, idx, offsets=None, flips=None) -> torch.Tensor:
-        x, y = self.data.batch(idx, offsets, flips)  # one gather for every seed's batch: (S*B, C, H, W)
-        s = self.model.size
-        with self.autocast():
-            return self.model.losses(x.view(s, -1, *x.shape[1:]), y.view(s, -1))
-
-    def objective(self, loss: torch.Tensor) -> torch.Tensor:
-        # d(sum)/d(loss_s) = 1: each seed's gradient is that of its own mean loss. `where`, not a product:
-        # a dead member's NaN times 0 would still be NaN (it stays in that member's slice either way).
-        return torch.where(self.alive, loss, torch.zeros_like(loss)).sum()
-
-
-class GraphedStackedStep(GraphedStep, StackedStep):
-    """The stacked step replayed as a CUDA graph (GraphedStep's capture calls StackedStep's forward)."""
 
 
 class NoneLeft(Exception):
@@ -100,7 +59,7 @@ class Member(engine.Epochs):
     reporter, checkpoints), trained by the pack's step; and its fate."""
 
     index: int = field(kw_only=True)  # position in the stack
-    last: engine.Evaluation | None = field(default=None, kw_only=True)
+    last: evals.Evaluation | None = field(default=None, kw_only=True)
     error: BaseException | None = field(default=None, kw_only=True)
 
     @property
@@ -120,20 +79,10 @@ def seeded(spec: Spec, seed: int) -> Spec:
     return spec.model_copy(update={"seed": seed})
 
 
-def has_batchnorm(spec: Spec) -> bool:
-    """Whether the spec's net has BatchNorm (built on the meta device: no memory, no RNG draws)."""
-    try:
-        with torch.device("meta"):
-            model = build_model(spec.model, (3, 224, 224), 10, **spec.model_args)
-    except (ValueError, RuntimeError):
-        return False  # a bad spec: the vectorized setup raises the real error
-    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
 # Spec fields the stacked loop does not implement, at their defaults: a spec that changes one trains its seeds
 # one after another through engine.fit, which does.
 STACKED_DEFAULTS = {"shuffle": True, "sort_by_class": False, "steps": None, "lr_schedule": "none",
-                    "label_smoothing": 0.0, "permutation": "fixed"}  # per_seed: each seed's own pixels
+                    "permutation": "fixed"}  # per_seed: each seed's own pixels
 
 
 def unstackable(spec: Spec) -> list[str]:
@@ -142,10 +91,10 @@ def unstackable(spec: Spec) -> list[str]:
 
 
 def pick_strategy(spec: Spec, device: torch.device) -> Literal["vmap", "sequential"]:
-    """vmap where it pays: on GPUs (launch-bound) and for the fully connected nets on the CPU; not with
-    BatchNorm (running stats), nor for convs on the CPU, where vmap's grouped convolutions came out 1.6-2.2x
-    slower than the seeds one after another (docs/packs.md has the numbers)."""
-    if unstackable(spec) or has_batchnorm(spec) or (device.type == "cpu" and model_facts(spec.model).convolutional):
+    """vmap where it pays: on GPUs (launch-bound; BatchNorm nets too) and for the fully connected nets on the CPU;
+    not for convs on the CPU, where vmap's grouped convolutions came out 1.6-2.2x slower than the seeds one after
+    another (docs/packs.md has the numbers)."""
+    if unstackable(spec) or (device.type == "cpu" and model_facts(spec.model).convolutional):
         return "sequential"
     return "vmap"
 
@@ -154,23 +103,33 @@ def fit_seeds(spec: Spec, seeds: Sequence[int], *, data_root: Path | None = None
               out_dirs: dict[int, Path] | None = None, reporters: dict[int, Reporter] | None = None,
               should_stop: dict[int, StopFlag] | None = None,
               strategy: Strategy = "auto") -> dict[int, FitResult | BaseException]:
-    """Train `spec` once per seed; each seed's result, or the exception that ended it alone.
-
-    Raises what fails before any training (bad spec, missing data, no such device): it would fail every seed.
-    """
+    """Train `spec` once per seed; each seed's result, or the exception that ended it alone (`fit_pack`)."""
     seeds = check_seeds(seeds)
-    if spec.world_size != 1:
-        raise ValueError("seeds train together in one process: world_size must be 1")
     out_dirs, reporters, should_stop = out_dirs or {}, reporters or {}, should_stop or {}
-    device = pick_device(spec.device)
+    results = fit_pack([seeded(spec, s) for s in seeds], data_root=data_root,
+                       out_dirs=[out_dirs.get(s) for s in seeds], reporters=[reporters.get(s) for s in seeds],
+                       should_stop=[should_stop.get(s) for s in seeds], strategy=strategy)
+    return dict(zip(seeds, results, strict=True))
+
+
+def fit_pack(specs: Sequence[Spec], *, data_root: Path | None = None, out_dirs: Sequence[Path | None] = (),
+             reporters: Sequence[Reporter | None] = (), should_stop: Sequence[StopFlag | None] = (),
+             strategy: Strategy = "auto") -> list[FitResult | BaseException]:
+    """Train specs that differ only in PER_MEMBER fields as one pack; each member's result, or the exception that
+    ended it alone, in order (out_dirs, reporters and should_stop are per member, in the same order).
+
+    Raises what fails before any training (bad spec, missing data, no such device): it would fail every member.
+    """
+    specs = check_members(specs)
+    spec, device = specs[0], pick_device(specs[0].device)
     if strategy == "auto":
         strategy = pick_strategy(spec, device)
     elif strategy == "vmap" and unstackable(spec):
         raise ValueError(f"stacked seeds do not implement {', '.join(unstackable(spec))}: use strategy sequential")
+    each = lambda xs: [xs[i] if i < len(xs) else None for i in range(len(specs))]  # noqa: E731
     if strategy == "sequential":
-        return fit_one_by_one(spec, seeds, data_root, out_dirs, reporters, should_stop)
-    pack = Pack.setup(spec, seeds, device, data_root, out_dirs, reporters, should_stop)
-    return pack.train()
+        return fit_one_by_one(specs, data_root, each(out_dirs), each(reporters), each(should_stop))
+    return Pack.setup(specs, device, data_root, each(out_dirs), each(reporters), each(should_stop)).train()
 
 
 def check_seeds(seeds: Sequence[int]) -> list[int]:
@@ -180,6 +139,23 @@ def check_seeds(seeds: Sequence[int]) -> list[int]:
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds repeat: {seeds}")
     return seeds
+
+
+def check_members(specs: Sequence[Spec]) -> list[Spec]:
+    """A pack's specs: at least one, one rank, none twice, and equal but for PER_MEMBER fields."""
+    specs = list(specs)
+    if not specs:
+        raise ValueError("no members given")
+    if specs[0].world_size != 1:
+        raise ValueError("seeds train together in one process: world_size must be 1")
+    dumps = [s.model_dump() for s in specs]
+    for d in dumps[1:]:
+        if pack_key(d) != pack_key(dumps[0]):
+            differ = sorted(k for k in pack_key(d) if d[k] != dumps[0][k])
+            raise ValueError(f"a pack's members may differ only in {', '.join(PER_MEMBER)}: {', '.join(differ)} differ")
+    if len({repr(sorted(d.items())) for d in dumps}) != len(dumps):
+        raise ValueError("a pack's members repeat: two have the same spec")
+    return specs
 
 
 class _Started(Reporter):
@@ -211,47 +187,49 @@ class _Started(Reporter):
         self.inner.on_done(run)
 
 
-def fit_one_by_one(spec: Spec, seeds: list[int], data_root, out_dirs, reporters,
-                   should_stop) -> dict[int, FitResult | BaseException]:
-    """The fallback: `engine.fit` per seed, one after another in this process."""
-    results: dict[int, FitResult | BaseException] = {}
-    for seed in seeds:
-        reporter = _Started(reporters.get(seed) or Reporter())
+def fit_one_by_one(specs: list[Spec], data_root, out_dirs, reporters,
+                   should_stop) -> list[FitResult | BaseException]:
+    """The fallback: `engine.fit` per member, one after another in this process."""
+    results: list[FitResult | BaseException] = []
+    for spec, out_dir, inner, stop in zip(specs, out_dirs, reporters, should_stop, strict=True):
+        reporter = _Started(inner or Reporter())
         try:
-            results[seed] = engine.fit(seeded(spec, seed), data_root=data_root, out_dir=out_dirs.get(seed),
-                                       reporter=reporter, should_stop=should_stop.get(seed))
-        except Exception as exc:  # noqa: BLE001 - one seed's failure is its result
+            results.append(engine.fit(spec, data_root=data_root, out_dir=out_dir, reporter=reporter,
+                                      should_stop=stop))
+        except Exception as exc:  # noqa: BLE001 - one member's failure is its result
             if not reporter.started and not results:
-                raise  # setup failed for the first seed: it fails alike for all of them
-            results[seed] = exc
+                raise  # setup failed for the first member: it fails alike for all of them
+            results.append(exc)
     return results
 
 
 @dataclass
 class Pack:
-    """The seeds' members around one stack, one stacked optimizer and one step."""
+    """The members around one stack, one stacked optimizer and one step."""
 
-    spec: Spec
+    specs: list[Spec]
     members: list[Member]
     stack: Stack
     step: StackedStep
 
     @classmethod
-    def setup(cls, spec: Spec, seeds: list[int], device: torch.device, data_root: Path | None,
-              out_dirs: dict, reporters: dict, should_stop: dict) -> "Pack":
-        """engine.setup for the first seed (data, pipelines, facts); every seed's model built as it would be alone."""
-        first = engine.setup(seeded(spec, seeds[0]), World(), device, data_root)
+    def setup(cls, specs: list[Spec], device: torch.device, data_root: Path | None,
+              out_dirs: list, reporters: list, should_stop: list) -> "Pack":
+        """engine.setup for the first member (data, pipelines, facts); every member's model built as it would be
+        alone; one optimizer over the stack (per-member settings: steps.make_pack_optimizer)."""
+        first = engine.setup(specs[0], World(), device, data_root)
         first.rng_state = torch.get_rng_state()
-        runs = [first] + [member_run(first, seeded(spec, s)) for s in seeds[1:]]
-        members = [Member(run, reporters.get(s) or Reporter(), should_stop.get(s), out_dirs.get(s), index=i)
-                   for i, (s, run) in enumerate(zip(seeds, runs, strict=True))]
-        stack = Stack([r.model for r in runs])
-        optimizer = engine.make_optimizer(spec, stack.params.values())
-        graphs = first.step.__class__ is GraphedStep  # setup chose CUDA graphs for this device
+        runs = [first] + [member_run(first, s) for s in specs[1:]]
+        members = [Member(run, reporters[i] or Reporter(), should_stop[i], out_dirs[i], index=i)
+                   for i, run in enumerate(runs)]
+        stack = Stack([r.model for r in runs], [s.label_smoothing for s in specs])
+        optimizer = make_pack_optimizer(specs, stack.params.values())
+        # setup chose CUDA graphs for this device; a per-member optimizer's step holds Python numbers: eager
+        graphs = first.step.__class__ is GraphedStep and isinstance(optimizer, type(first.optimizer))
         step = (GraphedStackedStep if graphs else StackedStep)(stack, optimizer, first.train_data, first.step.autocast)
-        return cls(spec, members, stack, step)
+        return cls(specs, members, stack, step)
 
-    def train(self) -> dict[int, FitResult | BaseException]:
+    def train(self) -> list[FitResult | BaseException]:
         for m in self.members:
             m.call(m.reporter.on_start, m.run.info)
         self.sync_alive()
@@ -263,7 +241,14 @@ class Pack:
         except Exception as exc:  # noqa: BLE001 - the shared step failed: every member still training ends
             for m in self.alive():
                 m.error = exc
-        return {m.seed: m.error if m.error is not None else self.result(m) for m in self.members}
+        return [m.error if m.error is not None else self.result(m) for m in self.members]
+
+    def evaluate(self, limit: int | None = None) -> tuple[list[evals.Evaluation], float]:
+        """Every member's evaluation from one vmapped pass per test chunk, and the seconds it took."""
+        run, t0 = self.members[0].run, time.perf_counter()
+        chunk = max(1, run.eval_batch // self.stack.size)  # eval_chunk sized for one model: S of them share it
+        out = evals.evaluate_stacked(self.stack.logits, run.test_data, chunk, self.step.autocast, limit)
+        return out, time.perf_counter() - t0
 
     def alive(self) -> list[Member]:
         return [m for m in self.members if m.error is None]
@@ -291,21 +276,33 @@ class Pack:
                 raise NoneLeft
 
     def end_epoch(self, epoch: int, stats: engine.EpochStats) -> None:
-        """Every living member's own epoch end; the pack stops when none is left."""
+        """Every member evaluated at once, then each living member's own epoch end; the pack stops when none is
+        left. The shared evaluation's time counts as each member's (as the shared training time does)."""
+        evaluations, seconds = self.evaluate()
         for m in self.alive():
-            m.call(self.finish_epoch, m, epoch, stats)
+            m.run.eval_seconds += seconds
+            m.call(self.finish_epoch, m, epoch, stats, evaluations[m.index], seconds)
         self.sync_alive()
         if not self.alive():
             raise NoneLeft
 
-    def finish_epoch(self, m: Member, epoch: int, stats: engine.EpochStats) -> None:
-        """The member's engine epoch end (evaluation, metrics, report, checkpoint), from its slice of the stack."""
+    def finish_epoch(self, m: Member, epoch: int, stats: engine.EpochStats, ev: evals.Evaluation,
+                     eval_seconds: float) -> None:
+        """The member's engine epoch end (metrics, report, checkpoint), from its slice of the stack."""
         train_loss = stats.train_loss[m.index]
         if not math.isfinite(train_loss):
             raise Diverged(f"seed {m.seed}: training loss is {train_loss} at epoch {epoch}")
-        t0 = time.perf_counter() - stats.seconds  # a member's epoch: the shared training, then its own evaluation
+        t0 = time.perf_counter() - stats.seconds - eval_seconds  # its epoch: the shared training and evaluation
         self.copy_out(m)
-        m.last = m.end(epoch, replace(stats, train_loss=train_loss), t0)
+        m.last = m.end(epoch, replace(stats, train_loss=train_loss), t0, ev)
+
+    def evaluate_subset(self, epoch: int, steps: int, samples: int) -> None:
+        """A curve point for every living member: the first `subset` test images, all members in one pass."""
+        evaluations, seconds = self.evaluate(self.members[0].run.plan.subset)
+        for m in self.alive():
+            m.run.eval_seconds += seconds
+            point = engine.eval_point(m.run, epoch, steps, samples, evaluations[m.index], full=False)
+            m.call(m.reporter.on_eval, point)
 
     @torch.no_grad()
     def copy_out(self, m: Member) -> None:
@@ -315,7 +312,8 @@ class Pack:
         for name, b in m.run.model.named_buffers():
             b.copy_(self.stack.buffers[name][m.index])
         if m.out_dir is not None:  # only checkpoints need it
-            m.run.optimizer.load_state_dict(member_optimizer_state(self.step.optimizer.state_dict(), m.index))
+            own = m.run.optimizer.state_dict()["param_groups"]  # its own lr, weight_decay, momentum
+            m.run.optimizer.load_state_dict(member_optimizer_state(self.step.optimizer.state_dict(), m.index, own))
 
     def result(self, m: Member) -> FitResult | BaseException:
         try:
@@ -327,11 +325,11 @@ class Pack:
 
 
 class PackEpochs(engine.Epochs):
-    """The pack as the engine's epoch loop sees it: the stacked step over every seed's plan, each living member's
-    own epoch end, and no evaluations within epochs (the members' weights are in the stack until copied out)."""
+    """The pack as the engine's epoch loop sees it: the stacked step over every member's plan, the members' curve
+    points and epoch ends, each evaluated together from the stack."""
 
     def __init__(self, pack: Pack):
-        super().__init__(pack.members[0].run, _EachMember(pack))  # the members' runs differ only in the seed
+        super().__init__(pack.members[0].run, _EachMember(pack))  # the members' runs differ only in PER_MEMBER
         self.pack = pack
 
     @property
@@ -341,8 +339,10 @@ class PackEpochs(engine.Epochs):
     def plan(self, epoch: int) -> EpochPlan:
         return EpochPlan.stack([m.plan(epoch) for m in self.pack.members])
 
-    def pauses(self, epoch: int, limit: int) -> None:
-        return None
+    def pauses(self, epoch: int, limit: int) -> engine.Pauses:
+        """The first member's schedule (every member's: they share the plan), evaluated for all members at once."""
+        due = engine.pauses(self.run, self.reporter, epoch, limit).at
+        return engine.Pauses(due, lambda steps, samples: self.pack.evaluate_subset(epoch, steps, samples))
 
     def end(self, epoch: int, stats: engine.EpochStats, t0: float) -> None:
         self.pack.end_epoch(epoch, stats)
@@ -373,15 +373,5 @@ def member_run(first: engine.Run, spec: Spec) -> engine.Run:
     optimizer = engine.make_optimizer(spec, model.parameters())
     step = EagerStep(model, optimizer, data, first.step.autocast)  # never trains: holds the autocast for evaluate
     info = first.info.model_copy(update={"spec": spec})
-    return engine.Run(spec, first.world, model, model, optimizer, step, None, data, first.test_data, info, rng_state=rng)
-
-
-def member_optimizer_state(stacked: dict, index: int) -> dict:
-    """One member's slice of a stacked optimizer's state_dict, laid out as its own optimizer's would be."""
-
-    def pick(v):
-        # Per-element state is (S, ...); Adam's step count is 0-d and shared. Cloned: a view would save all seeds.
-        return v[index].clone() if isinstance(v, torch.Tensor) and v.dim() > 0 else v
-
-    state = {k: {name: pick(v) for name, v in s.items()} for k, s in stacked["state"].items()}
-    return {"state": state, "param_groups": copy.deepcopy(stacked["param_groups"])}
+    return engine.Run(spec, first.world, model, model, optimizer, step, None, data, first.test_data, info,
+                      plan=first.plan, eval_batch=first.eval_batch, rng_state=rng)

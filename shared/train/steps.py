@@ -127,3 +127,69 @@ def make_scheduler(spec: Spec, optimizer: torch.optim.Optimizer, steps: int):
     if spec.lr_schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=spec.lr, total_steps=steps)
     return None
+
+
+def per_member(values, like: torch.Tensor) -> torch.Tensor:
+    """Member values (S,) shaped to broadcast over a stacked parameter (S, ...)."""
+    return torch.as_tensor(values, dtype=like.dtype, device=like.device).view(-1, *[1] * (like.dim() - 1))
+
+
+class MemberSGD(torch.optim.Optimizer):
+    """SGD (momentum, L2 weight decay) over stacked (S, ...) parameters with each member's own lr, weight_decay and
+    momentum: torch's SGD update per member, its state laid out as torch's (`momentum_buffer`)."""
+
+    def __init__(self, params, specs: list[Spec]):
+        super().__init__(params, {"lr": specs[0].lr})
+        self.hyper = {k: [getattr(s, k) for s in specs] for k in ("lr", "weight_decay", "momentum")}
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for p in self.param_groups[0]["params"]:
+            if p.grad is None:
+                continue
+            lr, wd, mom = (per_member(self.hyper[k], p) for k in ("lr", "weight_decay", "momentum"))
+            d = p.grad + wd * p
+            buf = self.state[p].get("momentum_buffer")
+            buf = d.clone() if buf is None else buf.mul_(mom).add_(d)  # first step: the buffer is d, as torch's
+            self.state[p]["momentum_buffer"] = buf
+            p.sub_(lr * buf)
+
+
+class MemberAdam(torch.optim.Optimizer):
+    """Adam (L2 weight decay) over stacked (S, ...) parameters with each member's own lr and weight_decay: torch's
+    Adam update per member, its state laid out as torch's (`step`, shared, 0-d; `exp_avg`, `exp_avg_sq`)."""
+
+    BETAS, EPS = (0.9, 0.999), 1e-8  # torch's defaults, as make_optimizer uses
+
+    def __init__(self, params, specs: list[Spec]):
+        super().__init__(params, {"lr": specs[0].lr})
+        self.hyper = {k: [getattr(s, k) for s in specs] for k in ("lr", "weight_decay")}
+        self.steps = 0
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        b1, b2 = self.BETAS
+        for p in self.param_groups[0]["params"]:
+            if p.grad is None:
+                continue
+            st = self.state[p]
+            if not st:
+                st.update(step=torch.tensor(0.0), exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+            st["step"] += 1
+            t = self.steps + 1  # the same count as st["step"], without a device sync
+            lr, wd = per_member(self.hyper["lr"], p), per_member(self.hyper["weight_decay"], p)
+            g = p.grad + wd * p
+            st["exp_avg"].lerp_(g, 1 - b1)
+            st["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (st["exp_avg_sq"].sqrt() / (1 - b2 ** t) ** 0.5).add_(self.EPS)
+            p.sub_(lr / (1 - b1 ** t) * st["exp_avg"] / denom)
+        self.steps += 1
+
+
+def make_pack_optimizer(specs: list[Spec], params) -> torch.optim.Optimizer:
+    """One optimizer over a pack's stacked parameters: the fused one where every member has the same settings,
+    else a per-member one (which steps eagerly: its bias corrections and member values are Python numbers)."""
+    fields = ("lr", "weight_decay") + (("momentum",) if specs[0].optimizer == "sgd" else ())
+    if all(getattr(s, k) == getattr(specs[0], k) for s in specs for k in fields):
+        return make_optimizer(specs[0], params)
+    return (MemberSGD if specs[0].optimizer == "sgd" else MemberAdam)(list(params), specs)

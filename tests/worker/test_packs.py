@@ -1,4 +1,5 @@
-"""A sweep cell's seeds claimed together and trained as one pack by a warm trainer (CNNLAB_PACK_SEEDS=always)."""
+"""A sweep's jobs that differ only in per-member fields (seeds, lr) claimed together and trained as one pack by a
+warm trainer (CNNLAB_PACK_SEEDS=always)."""
 
 from __future__ import annotations
 
@@ -29,13 +30,13 @@ def packing(data_root, cache_root, tmp_path):
     drop_postgres_database(url)
 
 
-def test_a_cells_seeds_train_as_one_pack_each_with_its_own_result(packing):
+def test_a_learning_rate_sweeps_seeds_train_as_one_pack_each_with_its_own_result(packing):
     api, url, var = packing
     sweep = api.post("/sweeps", json={"name": "pack", "base": {"preset": "mnist-fc", "overrides": SMALL},
-                                      "grid": {"lr": [0.01]}, "seeds": [0, 1, 2]}).json()
+                                      "grid": {"lr": [0.01, 0.05]}, "seeds": [0, 1]}).json()
     ids = sorted(j["id"] for j in api.get(f"/jobs?sweep_id={sweep['id']}").json()["items"])
     jobs = [api.wait(i) for i in ids]
-    assert [j["status"] for j in jobs] == ["succeeded"] * 3 and {j["attempts"] for j in jobs} == {1}, jobs
+    assert [j["status"] for j in jobs] == ["succeeded"] * 4 and {j["attempts"] for j in jobs} == {1}, jobs
     assert len({j["worker"] for j in jobs}) == 1  # claimed together by one slot
     with session_scope(url) as s:
         details = [s.get(Result, i).details for i in ids]
@@ -50,3 +51,6 @@ def test_a_cells_seeds_train_as_one_pack_each_with_its_own_result(packing):
     alone = api.post("/jobs", json={"preset": "mnist-fc", "overrides": {**SMALL, "lr": 0.01, "seed": 1}}).json()
     solo = api.wait(alone["id"])
     assert abs(solo["result"]["test_accuracy"] - jobs[1]["result"]["test_accuracy"]) <= 0.003  # as if alone
+    fast = api.wait(api.post("/jobs", json={"preset": "mnist-fc", "overrides": {**SMALL, "lr": 0.05, "seed": 0}}
+                             ).json()["id"])
+    assert abs(fast["result"]["test_accuracy"] - jobs[2]["result"]["test_accuracy"]) <= 0.003  # its own lr

@@ -88,3 +88,17 @@ def test_bad_requests_over_http(service):
     assert service.post("/jobs", data=b"x" * 200_000, headers={"Content-Type": "application/json"}).status_code == 413
     assert service.get("/jobs/123456789").status_code == 404
     assert service.get("/healthz").json() == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+def test_cuda_ranks_past_a_workers_gpus_fail_the_job_naming_both_numbers(monkeypatch):
+    from shared.train.launch import gpu_shortfall
+    from worker.supervisor import visible_gpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    assert visible_gpus() == ["3"]
+    assert gpu_shortfall("cuda", 2, len(visible_gpus()), "worker w") == \
+        "world_size 2 needs 2 GPUs (one per rank); worker w has 1"
+    assert gpu_shortfall("auto", 2, 1, "worker w") is not None  # auto on a GPU worker runs CUDA ranks
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpus() == [] and gpu_shortfall("auto", 2, 0, "worker w") is None  # CPU ranks (gloo)
+    assert gpu_shortfall("cuda", 1, 0, "worker w") is None and gpu_shortfall("cuda", 2, 2, "worker w") is None

@@ -182,3 +182,14 @@ def test_every_seeds_option_says_the_one_grammar():
     for command in ("train", "sweep"):
         proc = cnnlab(command, "--help")
         assert HELP in " ".join(proc.stdout.split()), command
+
+
+def test_more_cuda_ranks_than_gpus_is_one_error_naming_both_before_launching(data_dir, tmp_path):
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    ranks = max(2, gpus + 1)
+    proc = cnnlab("train", "mnist-fc", "--set", f"world_size={ranks}", "--set", "device=cuda",
+                  "--data-dir", data_dir, "--out", tmp_path / "run")
+    assert_one_line_error(proc, f"world_size {ranks} needs {ranks} GPUs", f"this machine has {gpus}")
+    assert proc.returncode == 2 and not (tmp_path / "run").exists()  # nothing launched, nothing written

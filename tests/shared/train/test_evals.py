@@ -86,3 +86,33 @@ def test_evaluating_within_epochs_leaves_training_unchanged_and_draws_the_points
     assert busy.points[-1].test_accuracy == evaluated.test_accuracy
     assert busy.phases == ["evaluating", "saving"] * 2 and quiet.phases == ["evaluating"] * 2
     assert evaluated.eval_seconds > 0 and evaluated.history[0].train_seconds < evaluated.history[0].seconds
+
+
+def test_large_chunks_give_the_lab_batch_numbers_to_float_rounding(data_dir):
+    """The chunk the device gets against the lab's test_batch_size (8 here): same predictions, loss to rounding."""
+    import torch
+
+    from shared.train.distributed import World
+    from shared.train.engine import setup
+
+    run = setup(spec(test_limit=600, train_limit=100, device="cpu"), World(), torch.device("cpu"), data_dir)
+    assert run.eval_batch >= 600  # the whole (limited) test split in one chunk on the CPU
+    small = evals.evaluate(run.model, run.test_data, 8)
+    large = evals.evaluate(run.model, run.test_data, run.eval_batch)
+    assert torch.equal(small.predictions, large.predictions) and small.accuracy == large.accuracy
+    assert abs(small.loss - large.loss) <= 1e-6 * small.loss
+    a = fit(spec(train_limit=500, test_limit=600, device="cpu", test_batch_size=8), data_root=data_dir)
+    b = fit(spec(train_limit=500, test_limit=600, device="cpu", test_batch_size=1000), data_root=data_dir)
+    assert a.test_accuracy == b.test_accuracy and abs(a.test_loss - b.test_loss) <= 1e-6 * a.test_loss
+
+
+def test_the_test_batch_is_honoured_only_where_the_batch_changes_a_number():
+    import torch
+
+    from shared.train.evals import batch_dependent, eval_chunk
+
+    cpu = torch.device("cpu")
+    lenet = resolve("cifar10-lenet")
+    assert lenet.test_batch_size == 8 and eval_chunk(lenet, cpu, (3, 32, 32), 10) > 1000
+    assert eval_chunk(lenet, torch.device("cuda"), (3, 32, 32), 10) > eval_chunk(lenet, cpu, (3, 32, 32), 10)
+    assert not batch_dependent(torch.nn.BatchNorm2d(4)) and batch_dependent(torch.nn.BatchNorm2d(4, track_running_stats=False))

@@ -74,7 +74,8 @@ def test_adam_augmentation_and_convs_match_alone(tmp_path):
 
 def test_initial_weights_are_the_seeds_own(data_dir):
     spec = resolve("mnist-cnn", SMALL)
-    pack = packs.Pack.setup(spec, [2, 7], torch.device("cpu"), data_dir, {}, {}, {})
+    pack = packs.Pack.setup([packs.seeded(spec, s) for s in (2, 7)], torch.device("cpu"), data_dir,
+                            [None] * 2, [None] * 2, [None] * 2)
     for i, s in enumerate((2, 7)):
         own = engine.setup(spec.model_copy(update={"seed": s}), World(), torch.device("cpu"), data_dir)
         for name, p in own.model.named_parameters():
@@ -116,7 +117,8 @@ def test_a_cancel_or_a_failure_ends_that_member_only(data_dir):
 def test_a_nan_ends_that_member_only(data_dir):
     spec = fc_spec(epochs=2, log_every=4)
     baseline = packs.fit_seeds(spec, [0, 1, 2], data_root=data_dir, strategy="vmap")
-    pack = packs.Pack.setup(spec, [0, 1, 2], torch.device("cpu"), data_dir, {}, {}, {})
+    pack = packs.Pack.setup([packs.seeded(spec, s) for s in (0, 1, 2)], torch.device("cpu"), data_dir, [None] * 3, [None] * 3,
+                            [None] * 3)
     with torch.no_grad():
         pack.stack.params["classifier.1.weight"][1, 0, 0] = float("nan")  # seed 1 only
     out = pack.train()
@@ -141,6 +143,32 @@ def test_a_packed_checkpoint_resumes_alone(data_dir, tmp_path):
         assert torch.allclose(state["optimizer"]["state"][k]["momentum_buffer"], v["momentum_buffer"], atol=1e-6)
     resumed = alone(spec, 1, data_dir, out_dir=dirs[1], resume=checkpoint.path_for(dirs[1], 1))
     assert_close_runs(resumed, together[1])
+
+
+def test_a_packed_vgg_seed_matches_the_seed_alone_running_statistics_included(tmp_path):
+    root = tiny_imagefolder(tmp_path / "data", n_train=16, n_test=8)
+    # SGD: Adam turns the rounding noise of a conv bias's gradient before BatchNorm (zero in exact arithmetic,
+    # ~1e-9 here) into lr-sized steps, which the running mean then carries (test losses ~1e-4 apart either way).
+    spec = resolve("cifar10-vgg", {"dataset": "tiny", "batch_size": 8, "epochs": 2, "device": "cpu",
+                                   "optimizer": "sgd", "lr": 0.01, "momentum": 0.5,
+                                   "model_args": {"cfg": [8, "M", 8, "M"]}})
+    models = {}
+
+    class Keep(Reporter):
+        def __init__(self, key):
+            self.key = key
+
+        def on_done(self, run):
+            models[self.key] = {k: v.clone() for k, v in run.model.state_dict().items()}
+
+    together = packs.fit_seeds(spec, [0, 1], data_root=root, strategy="vmap",
+                               reporters={s: Keep(("pack", s)) for s in (0, 1)})
+    for s in (0, 1):
+        assert_close_runs(together[s], alone(spec, s, root, reporter=Keep(("alone", s))), accuracy=0.0, loss=1e-4)
+        mean = "features.1.running_mean"  # the first BatchNorm's: each member's own statistics
+        assert torch.allclose(models[("pack", s)][mean], models[("alone", s)][mean], atol=1e-5)
+        assert models[("pack", s)]["features.1.num_batches_tracked"] == 8  # 2 epochs of 4 batches (32 images)
+    assert not torch.allclose(models[("pack", 0)][mean], models[("pack", 1)][mean])
 
 
 def test_batchnorm_nets_fall_back_to_one_run_per_seed(tmp_path):
@@ -168,10 +196,60 @@ def test_bad_input_raises_before_training(data_dir, tmp_path):
             packs.fit_seeds(fc_spec(), [0, 1], data_root=tmp_path / "nothing", strategy=strategy)
 
 
-@pytest.mark.parametrize("override", [{"lr_schedule": "cosine"}, {"label_smoothing": 0.1}, {"shuffle": False},
+@pytest.mark.parametrize("override", [{"lr_schedule": "cosine"}, {"shuffle": False},
                                       {"sort_by_class": True}, {"steps": 20}])
 def test_fields_the_stack_does_not_implement_train_one_seed_at_a_time(override):
     spec = resolve("mnist-fc", override)
     assert packs.pick_strategy(spec, torch.device("cpu")) == "sequential"
     with pytest.raises(ValueError, match=next(iter(override))):
         packs.fit_seeds(spec, [0, 1], strategy="vmap")
+
+
+@pytest.mark.parametrize("preset, overrides, members", [
+    ("mnist-fc", {}, [{"lr": 0.05}, {"lr": 0.01, "weight_decay": 1e-3}, {"momentum": 0.9, "seed": 3},
+                      {"label_smoothing": 0.1}]),
+    ("cifar10-lenet", {"dataset": "tiny", "batch_size": 8, "augment": True},
+     [{"lr": 3e-3}, {"lr": 1e-3, "weight_decay": 1e-2}, {"label_smoothing": 0.2, "seed": 1}]),
+])
+def test_members_with_their_own_lr_weight_decay_momentum_and_smoothing_match_their_lone_runs(
+        preset, overrides, members, data_dir, tmp_path):
+    root = tiny_imagefolder(tmp_path / "data") if preset.startswith("cifar") else data_dir
+    specs = [resolve(preset, {**SMALL, **overrides, "epochs": 2, **m}) for m in members]
+    dirs = [tmp_path / f"m{i}" for i in range(len(specs))]
+    together = packs.fit_pack(specs, data_root=root, out_dirs=dirs, strategy="vmap")
+    for spec, result, out in zip(specs, together, dirs, strict=True):
+        assert result.spec == spec
+        assert_close_runs(result, fit(spec, data_root=root), accuracy=0.003, loss=1e-4 if preset == "mnist-fc" else 1e-3)
+        group = checkpoint.load(checkpoint.path_for(out, 2))["optimizer"]["param_groups"][0]
+        assert (group["lr"], group["weight_decay"]) == (spec.lr, spec.weight_decay)  # its own, for a lone resume
+    assert len({r.test_loss for r in together}) == len(specs)  # the settings did train differently
+
+
+def test_packed_members_draw_their_curves_together(data_dir):
+    spec = fc_spec(eval_every=320, eval_samples=200)
+    points = {(k, s): [] for k in ("pack", "alone") for s in (0, 1)}
+
+    class Points(Reporter):
+        def __init__(self, key):
+            self.key = key
+
+        def on_eval(self, point):
+            points[self.key].append(point)
+
+    together = packs.fit_seeds(spec, [0, 1], data_root=data_dir, strategy="vmap",
+                               reporters={s: Points(("pack", s)) for s in (0, 1)})
+    for s in (0, 1):
+        alone(spec, s, data_dir, reporter=Points(("alone", s)))
+        packed, lone = points[("pack", s)], points[("alone", s)]
+        assert [(p.samples_seen, p.full, p.test_samples) for p in packed] == \
+            [(p.samples_seen, p.full, p.test_samples) for p in lone] and len(lone) == 4  # 3 on 200 images, the end
+        for a, b in zip(packed, lone, strict=True):
+            assert abs(a.test_accuracy - b.test_accuracy) <= 0.005 and math.isclose(a.test_loss, b.test_loss, rel_tol=1e-4)
+        assert together[s].eval_seconds > 0
+
+
+def test_members_that_differ_beyond_the_per_member_fields_do_not_pack(data_dir):
+    with pytest.raises(ValueError, match="batch_size differ"):
+        packs.fit_pack([fc_spec(), fc_spec(batch_size=32)], data_root=data_dir)
+    with pytest.raises(ValueError, match="repeat"):
+        packs.fit_pack([fc_spec(lr=0.1), fc_spec(lr=0.1)], data_root=data_dir)
