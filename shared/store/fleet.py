@@ -147,7 +147,8 @@ def check_dataset(broker_url: str, queue: str, dataset: str) -> None:
     dirs = ", ".join(sorted({str(w.get("data_dir", "?")) for w in live}))
     raise SpecError([{"field": "dataset", "message": (
         f"no live worker of the {queue} queue has dataset {dataset!r}: looked for {looked_for(dataset)} in their "
-        f"CNNLAB_DATA_DIR ({dirs}); put it there, or start a worker that has it"
+        f"CNNLAB_DATA_DIR ({dirs}); put it there, or start a worker that has it (workers report their datasets "
+        f"every {settings().dispatch_seconds:g} s: a folder just added counts from their next report)"
         + (" or may download it (CNNLAB_DOWNLOAD=1)" if dataset in DOWNLOADABLE else ""))}])
 
 

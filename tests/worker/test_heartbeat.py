@@ -6,10 +6,28 @@ from __future__ import annotations
 import time
 
 import pytest
-from support import LiveAPI, WorkerProcess, linked_data_dir, service_env
+from support import LiveAPI, WorkerProcess, drop_postgres_database, linked_data_dir, private_backends, service_env
 
 from shared.lab.specs import SpecError
 from shared.store import fleet
+
+
+@pytest.fixture
+def backends():
+    """A database and a Redis database of this module's own: the session's worker heartbeats into the shared one."""
+    url, broker = private_backends()
+    yield url, broker
+    drop_postgres_database(url)
+
+
+@pytest.fixture
+def pg_url(backends):
+    return backends[0]
+
+
+@pytest.fixture
+def redis_url(backends):
+    return backends[1]
 
 
 @pytest.fixture
@@ -54,7 +72,8 @@ def test_a_dataset_no_live_worker_has_is_refused_naming_where_it_was_looked_for(
     finally:
         worker.stop()
     _reports_clear()
-    assert not fleet.reports(redis_url)  # a stopping worker withdraws its heartbeat
+    # a stopping worker withdraws its heartbeat (other tests' workers may share this Redis database)
+    assert not any(w["name"] == "held@localhost" for w in fleet.reports(redis_url) or [])
     r = api.post("/jobs", json={"preset": "cifar10-lenet"})
     assert r.status_code == 201, r.text  # no live worker: accepted, it waits for one that may have the data
 

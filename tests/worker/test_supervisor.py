@@ -73,7 +73,10 @@ def test_a_failing_job_ends_failed_with_its_error(service, tmp_path):
         for i, size in enumerate((16, 18)):
             (root / split / "a").mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.zeros((size, size), dtype=np.uint8)).save(root / split / "a" / f"{i}.png")
-    r = service.post("/jobs", json={"spec": {"model": "fc2", "dataset": "uneven"}})
+    deadline = time.monotonic() + 60  # the worker reports its datasets each dispatch round: the folder is new
+    while (r := service.post("/jobs", json={"spec": {"model": "fc2", "dataset": "uneven"}})).status_code == 422:
+        assert "next report" in r.text and time.monotonic() < deadline, r.text
+        time.sleep(0.5)
     assert r.status_code == 201, r.text
     job = service.wait(r.json()["id"])
     assert job["status"] == "failed"
