@@ -133,7 +133,9 @@ def has_batchnorm(spec: Spec) -> bool:
 # Spec fields the stacked loop does not implement, at their defaults: a spec that changes one trains its seeds
 # one after another through engine.fit, which does.
 STACKED_DEFAULTS = {"shuffle": True, "sort_by_class": False, "steps": None, "lr_schedule": "none",
-                    "label_smoothing": 0.0, "permutation": "fixed"}  # per_seed: each seed's own pixels
+                    "label_smoothing": 0.0, "permutation": "fixed",  # per_seed: each seed's own pixels
+                    "translate": 4, "padding": "zeros", "flip": "random", "bias_lr_scale": 1.0, "lookahead": False,
+                    "whiten_bias_epochs": None, "tta": 0}  # the fast recipe's ingredients (shared.train.recipe)
 
 
 def unstackable(spec: Spec) -> list[str]:
