@@ -239,7 +239,7 @@ class VGG(nn.Module):
 
 @register("fastnet")
 class FastNet(nn.Module):
-    """airbench94's net: a 2x2 whitening conv, three conv-pool-BN-GELU x2 groups (64/256/256), max-pool, linear x 1/9 (1,972,792 params).
+    """airbench94's net: 2x2 whitening conv, three conv-pool-BN-GELU groups (64/256/256), linear x 1/9 (1,972,792 params).
 
     model_args: widths (the three groups' channels), whiten (false: the first conv is learned, default-initialized),
     dirac (identity-initialized 3x3 convs), fixed_bn_scale (BatchNorm's scale frozen at 1).

@@ -15,7 +15,6 @@ from shared.train.batches import DevicePipeline
 from shared.train.lookahead import Lookahead
 from shared.train.whitening import SAMPLE, BiasFreeze, Whitening
 
-
 VIEWS = {1: 2, 2: 6}  # views per test image at each TTA level (shared.train.tta.views)
 
 

@@ -23,7 +23,7 @@ def views(x: torch.Tensor, level: int) -> list[tuple[float, torch.Tensor]]:
     """(weight, view) pairs for normalized inputs x (B, C, H, W); the weights sum to 1."""
     if level == 0:
         return [(1.0, x)]
-    pairs = [(0.5, x)] if level == 1 else [(0.5, x), (0.25, shifted(x, -1, -1)), (0.25, shifted(x, 1, 1))]
+    pairs = [(1.0, x)] if level == 1 else [(0.5, x), (0.25, shifted(x, -1, -1)), (0.25, shifted(x, 1, 1))]
     return [(weight / 2, v) for weight, view in pairs for v in (view, view.flip(-1))]
 
 
