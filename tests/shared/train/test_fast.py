@@ -123,3 +123,17 @@ def test_tta_views_are_the_stated_ones():
     assert torch.equal(up_left[..., 0, 1:], x[..., 1, :-1])  # the border reflected
     assert torch.equal(two[2][1], up_left) and torch.equal(two[3][1], up_left.flip(-1))
     assert torch.equal(two[4][1][..., :-1, :-1], x[..., 1:, 1:])
+
+
+def test_the_preset_trains_through_the_engine_and_resumes(data_dir, tmp_path):
+    from shared.train import engine
+
+    spec = resolve("cifar10-fast", {"dataset": "cifar10-jpeg", "train_limit": 256, "test_limit": 100, "epochs": 5,
+                                    "batch_size": 64, "test_batch_size": 50, "model_args.widths": [8, 16, 16],
+                                    "device": "cpu"})
+    whole = engine.fit(spec, data_root=data_dir, out_dir=tmp_path)
+    assert whole.tta.level == 2 and whole.tta.views == 6 and whole.test_accuracy == whole.tta.accuracy
+    assert whole.tta.plain_accuracy == whole.history[-1].test_accuracy
+    resumed = engine.fit(spec, data_root=data_dir, resume=tmp_path / "epoch-004.pt")  # lookahead on since epoch 4
+    assert (resumed.test_accuracy, resumed.tta.plain_accuracy) == (whole.test_accuracy, whole.tta.plain_accuracy)
+    assert resumed.history[-1].test_loss == whole.history[-1].test_loss
