@@ -213,7 +213,7 @@ def log_to_stderr() -> None:
 def details(result: FitResult, run: Run | None, pack: PackInfo | None = None) -> ResultDetails:
     """The stored details of `result`, with the pages' images drawn from the trained `run` (no reload)."""
     out = ResultDetails(confusion=result.confusion, misclassified=result.misclassified, history=result.history,
-                        pack=pack)
+                        pack=pack, tta=result.tta)
     try:  # the pages' images are extras: failing to draw them must never fail the job
         if run is None:
             raise RuntimeError("the engine handed over no trained model to draw from")

@@ -59,6 +59,9 @@ CATALOG: dict[str, ModelFacts] = {f.name: f for f in (
            activation="relu", pool="max", dropout=0.0, conv="5x5", residual=False, blocks=0),
     _facts("vgg", True, 32, "The lab's VGG: 3x3 conv-BN-ReLU stages and max-pools, then Linear(512, classes) on "
            "32x32 (9,231,114 params).", cfg=None),
+    _facts("fastnet", True, 16, "airbench94's net: 2x2 whitening conv, three conv-pool-BN-GELU groups "
+           "(64/256/256), linear x 1/9 (1,972,792 params).",
+           widths=None, whiten=True, dirac=True, fixed_bn_scale=True),
 )}
 
 

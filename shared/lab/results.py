@@ -108,8 +108,22 @@ class RunSummary(BaseModel):
     environment: Environment
 
 
+class TTAResult(BaseModel):
+    """Test-time augmentation of a run's final evaluation (spec `tta`), with the plain evaluation beside it."""
+
+    level: int = Field(description="1: mirror; 2: mirror + 1-pixel translations")
+    views: int = Field(description="views evaluated per test image")
+    accuracy: float = Field(description="a fraction: the run's test_accuracy")
+    loss: float
+    plain_accuracy: float = Field(description="a fraction: the same weights on the plain test images")
+    plain_loss: float
+    seconds: float = Field(description="time of the TTA evaluation (part of eval_seconds)")
+
+
 class FitResult(RunSummary):
     """Everything `fit` returns on rank 0."""
+
+    tta: TTAResult | None = None
 
     spec: Spec
     history: list[EpochMetrics]
@@ -179,6 +193,7 @@ class ResultDetails(BaseModel):
     misclassified: list[Misclassified] = Field(default_factory=list)
     history: list[EpochMetrics] = Field(default_factory=list)
     pack: PackInfo | None = None
+    tta: TTAResult | None = None
     artifacts: dict[str, Any] | None = Field(None, description="the pages' images: PNG data URIs and their captions")
     artifacts_error: str | None = Field(None, description="why the images could not be drawn")
     local: bool = Field(False, description="recorded from a run trained outside the service (`cnnlab train`)")

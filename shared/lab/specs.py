@@ -50,6 +50,23 @@ class Spec(BaseModel):
     momentum: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0, le=1)
     augment: bool = Field(False, description="random 32-style crop with 4-pixel padding + horizontal flip")
+    translate: int = Field(4, ge=0, le=16, description="augment: the crop's padding in pixels (a shift of up to "
+                           "this many pixels each way)")
+    padding: Literal["zeros", "reflect"] = Field("zeros", description="augment: how the crop pads (zeros as "
+                                                 "RandomCrop; reflect mirrors the border)")
+    flip: Literal["random", "alternating"] = Field("random", description="augment: random (each image flipped with "
+                                                   "probability 1/2 each epoch) or alternating (each image flipped "
+                                                   "every other epoch, from a random first epoch)")
+    nesterov: bool = Field(False, description="sgd: Nesterov momentum (needs momentum > 0)")
+    bias_lr_scale: float = Field(1.0, gt=0, le=1000, description="BatchNorm biases train at lr x this (weight "
+                                 "decay / this, the same decay per step)")
+    lookahead: bool = Field(False, description="after epoch 3, every 5 steps pull the weights to their running "
+                            "average (decay rising to 0.95^5 over the run) and copy it back; each epoch ends on it")
+    whiten_bias_epochs: int | None = Field(None, ge=0, le=1000, description="a net with a whitening layer: train its "
+                                           "bias for the first N epochs, then freeze it; null: trained throughout")
+    tta: int = Field(0, ge=0, le=2, description="test-time augmentation of the final evaluation: 0 none, 1 mirror, "
+                     "2 mirror + 1-pixel translations (6 views); the run's test_accuracy is then the TTA one, the "
+                     "plain one recorded beside it")
     mean: list[float] | None = Field(None, description="per-channel normalization mean; null: dataset default")
     std: list[float] | None = Field(None, description="per-channel normalization std; null: dataset default")
     permute_pixels: bool = False
@@ -77,9 +94,10 @@ class Spec(BaseModel):
                                 "epoch's order is drawn; with shuffle false every epoch is all 0s, then all 1s, ...")
     steps: int | None = Field(None, ge=1, le=10_000_000, description="train for this many optimizer steps instead "
                               "of `epochs` passes (the last pass is cut short); null: `epochs` decides")
-    lr_schedule: Literal["none", "cosine", "onecycle"] = Field(
+    lr_schedule: Literal["none", "cosine", "onecycle", "triangle"] = Field(
         "none", description="learning rate over the run's optimizer steps: none (constant lr), cosine "
-        "(CosineAnnealingLR from lr to 0), onecycle (OneCycleLR with max_lr = lr)")
+        "(CosineAnnealingLR from lr to 0), onecycle (OneCycleLR with max_lr = lr), triangle (linear from 0.2 lr up "
+        "to lr at 23% of the steps, then down to 0.07 lr)")
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="cross-entropy label smoothing in training "
                                    "(the evaluation loss stays plain cross-entropy)")
     max_minutes: float | None = Field(None, gt=0, le=43_200, description="wall-time limit of one run (attempt) in "
@@ -126,6 +144,8 @@ class Spec(BaseModel):
             raise ValueError("mean and std need one value per channel")
         if self.sync_bn and self.device == "cpu":
             raise ValueError(SYNC_BN_NEEDS_CUDA)
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
+            raise ValueError("nesterov needs optimizer sgd and momentum > 0")
         if self.batch_size < self.world_size:
             raise ValueError("batch_size must be at least world_size (the global batch is split across ranks)")
         return self
@@ -156,6 +176,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cifar10-vgg": dict(model="vgg", dataset="cifar10", epochs=10, batch_size=128, test_batch_size=128,
                         optimizer="adam", lr=1e-3, augment=True,
                         mean=[0.4914, 0.4822, 0.4465], std=[0.2023, 0.1994, 0.2010]),
+    # airbench94's recipe (Jordan 2024, arXiv 2404.00498) as ordinary spec fields; its per-1024-example sum-loss
+    # hyperparameters turned into mean-loss ones: lr 11.5 / (1 + 1/(1 - 0.85)) = 1.5, weight decay
+    # 0.0153 / (1 + 1/0.15) / 1.5 = 1.33e-3 (the same decay per step).
+    "cifar10-fast": dict(model="fastnet", dataset="cifar10", epochs=10, batch_size=1024, test_batch_size=2000,
+                         optimizer="sgd", lr=1.5, momentum=0.85, nesterov=True, weight_decay=1.33e-3,
+                         bias_lr_scale=64.0, label_smoothing=0.2, lr_schedule="triangle", lookahead=True,
+                         whiten_bias_epochs=3, augment=True, translate=2, padding="reflect", flip="alternating",
+                         tta=2, eval_every=0, mean=[0.4914, 0.4822, 0.4465], std=[0.2470, 0.2435, 0.2616]),
 }
 
 

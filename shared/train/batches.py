@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from shared.train import augment
+from shared.train.augment import alternating_flips
 from shared.train.data import Split
 
 PAD = 4  # pixels of zero padding before a random crop, as RandomCrop(32, padding=4)
@@ -42,19 +44,21 @@ class EpochPlan:
 
     @classmethod
     def make(cls, n: int, seed: int, epoch: int, augment: bool, device: torch.device, *, shuffle: bool = True,
-             base: torch.Tensor | None = None) -> "EpochPlan":
+             base: torch.Tensor | None = None, pad: int = PAD, flip: str = "random") -> "EpochPlan":
         """The plan of `epoch`: a pure function of its arguments, so every rank and a resumed run agree.
 
         `base` (N,) is the training set's order before shuffling (None: the stored order); shuffle=False
-        keeps it every epoch.
+        keeps it every epoch. `pad`: the largest shift; flip "alternating": each image every other epoch.
         """
         g = epoch_generator(seed, epoch)
         perm = torch.randperm(n, generator=g)  # drawn either way: augmentation draws stay the same without shuffle
         order = perm if shuffle else torch.arange(n)
         if base is not None:
             order = base.cpu()[order]
-        offsets = torch.randint(0, 2 * PAD + 1, (n, 2), generator=g) if augment else None
+        offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=g) if augment else None
         flips = torch.rand(n, generator=g) < 0.5 if augment else None
+        if augment and flip == "alternating":
+            flips = alternating_flips(n, seed, epoch)[order]  # by position in the order, as the other draws
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return cls(move(order), move(offsets), move(flips))
 
@@ -109,7 +113,8 @@ class DevicePipeline:
     """A split moved once to the device as uint8; `batch()` returns normalized float inputs and labels."""
 
     def __init__(self, split: Split, device: torch.device, mean: list[float], std: list[float],
-                 permutation: torch.Tensor | None = None, channels_last: bool = False):
+                 permutation: torch.Tensor | None = None, channels_last: bool = False, pad: int = PAD,
+                 padding: str = "zeros"):
         c = split.images.shape[1]
         if len(mean) == 1 and c > 1:
             mean, std = mean * c, std * c
@@ -123,6 +128,7 @@ class DevicePipeline:
         self.scale, self.bias = 1.0 / (255.0 * s), -m / s
         self.permutation = None if permutation is None else permutation.to(device)
         self.channels_last = channels_last
+        self.pad, self.reflect = pad, padding == "reflect"  # the crop's padding (EpochPlan's offsets are in [0, 2 pad])
         self.device = device
 
     def __len__(self) -> int:
@@ -133,7 +139,7 @@ class DevicePipeline:
         # index_select, not images[idx]: the same gather, several times faster on CPU (an MNIST batch: ~6 vs ~25 us)
         x = self.images.index_select(0, idx)
         if offsets is not None:
-            x = crop_flip(x, offsets, flips)
+            x = augment.crop_flip(x, offsets, flips, self.pad, self.reflect)
         if self.permutation is not None:
             b, c, h, w = x.shape
             x = x.flatten(2).index_select(2, self.permutation).view(b, c, h, w)
@@ -145,12 +151,4 @@ class DevicePipeline:
 
 def crop_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
     """Random crop after PAD-pixel zero padding plus horizontal flip, for a whole uint8 batch in one gather."""
-    b, c, h, w = x.shape
-    xp = torch.nn.functional.pad(x, (PAD, PAD, PAD, PAD))  # (B, C, H+8, W+8), zeros like RandomCrop's fill
-    ar_h = torch.arange(h, device=x.device)
-    ar_w = torch.arange(w, device=x.device)
-    rows = offsets[:, 0:1] + ar_h  # (B, H)
-    cols = offsets[:, 1:2] + torch.where(flips[:, None], w - 1 - ar_w, ar_w)  # (B, W), reversed when flipped
-    bi = torch.arange(b, device=x.device)[:, None, None, None]
-    ci = torch.arange(c, device=x.device)[None, :, None, None]
-    return xp[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
+    return augment.crop_flip(x, offsets, flips, PAD, reflect=False)

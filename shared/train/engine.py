@@ -22,7 +22,7 @@ from shared.lab.models import model_facts
 from shared.lab.results import DataInfo, EpochMetrics, EvalPoint, FitResult, RunInfo
 from shared.lab.settings import settings
 from shared.lab.specs import Spec
-from shared.train import checkpoint, distributed, evals
+from shared.train import checkpoint, distributed, evals, recipe
 from shared.train.batches import (
     DevicePipeline,
     EpochPlan,
@@ -209,7 +209,7 @@ def setup(spec: Spec, world: distributed.World, device: torch.device, data_root:
     perm = spec_permutation(spec, h, w)
     # NHWC for the conv nets on CPU too: oneDNN's conv and pooling kernels are faster on it (VGG ~15%, LeNet ~7%).
     channels_last = model_facts(spec.model).convolutional
-    train_data = DevicePipeline(train, device, mean, std, perm, channels_last)
+    train_data = DevicePipeline(train, device, mean, std, perm, channels_last, spec.translate, spec.padding)
     test_data = DevicePipeline(test, device, mean, std, perm, channels_last)
 
     model = build_model(spec.model, train.shape, len(train.classes), **spec.model_args)
@@ -218,7 +218,7 @@ def setup(spec: Spec, world: distributed.World, device: torch.device, data_root:
         distributed.require_cuda_for_sync_bn(device)
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    optimizer = make_optimizer(spec, model.parameters())
+    optimizer = make_optimizer(spec, model)
     steps_per_epoch = len(batch_slices(len(train), spec.batch_size, world.size))
     scheduler = make_scheduler(spec, optimizer, total_steps(spec, steps_per_epoch))
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
@@ -227,6 +227,7 @@ def setup(spec: Spec, world: distributed.World, device: torch.device, data_root:
     graphs = settings().cuda_graphs and device.type == "cuda" and world.size == 1 and scheduler is None
     step = (GraphedStep if graphs else EagerStep)(net, optimizer, train_data, autocast,
                                                   label_smoothing=spec.label_smoothing, scheduler=scheduler)
+    step.hooks = recipe.attach(spec, model, train_data, steps_per_epoch, total_steps(spec, steps_per_epoch))
 
     data = DataInfo(**{k: train.info.get(k) for k in ("name", "source", "fingerprint")},
                     train_samples=len(train), test_samples=len(test), classes=train.classes, mean=mean, std=std,
@@ -284,7 +285,7 @@ class Epochs:
     def plan(self, epoch: int) -> EpochPlan:
         spec, data = self.run.spec, self.run.train_data
         return EpochPlan.make(len(data), spec.seed, epoch, spec.augment, data.device, shuffle=spec.shuffle,
-                              base=self.base)
+                              base=self.base, pad=spec.translate, flip=spec.flip)
 
     def pauses(self, epoch: int, limit: int) -> Pauses | None:
         """Rank 0's evaluations within `epoch` (its first `limit` steps)."""
@@ -300,6 +301,7 @@ def train_epochs(loop: Epochs) -> Evaluation | None:
     run, last = loop.run, None
     spec, world, spe = run.spec, run.world, run.info.steps_per_epoch
     log_every = evals.log_interval(spec, total_steps(spec, spe))
+    loop.step.begin(run.info.start_epoch * spe)  # the step hooks' state (lookahead, freezes) for where it starts
     for epoch in range(run.info.start_epoch + 1, planned_epochs(spec, spe) + 1):
         t0 = time.perf_counter()
         plan = loop.plan(epoch)
@@ -378,7 +380,8 @@ def summarize(run: Run, last: Evaluation | None) -> FitResult:
     train_seconds = sum(m.train_seconds for m in run.history)
     samples = sum(m.samples_per_second * m.train_seconds for m in run.history)
     labels = run.test_data.labels.cpu()
-    return FitResult(
+    last, tta = recipe.tta(run, last)  # the spec's test-time augmentation, the plain evaluation beside it
+    return FitResult(tta=tta,
         spec=run.spec, params=run.info.params, epochs=len(run.history), test_accuracy=last.accuracy,
         test_loss=last.loss, train_seconds=train_seconds, eval_seconds=run.eval_seconds,
         samples_per_second=samples / train_seconds if train_seconds else 0.0, history=run.history,

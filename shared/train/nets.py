@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 
 from shared.lab.models import model_facts
+from shared.train import fastnet
+from shared.train.whitening import Whitening
 
 Shape = tuple[int, int, int]  # (channels, height, width) of one input image
 
@@ -257,3 +259,39 @@ class VGG(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x).flatten(1))  # (B, 512, 1, 1) -> (B, 512) -> logits
+
+
+@register("fastnet")
+class FastNet(nn.Module):
+    """airbench94's net: 2x2 whitening conv, three conv-pool-BN-GELU groups (64/256/256), linear x 1/9 (1,972,792 params).
+
+    model_args: widths (the three groups' channels), whiten (false: the first conv is learned, default-initialized),
+    dirac (identity-initialized 3x3 convs), fixed_bn_scale (BatchNorm's scale frozen at 1).
+    """
+
+    def __init__(self, in_shape: Shape, num_classes: int, widths: list[int] | None = None, whiten: bool = True,
+                 dirac: bool = True, fixed_bn_scale: bool = True):
+        super().__init__()
+        widths = list(widths or fastnet.WIDTHS)
+        if len(widths) != 3 or not all(isinstance(w, int) and 1 <= w <= 4096 for w in widths):
+            raise ValueError(f"widths must be three channel counts from 1 to 4096, got {widths!r}")
+        for arg, value in (("whiten", whiten), ("dirac", dirac), ("fixed_bn_scale", fixed_bn_scale)):
+            _choice(arg, value, (False, True))
+        c = in_shape[0]
+        first = Whitening(c, 2) if whiten else nn.Conv2d(c, 2 * c * 4, kernel_size=2)
+        groups, c_in = [], first.out_channels
+        for w in widths:
+            groups.append(fastnet.conv_group(c_in, w, dirac, fixed_bn_scale))
+            c_in = w
+        # (B, 3, 32, 32) -> 31 -> 15 -> 7 -> 3 -> global max -> (B, widths[-1]); airbench's MaxPool2d(3) on 32x32
+        self.features = nn.Sequential(first, nn.GELU(), *groups, nn.AdaptiveMaxPool2d(1))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(c_in, num_classes, bias=False),
+                                        fastnet.Scale(fastnet.LOGIT_SCALE))
+
+    def prepare(self, images: torch.Tensor) -> None:
+        """Before training: fit the whitening filters to normalized training images (N, C, H, W)."""
+        if isinstance(self.features[0], Whitening):
+            self.features[0].fit(images)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))

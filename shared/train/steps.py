@@ -23,6 +23,14 @@ class EagerStep:
         self.model, self.optimizer, self.data, self.autocast = model, optimizer, data, autocast
         self.label_smoothing = label_smoothing  # training loss only: evaluation stays plain cross-entropy
         self.scheduler = scheduler  # stepped after every optimizer step (None: a constant learning rate)
+        self.hooks: list = []  # called with the optimizer steps done after each (lookahead, a layer's freeze)
+        self.done = 0
+
+    def begin(self, done: int) -> None:
+        """Training starts (or resumes) with `done` optimizer steps behind it: the hooks set their state."""
+        self.done = done
+        for hook in self.hooks:
+            hook.begin(done)
 
     def criterion(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The lab's log_softmax + nll_loss in one, with optional label smoothing."""
@@ -39,6 +47,9 @@ class EagerStep:
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
+        self.done += 1
+        for hook in self.hooks:
+            hook(self.done)
         return loss.detach()
 
     def forward(self, idx, offsets=None, flips=None) -> torch.Tensor:
@@ -71,7 +82,7 @@ class GraphedStep(EagerStep):
 
     def __call__(self, idx, offsets=None, flips=None, share: float = 1.0) -> torch.Tensor:
         inputs = (idx, offsets, flips)
-        if self.disabled or share != 1.0 or (self.static is not None and len(idx) != len(self.static[0])):
+        if self.disabled or self.hooks or share != 1.0 or (self.static is not None and len(idx) != len(self.static[0])):
             return super().__call__(*inputs, share=share)
         if self.static is None:
             self.static = tuple(None if t is None else t.clone() for t in inputs)
@@ -109,14 +120,29 @@ class GraphedStep(EagerStep):
         return self.loss
 
 
+def param_groups(spec: Spec, model: torch.nn.Module) -> list:
+    """The model's parameters; with `bias_lr_scale` the BatchNorm biases as their own group at lr x scale and
+    weight decay / scale (the same decay per step: airbench94's BatchNorm bias rate)."""
+    if spec.bias_lr_scale == 1.0:
+        return list(model.parameters())
+    biases = {id(m.bias): m.bias for m in model.modules()
+              if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.bias is not None}
+    rest = [p for p in model.parameters() if id(p) not in biases]
+    return [{"params": rest}, {"params": list(biases.values()), "lr": spec.lr * spec.bias_lr_scale,
+                               "weight_decay": spec.weight_decay / spec.bias_lr_scale}]
+
+
 def make_optimizer(spec: Spec, params) -> torch.optim.Optimizer:
-    params = list(params)
+    """The spec's optimizer over `params` (a model: its parameter groups, `param_groups`)."""
+    params = param_groups(spec, params) if isinstance(params, torch.nn.Module) else list(params)
+    first = params[0]["params"][0] if params and isinstance(params[0], dict) else (params[0] if params else None)
     # capturable keeps Adam's step count on the GPU, so a CUDA graph can hold optimizer.step()
-    cuda = {"capturable": True} if params and params[0].is_cuda else {}
+    cuda = {"capturable": True} if first is not None and first.is_cuda else {}
     # fused: one kernel over all parameters instead of a Python loop of small ops, on CPU and CUDA alike
     # (Adam on VGG's 9.2M parameters on CPU: ~2.4 ms a step instead of ~24 ms; SGD on the MNIST nets ~2x).
     if spec.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay, fused=True)
+        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
+                               nesterov=spec.nesterov, fused=True)
     return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay, fused=True, **cuda)
 
 
@@ -124,6 +150,8 @@ def make_scheduler(spec: Spec, optimizer: torch.optim.Optimizer, steps: int):
     """The spec's learning-rate schedule over `steps` optimizer steps, stepped after each; None for a constant lr."""
     if spec.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    if spec.lr_schedule == "triangle":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: triangle(i, steps))
     if spec.lr_schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=spec.lr, total_steps=steps)
     return None
@@ -193,3 +221,15 @@ def make_pack_optimizer(specs: list[Spec], params) -> torch.optim.Optimizer:
     if all(getattr(s, k) == getattr(specs[0], k) for s in specs for k in fields):
         return make_optimizer(specs[0], params)
     return (MemberSGD if specs[0].optimizer == "sgd" else MemberAdam)(list(params), specs)
+
+
+TRIANGLE = (0.2, 0.23, 0.07)  # airbench94's: lr x 0.2 at the start, x 1 at 23% of the steps, x 0.07 at the end
+
+
+def triangle(i: int, steps: int) -> float:
+    """The triangular schedule's lr factor after `i` of `steps` optimizer steps."""
+    start, peak, end = TRIANGLE
+    top = max(1, int(peak * steps))
+    if i <= top:
+        return start + (1 - start) * i / top
+    return 1 + (end - 1) * min(1.0, (i - top) / max(1, steps - top))

@@ -56,7 +56,7 @@ def test_bad_listed_cells_are_422_and_store_nothing(client, sent, db_url, change
 
 def test_studies_list_names_sizes_with_notes(client):
     items = client.get("/studies").json["items"]
-    assert len(items) == 9 and items[0]["name"] == "fc-vs-cnn"
+    assert len(items) == 10 and items[0]["name"] == "fc-vs-cnn"
     vgg = next(i for i in items if i["name"] == "lenet-vs-vgg")
     assert [z["name"] for z in vgg["sizes"]] == ["quick", "full"] and "epochs" in vgg["sizes"][0]["note"]
     assert vgg["sizes"][0]["reduced"] and not vgg["sizes"][1]["reduced"]

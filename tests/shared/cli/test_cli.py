@@ -82,7 +82,7 @@ def test_presets_lists_them_all():
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.strip().splitlines()]
     assert [r["preset"] for r in rows] == list(PRESETS)
-    assert len(rows) == 7
+    assert len(rows) == 8
     by_name = {r["preset"]: r["spec"] for r in rows}
     assert by_name["cifar10-vgg"]["batch_size"] == 128 and by_name["mnist-cnn"]["model_args"] == {"n_feature": 6}
 

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from shared.lab.specs import PRESETS, Spec, SpecError, parse_assignments, preset_spec, resolve
 
 ALL_PRESETS = ["mnist-fc", "mnist-cnn", "mnist-fc-permuted", "mnist-cnn-permuted", "cifar10-lenet",
-               "cifar10-lenet-1989", "cifar10-vgg"]
+               "cifar10-lenet-1989", "cifar10-vgg", "cifar10-fast"]
 
 
 def fields(err: SpecError) -> list[str]:
