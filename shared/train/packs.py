@@ -84,7 +84,7 @@ def seeded(spec: Spec, seed: int) -> Spec:
 STACKED_DEFAULTS = {"shuffle": True, "sort_by_class": False, "steps": None, "lr_schedule": "none",
                     "permutation": "fixed",  # per_seed: each seed's own pixels
                     "translate": 4, "padding": "zeros", "flip": "random", "bias_lr_scale": 1.0, "lookahead": False,
-                    "whiten_bias_epochs": None, "tta": 0, "nesterov": False}  # the fast recipe's ingredients (shared.train.recipe)
+                    "whiten_bias_epochs": None, "tta": 0, "nesterov": False}  # the fast recipe (shared.train.recipe)
 
 
 def unstackable(spec: Spec) -> list[str]:

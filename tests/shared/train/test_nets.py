@@ -117,7 +117,7 @@ def test_unknown_model_names_the_choices():
     assert "resnet" in msg
     for name in ("fc2", "cnn", "lenet", "vgg"):
         assert name in msg
-    assert model_names() == ["cnn", "fc2", "lenet", "vgg"]
+    assert model_names() == ["cnn", "fastnet", "fc2", "lenet", "vgg"]
 
 
 def test_unknown_model_arg_is_a_value_error():
