@@ -14,11 +14,11 @@ from shared.lab.specs import SpecError, resolve
 
 
 def test_the_catalog_names_the_lab_nets_and_their_facts():
-    assert model_names() == ["cnn", "fc2", "lenet", "vgg"]
+    assert model_names() == ["cnn", "fastnet", "fc2", "lenet", "vgg"]
     assert model_facts("cnn").arg_defaults["n_feature"] == 6 and model_facts("vgg").arg_defaults == {"cfg": None}
     with pytest.raises(TypeError):
         model_facts("fc2").arg_defaults["n_hidden"] = 16  # read-only: one set of facts for every caller
-    with pytest.raises(ValueError, match="unknown model 'resnet'; choose one of cnn, fc2, lenet, vgg"):
+    with pytest.raises(ValueError, match="unknown model 'resnet'; choose one of cnn, fastnet, fc2, lenet, vgg"):
         model_facts("resnet")
     assert all(f.first_conv == ("features.0" if f.convolutional else None) for f in CATALOG.values())
 
@@ -61,7 +61,7 @@ def test_an_installed_package_adds_its_nets_only_when_allowed(example_nets, monk
                                         "CNNLAB_MODEL_PACKAGES does not allow"):
         resolve("mnist-cnn", {"model": "tinyconv"})
     monkeypatch.setenv("CNNLAB_MODEL_PACKAGES", '["CNNLab_Example.Nets"]')  # PEP 503: the same distribution
-    assert model_names() == ["cnn", "fc2", "lenet", "tinyconv", "vgg"]
+    assert model_names() == ["cnn", "fastnet", "fc2", "lenet", "tinyconv", "vgg"]
     facts = model_facts("tinyconv")
     assert (facts.convolutional, facts.min_size, dict(facts.arg_defaults)) == (True, 8, {"width": 4})
     assert (facts.builder, facts.package, facts.first_conv) == ("cnnlab_example_nets.nets:TinyConv",
@@ -74,7 +74,7 @@ def test_a_broken_declaration_or_a_taken_name_is_skipped(tmp_path, monkeypatch):
     fake_package(site, "cnn", '{"net": "cnn_nets:X", "convolutional": True, "min_size": 1, "summary": "x"}')
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("CNNLAB_MODEL_PACKAGES", '["bad-nets", "cnn-nets"]')
-    assert model_names() == ["cnn", "fc2", "lenet", "vgg"] and model_facts("cnn").builder is None
+    assert model_names() == ["cnn", "fastnet", "fc2", "lenet", "vgg"] and model_facts("cnn").builder is None
     with pytest.raises(ValueError, match="whose declaration is broken"):
         model_facts("bad")
 
