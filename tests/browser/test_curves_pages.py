@@ -139,7 +139,7 @@ def test_compare_overlays_batch_sizes_on_samples_seen(site, page):
 
 def test_jobs_list_shows_progress_in_words(site, page):
     page.goto(site["base"] + "/")
-    cell = page.locator(f"#jobs tbody tr:has(a[href='/results/{site['ids']['running']}']) td:nth-child(4)")
+    cell = page.locator(f"#jobs tbody tr:has(a[href='/results/{site['ids']['running']}']) td:nth-child(3)")
     text = cell.inner_text()
     assert "running" in text and "left" in text, text
     assert page.problems == []

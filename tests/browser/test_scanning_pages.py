@@ -58,7 +58,7 @@ def lab_jobs(s) -> None:
     for i, preset in enumerate(PRESETS):
         spec = resolve(preset, {})
         job = Job(name=f"{preset} (the lab's recipe)", preset=preset, model=spec.model, dataset=spec.dataset,
-                  spec=spec.model_dump(), status="queued", created_at=utcnow() - timedelta(hours=3, minutes=i))
+                  spec=spec.model_dump(), status="queued", created_at=utcnow() - timedelta(minutes=10 + i))  # first page
         s.add(job)
         s.flush()
         finish(s, job, 0.9 - i / 100)

@@ -8,7 +8,7 @@ TINY = {"train_limit": 500, "test_limit": 200, "lr": 0.05, "momentum": 0.9}
 
 def test_an_entry_point_net_trains_through_the_service(lab_service):
     listed = {m["name"]: m for m in lab_service.get("/models").json()["items"]}
-    assert list(listed) == ["cnn", "fc2", "lenet", "tinyconv", "vgg"] and listed["cnn"]["package"] is None
+    assert list(listed) == ["cnn", "fastnet", "fc2", "lenet", "tinyconv", "vgg"] and listed["cnn"]["package"] is None
     assert listed["tinyconv"] | {"summary": ""} == {"name": "tinyconv", "convolutional": True, "min_size": 8,
                                                     "summary": "", "arg_defaults": {"width": 4},
                                                     "package": "cnnlab-example-nets"}
