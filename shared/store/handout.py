@@ -116,8 +116,11 @@ def handout(session: Session, size: Size) -> Handout:
     return Handout(size=size, questions=questions, plan=[plan_item(n, a) for n, a in quick.items()], rule=RULE)
 
 
-def run_quick(session: Session, priority: int = 0, data_root=None) -> tuple[list[PlanItem], list[Sweep]]:
-    """One sweep per quick study the plan gives seeds (the caller commits, then dispatches)."""
+def run_quick(session: Session, priority: int = 0, data_root=None,
+              dataset_check=None) -> tuple[list[PlanItem], list[Sweep]]:
+    """One sweep per quick study the plan gives seeds (the caller commits, then dispatches; a study the workers
+    cannot run refuses them all: `dataset_check` as for a sweep)."""
     plan = [plan_item(name, a) for name, a in answers(session, "quick").items()]
-    runs = [run_study(session, get_study(p.study), "quick", p.seeds, priority, data_root) for p in plan if p.seeds]
+    runs = [run_study(session, get_study(p.study), "quick", p.seeds, priority, data_root,
+                      dataset_check=dataset_check) for p in plan if p.seeds]
     return plan, runs

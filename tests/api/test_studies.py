@@ -10,8 +10,9 @@ from sqlalchemy import select
 from support import succeed
 
 from shared.lab.studies import get_study
+from shared.store import fleet
 from shared.store.db import session_scope
-from shared.store.models import Job
+from shared.store.models import Job, Sweep
 
 LISTED = {"name": "listed", "base": {"preset": "mnist-cnn", "overrides": {"train_limit": 300}},
           "cells": [{"mean": [0.1307], "std": [0.3081]}, {"mean": [0.5], "std": [0.5]}, {"lr": 0.1}], "seeds": 2}
@@ -186,3 +187,17 @@ def test_study_jobs_carry_the_preset_their_cell_equals(client, sent):
     every = client.get(f"/jobs?sweep_id={sweep}&limit=100").json["items"]
     permuted = [j for j in every if "permute_pixels=true" in j["name"]]  # a new permutation per seed: no preset is that
     assert len(every) == 8 and len(permuted) == 4 and {j["preset"] for j in permuted} == {None}
+
+
+def test_a_study_or_the_handout_on_a_dataset_no_live_worker_has_is_refused(client, sent, db_url, monkeypatch):
+    """As for jobs and sweeps (the heartbeats' end to end test is tests/worker/test_heartbeat.py): a live worker
+    reports only cifar10-jpeg, so MNIST studies are 422 naming the dataset, and nothing is stored or sent."""
+    monkeypatch.setattr(fleet, "reports", lambda url: [{"name": "w", "queues": ["cpu", "gpu"], "data_dir": "d",
+                                                        "datasets": ["cifar10-jpeg"]}])
+    study = client.post("/studies/fc-vs-cnn/run", json={"seeds": 2, "size": "quick"})
+    handout = client.post("/handout/run", json={})
+    for r in (study, handout):
+        assert r.status_code == 422, r.json
+        assert "no live worker of the cpu queue has dataset 'mnist'" in r.json["error"]["details"][0]["message"]
+    with session_scope(db_url) as s:
+        assert s.scalars(select(Sweep)).all() == [] and s.scalars(select(Job)).all() == [] and sent == []
