@@ -108,6 +108,12 @@ def _something_to_change(schema: dict) -> None:
 
 
 def _paths() -> dict:
+    return {**_job_paths(), **_job_file_paths(), **_sweep_paths(), **_study_paths(), **_handout_paths(),
+            **_meta_paths()}
+
+
+def _job_paths() -> dict:
+    """Submit, list, read and cancel jobs; their metrics and machine use."""
     job = JobOut
     return {
         "/jobs": {
@@ -135,6 +141,16 @@ def _paths() -> dict:
                                                      "CNNLAB_SYSTEM_SAMPLE_SECONDS, and their mean/peak in the result",
                                           "parameters": [_id()],
                                           "responses": {"200": _json(SystemOut), "404": _error("Unknown job")}}},
+        "/jobs/{job_id}/cancel": {"post": {"summary": "Cancel: queued never starts, running stops at a step boundary",
+                                           "parameters": [_id()],
+                                           "responses": {"202": _json(job), "404": _error("Unknown job"),
+                                                         "409": _error("Already finished")}}},
+    }
+
+
+def _job_file_paths() -> dict:
+    """A job's log and checkpoints."""
+    return {
         "/jobs/{job_id}/log": {"get": {
             "summary": "The job's log so far (text/plain); ?follow=true streams it until the job ends; with "
                        "Accept: text/event-stream, server-sent events: one `data:` per line (`id:` its end offset, "
@@ -144,10 +160,6 @@ def _paths() -> dict:
                               "text/plain": {"schema": {"type": "string"}},
                               "text/event-stream": {"schema": {"type": "string"}}}},
                           "404": _error("Unknown job"), "422": _error("Bad query")}}},
-        "/jobs/{job_id}/cancel": {"post": {"summary": "Cancel: queued never starts, running stops at a step boundary",
-                                           "parameters": [_id()],
-                                           "responses": {"202": _json(job), "404": _error("Unknown job"),
-                                                         "409": _error("Already finished")}}},
         "/jobs/{job_id}/checkpoints": {"get": {"summary": "Checkpoints with sha256", "parameters": [_id()],
                                                "responses": {"200": _json(CheckpointList),
                                                              "404": _error("Unknown job")}}},
@@ -156,10 +168,6 @@ def _paths() -> dict:
             "responses": {"200": {"description": "The file", "content": {"application/octet-stream": {
                                       "schema": {"type": "string", "format": "binary"}}}},
                           "404": _error("Unknown job or epoch"), "410": _error("File gone from disk, or corrupt")}}},
-        **_sweep_paths(),
-        **_study_paths(),
-        **_handout_paths(),
-        **_meta_paths(),
     }
 
 
