@@ -273,8 +273,9 @@ def _watch(attempt: Attempt, members: dict[int, Path], worker: str, limits: Limi
     Returns (exit code, the first job still owned, the jobs whose cancel was seen)."""
     first, cancel_at, renewed = next(iter(members)), {}, time.monotonic()
     yielding, sampler = drain.Yielding(first), Sampler(attempt.proc.pid, number)
+    every = min(HEARTBEAT_SECONDS, settings().system_sample_seconds)  # a sample interval under 2 s is honoured
     while True:
-        rc = attempt.wait(HEARTBEAT_SECONDS)
+        rc = attempt.wait(every)
         if rc is not None:
             return rc, True, set(cancel_at)
         sample = sampler.due_sample()
