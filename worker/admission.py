@@ -41,7 +41,7 @@ import psutil
 from shared.lab.settings import Settings, settings
 from shared.lab.specs import Spec
 from shared.store import fleet, jobs
-from shared.store.db import session_scope
+from shared.store.db import retry
 from shared.store.models import JobStatus
 from worker import drain, warm
 from worker.system import Measured, measure
@@ -100,6 +100,8 @@ def decide(need: Need | None, most: int, measured: Measured, running: list[Runni
         return Decision(max(1, _fits(need, most, room)), "alone on this worker")
     if need is None:
         return Decision(0, "its memory cannot be estimated here (several ranks, or no warm trainer): it runs alone")
+    if any(r.gb is None for r in running):
+        return Decision(0, "a job of unknown memory runs here: nothing starts beside it")
     busy = _busy(measured, running, rules)
     if busy:
         return Decision(0, busy)
@@ -124,8 +126,6 @@ def _busy(measured: Measured, running: list[Running], rules: Rules) -> str | Non
     """Why the device counts as busy now, or None."""
     if rules.busy_percent >= 100:
         return None
-    if any(r.gb is None for r in running):
-        return "a job of unknown memory runs here: nothing starts beside it"
     young = min(running, key=lambda r: r.age_seconds)
     if young.age_seconds < rules.settle_seconds:
         return f"job {young.job_id} started here {young.age_seconds:.1f} s ago and is not in the measurement yet"
@@ -209,8 +209,9 @@ def admitted(job_id: int, worker: str, packs: Callable[[Spec], bool]) -> Iterato
 
 
 def _spec_to_admit(job_id: int) -> Spec | None:
-    """The job's spec if it may still run (queued, or running and maybe orphaned); None otherwise."""
-    with session_scope() as s:
+    """The job's spec if it may still run (queued, or running and maybe orphaned); None otherwise. Waits out a
+    database outage, as the claim does."""
+    def read(s) -> Spec | None:
         try:
             job = jobs.get_job(s, job_id)
         except jobs.NotFound:
@@ -218,6 +219,8 @@ def _spec_to_admit(job_id: int) -> Spec | None:
         if job.cancel_requested or job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
             return None
         return Spec.stored(job.spec)
+
+    return retry(read, what=f"reading job {job_id} to admit it")
 
 
 def _need(spec: Spec, env: Settings) -> Need | None:

@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     warm_trainers: bool = Field(True, description="a worker slot keeps one trainer process alive between jobs "
                                 "(world_size 1); off: a fresh process per job")
     trainer_threads: int | None = Field(None, ge=1, description="torch's CPU threads per trainer process (default: "
-                                        "torch's, one per core; `python -m worker --per-gpu N` sets cores / N)")
+                                        "torch's, one per core; `python -m worker --per-gpu N` sets cores / N, "
+                                        "auto: cores / CNNLAB_AUTO_SLOTS)")
     trainer_max_rss_mb: float = Field(4096.0, gt=0, description="a warm trainer whose resident memory (MiB) is "
                                       "above this after a job is replaced before the next one")
     admit: Literal["all", "measured"] = Field("all", description="`measured`: a slot starts a job only when the "

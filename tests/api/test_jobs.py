@@ -346,3 +346,5 @@ def test_world_size_above_every_live_workers_gpus_is_a_422_naming_both_numbers(c
     assert r.status_code == 201, r.json
     waiting = client.get(f"/jobs/{r.json['id']}").json["waiting"]
     assert waiting.startswith("no live worker of the gpu queue has the 2 GPUs world_size 2 needs (none is live)")
+    page = client.get(f"/results/{r.json['id']}").get_data(as_text=True)
+    assert "Waiting: no live worker of the gpu queue has the 2 GPUs world_size 2 needs" in page

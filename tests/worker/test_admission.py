@@ -70,7 +70,8 @@ def test_a_busy_device_or_an_unsettled_job_holds_the_next_one_back():
 def test_a_job_of_unknown_memory_runs_only_alone():
     assert decide(None, 1, GPU, settled(1.0), RULES).members == 0
     assert "runs alone" in decide(None, 1, GPU, settled(1.0), RULES).why
-    assert decide(JOB, 1, GPU, settled(None), RULES).why == "a job of unknown memory runs here: nothing starts beside it"
+    off = Rules(budget_gb=None, margin_gb=0.5, busy_percent=100.0, settle_seconds=2.0)
+    assert decide(JOB, 1, GPU, settled(None), off).why == "a job of unknown memory runs here: nothing starts beside it"
 
 
 def test_the_measurement_is_of_this_machine_without_a_gpu(monkeypatch):
