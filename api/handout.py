@@ -9,7 +9,7 @@ from api.auth import own
 from api.db import session
 from api.errors import APIError
 from api.http import json_body
-from api.jobs import dataset_check
+from api.jobs import workers_check
 from api.pages import handout as pages
 from api.schemas.handout import HandoutRun, HandoutRunOut
 from api.studies import size_arg
@@ -40,7 +40,7 @@ def run_handout():
     """Run every quick study its plan gives seeds: one sweep each; 201 with the plan and the sweeps."""
     body = HandoutRun.model_validate(json_body())
     with session() as s:
-        plan, runs = run_quick(s, body.priority, current_app.config["DATA_DIR"], dataset_check=dataset_check)
+        plan, runs = run_quick(s, body.priority, current_app.config["DATA_DIR"], workers_check=workers_check)
         ids = [r.id for r in runs]
         own(s, sweep_ids=ids)
         s.commit()  # stored before enqueued, as for POST /sweeps

@@ -27,7 +27,7 @@ def create_job():
     with session() as s:
         job, created = jobs.create_job(s, **body.model_dump(), data_root=current_app.config["DATA_DIR"],
                                        idempotency_key=key, fleet_check=_fleet_check,
-                                       dataset_check=dataset_check)
+                                       workers_check=workers_check)
         if created:
             own(s, job_ids=[job.id])
         s.commit()  # stored before it is enqueued: a worker never sees an id the database lacks
@@ -60,9 +60,10 @@ def _fleet_check(queue: str):
     return fleet.queue_warnings(current_app.config["BROKER_URL"], queue)
 
 
-def dataset_check(queue: str, dataset: str) -> None:
-    """Refuse (422 naming `dataset`) a dataset no live worker of the queue has (their heartbeats say which)."""
-    fleet.check_dataset(current_app.config["BROKER_URL"], queue, dataset)
+def workers_check(queue: str, spec) -> None:
+    """Refuse (422) a spec no live worker of the queue can run: a dataset none has, more ranks than any has GPUs
+    (their heartbeats say which)."""
+    fleet.check_workers(current_app.config["BROKER_URL"], queue, spec)
 
 
 @bp.get(JOB)
@@ -72,7 +73,8 @@ def get_job(job_id: int):
         job = jobs.get_job(s, job_id)
         out = JobOut.of(job)
         if job.status == JobStatus.QUEUED:
-            out.waiting = fleet.why_waiting(s, job, fleet.live_workers(current_app.config["BROKER_URL"]))
+            broker = current_app.config["BROKER_URL"]
+            out.waiting = fleet.explain_wait(s, job, broker, fleet.live_workers(broker))
         return out.model_dump(mode="json")
 
 

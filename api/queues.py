@@ -17,13 +17,14 @@ REASONS = 10  # waiting jobs per queue whose reason is given (a few queries each
 
 def overview() -> QueueOverview:
     """The queues as the database (depth, order) and the workers (who is alive, what each runs) see them."""
-    workers = fleet.live_workers(current_app.config["BROKER_URL"])
+    broker = current_app.config["BROKER_URL"]
+    workers = fleet.live_workers(broker)
     with session() as s:
         depths = fleet.depths(s)
         waiting, seen = [], {}
         for job in fleet.waiting(s):
             seen[job.queue] = seen.get(job.queue, 0) + 1
-            reason = fleet.why_waiting(s, job, workers) if seen[job.queue] <= REASONS else None
+            reason = fleet.explain_wait(s, job, broker, workers) if seen[job.queue] <= REASONS else None
             waiting.append(WaitingJob(id=job.id, name=job.name, queue=job.queue, priority=job.priority,
                                       position=seen[job.queue], preset=job.preset, model=job.model,
                                       dataset=job.dataset, created_at=job.created_at, reason=reason))

@@ -13,7 +13,7 @@ from api.auth import own
 from api.db import session
 from api.errors import APIError
 from api.http import json_body, not_found, wants_html
-from api.jobs import dataset_check
+from api.jobs import workers_check
 from api.pages import studies as pages
 from api.schemas.studies import StudyList, StudyOut, StudyRun, StudySummary
 from api.sweeps import commit_and_dispatch
@@ -78,7 +78,7 @@ def run_study(name: str):
     size = size_arg(body.size)
     with session() as s:
         sweep = store.run_study(s, study, size, body.seeds, body.priority, current_app.config["DATA_DIR"],
-                                body.model_dump()["notify"], dataset_check=dataset_check)
+                                body.model_dump()["notify"], workers_check=workers_check)
         own(s, sweep_ids=[sweep.id])
         out = commit_and_dispatch(s, sweep.id)
     return out, 201, {"Location": url_for("sweeps.get_sweep", sweep_id=out["id"])}

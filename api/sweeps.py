@@ -14,7 +14,7 @@ from api.auth import own, require_manager
 from api.db import session
 from api.errors import APIError
 from api.http import json_body, not_found, wants_html
-from api.jobs import dataset_check
+from api.jobs import workers_check
 from api.pages import sweeps as pages
 from api.schemas.fields import MAX_ID
 from api.schemas.jobs import JobCsvQuery
@@ -47,7 +47,7 @@ def create_sweep():
     body = SweepCreate.model_validate(json_body())
     with session() as s:
         try:
-            sweep = sweeps.create_sweep(s, body, data_root=current_app.config["DATA_DIR"], dataset_check=dataset_check)
+            sweep = sweeps.create_sweep(s, body, data_root=current_app.config["DATA_DIR"], workers_check=workers_check)
         except SweepTooLarge as exc:
             raise APIError(422, f"sweep too large: {exc}", [{"field": "grid", "message": str(exc)}]) from None
         own(s, sweep_ids=[sweep.id])  # a sweep counts as its jobs against the cap

@@ -13,7 +13,7 @@ from shared.store import dispatch, fleet
 from shared.store.db import forget_connections, session_scope
 from shared.store.publish import make_celery
 from shared.train.datasets import local_datasets
-from worker import drain, notify, warm
+from worker import drain, notify, system, warm
 
 app = make_celery()
 app.conf.include = ["worker.tasks"]
@@ -34,10 +34,12 @@ def redispatch_lost() -> list[int]:
 
 
 def heartbeat(name: str, queues: list[str]) -> None:
-    """Tell the API what this worker serves and which datasets its trainers can load (fleet.check_dataset refuses
-    the rest at submit); good for three rounds, so one late round does not drop it. Never raises."""
+    """Tell the API what this worker serves, which datasets its trainers can load and how many GPUs it has
+    (fleet.check_workers refuses the rest at submit); good for three rounds, so one late round does not drop it.
+    Never raises."""
     env = settings()
-    report = {"queues": queues, "datasets": local_datasets(env.data_dir, env.download), "data_dir": env.data_dir.name}
+    report = {"queues": queues, "datasets": local_datasets(env.data_dir, env.download), "data_dir": env.data_dir.name,
+              "gpus": system.gpu_count()}
     try:
         fleet.announce(app.conf.broker_url, name, report, ttl=3 * env.dispatch_seconds + 5)
     except Exception as exc:  # noqa: BLE001 - broker down: the next round tries again

@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from worker.jobfiles import job_dir
-from worker.warm import Done, Hand, Ready, Started, receive, send
+from worker.warm import Done, Hand, Ready, Size, Sized, Started, receive, send
 
 
 def warm_up() -> None:
@@ -95,6 +95,20 @@ def train(hand: Hand) -> dict[int, int]:
         return dict.fromkeys(members, 1)
 
 
+def sized(spec: dict) -> Sized:
+    """The memory a job needs here (shared.train.memory.job_need); an empty answer if it cannot be sized."""
+    from shared.lab.settings import settings  # these three: loaded by warm_up (the trainer's imports) already;
+    from shared.lab.specs import Spec  # importing this module stays light
+    from shared.train.memory import job_need
+
+    try:
+        shared, member = job_need(Spec.stored(spec), settings().data_dir)
+    except Exception as exc:  # noqa: BLE001 - missing data, a model it lacks: the job runs alone and fails there
+        print(f"trainer: cannot size a job: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return Sized()
+    return Sized(shared_bytes=shared, member_bytes=member)
+
+
 def tidy() -> None:
     """Between jobs: free what the last one left (its tensors, the CUDA cache), so the next starts lean."""
     gc.collect()
@@ -116,6 +130,9 @@ def serve(conn: Connection) -> None:
             hand = receive(conn)
         except (EOFError, OSError):  # closed or reset by the supervisor: no more jobs, exit quietly
             return
+        if isinstance(hand, Size):
+            send(conn, sized(hand.spec))
+            continue
         if not isinstance(hand, Hand):
             raise TypeError(f"expected a job, got {hand!r}")
         with output_to(job_dir(hand.job_id) / "log.txt"):  # a pack's output: its first job's log

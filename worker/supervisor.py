@@ -21,7 +21,7 @@ from shared.store import artifacts, jobs, system
 from shared.store.db import DatabaseError, retry, session_scope
 from shared.store.models import FINISHED, JobStatus
 from shared.train.launch import gpu_shortfall, torchrun_command
-from worker import drain, notify, warm
+from worker import admission, drain, notify, warm
 from worker.jobfiles import EXIT_STOPPED, LIMIT_FILE, START_MARK, UPLOAD_SUFFIX, YIELD_FILE, job_dir, local_checkpoint
 from worker.limits import Limits
 from worker.processes import die_with_parent, kill_group
@@ -66,24 +66,27 @@ def trainer_command(job_id: int, world_size: int, resume: list[str]) -> list[str
 
 
 def run_job(job_id: int, worker: str) -> str:
-    """Run job `job_id` if this worker wins the claim; returns the job's final status or 'skipped'."""
+    """Run job `job_id` if this worker admits it (worker/admission.py: admission.Declined if not) and wins the claim;
+    returns the job's final status or 'skipped'."""
     if drain.requested():  # delivered while this worker shuts down: leave it to the others
         return "skipped"
-    with warm.running_job():
-        status = _run_claimed(job_id, worker)
+    with warm.running_job(), admission.admitted(job_id, worker, packing) as admitted:
+        status = _run_claimed(job_id, worker, admitted)
     if status in FINISHED:
         notify.deliver_due()  # at once, not at the next dispatch round: the job (maybe its sweep) just ended
     return status
 
 
-def _run_claimed(job_id: int, worker: str) -> str:
+def _run_claimed(job_id: int, worker: str, admitted: admission.Admission) -> str:
     claimed = retry(lambda s: _claim(s, job_id, worker), what=f"claiming job {job_id}")
     if claimed is None:  # a duplicate delivery, a cancelled job, or another worker holds a live lease
         return "skipped"
     spec, checkpoints, attempt = claimed
     limits = Limits.of(spec)
     epoch, resume = _resume_point(job_id, checkpoints)
-    mates = retry(lambda s: _begin(s, job_id, worker, spec, attempt, epoch), what=f"starting job {job_id}")
+    mates = retry(lambda s: _begin(s, job_id, worker, spec, attempt, epoch, admitted.members - 1),
+                  what=f"starting job {job_id}")
+    admitted.settle(1 + len(mates))
     log.info("job %s started (attempt %s, %s%s)", job_id, attempt, worker,
              f", resuming from {Path(resume[0]).name}" if resume else "")
     if mates:
@@ -173,16 +176,16 @@ def _claim(s, job_id: int, worker: str) -> tuple[Spec, list[tuple[int, str, str]
     return Spec.stored(job.spec), checkpoints, job.attempts
 
 
-def _begin(s, job_id: int, worker: str, spec: Spec, attempt: int, epoch: int) -> list[int]:
-    """Record where the attempt starts; drop what a lost attempt wrote past that; claim the pack mates
+def _begin(s, job_id: int, worker: str, spec: Spec, attempt: int, epoch: int, most: int) -> list[int]:
+    """Record where the attempt starts; drop what a lost attempt wrote past that; claim up to `most` pack mates
     to train with it as one pack (see `packing`; a resumed job runs alone). Safe to retry."""
     # A retry resumes from the last intact checkpoint of the lost attempt, so finished epochs are not redone.
     jobs.discard_after(s, job_id, epoch)
     jobs.record_attempt(s, job_id, attempt, worker, epoch)
     job = jobs.held_by(s, job_id, worker)
-    if job is None or epoch or not packing(spec):
+    if job is None or epoch or not packing(spec) or most < 1:
         return []
-    mates = jobs.claim_pack_mates(s, job, worker, settings().pack_max - 1)
+    mates = jobs.claim_pack_mates(s, job, worker, min(most, settings().pack_max - 1))
     for mate in mates:
         jobs.record_attempt(s, mate.id, mate.attempts, worker, 0)
     return [m.id for m in mates]

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import time
+from dataclasses import dataclass
 
 import psutil
 import pynvml
@@ -102,3 +103,43 @@ class Sampler:
                     if proc.pid in pids and proc.usedGpuMemory:
                         held += proc.usedGpuMemory / 2**20
         return (sum(util) / len(util) if util else None), round(held, 1)
+
+
+def gpu_count() -> int:
+    """The GPUs this worker has, without torch: the visible ones NVML knows (every one when CUDA_VISIBLE_DEVICES is
+    unset); 0 on a CPU worker or without a driver."""
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        return len(_gpus())
+    try:
+        pynvml.nvmlInit()
+        return pynvml.nvmlDeviceGetCount()
+    except pynvml.NVMLError:
+        return 0
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The device's state now, as admission reads it."""
+
+    device: str  # "GPU" or "CPU", for the words
+    free_gb: float  # memory free for another job (GiB)
+    busy_percent: float | None  # utilization now; None if it cannot be read
+
+
+def measure(cpu_interval: float = 0.2) -> Measured:
+    """This worker's device now: its GPU by NVML, else this machine's available memory and all cores' CPU % over
+    `cpu_interval` seconds (psutil)."""
+    gpus = _gpus()
+    if gpus:
+        return _gpu_state(gpus[0])
+    return Measured("CPU", psutil.virtual_memory().available / 2**30, psutil.cpu_percent(interval=cpu_interval))
+
+
+def _gpu_state(handle) -> Measured:
+    """NVML's free memory and utilization (the share of the last sample period a kernel ran) of one GPU."""
+    free = pynvml.nvmlDeviceGetMemoryInfo(handle).free / 2**30
+    try:
+        busy = float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+    except pynvml.NVMLError:
+        busy = None
+    return Measured("GPU", free, busy)

@@ -8,6 +8,8 @@ so CUDA is never touched in the Celery process) talk over a socketpair, one JSON
     trainer -> supervisor   {"kind": "started", "job_id": J}       its output now goes to the job's log.txt
     trainer -> supervisor   {"kind": "done", "job_id": J, "code": C, "codes": {J: C, J2: C2, ...}}
                                                                    0 done, EXIT_STOPPED cancelled, 1 failed
+    supervisor -> trainer   {"kind": "size", "spec": {...}}        before a job, when admission is measured
+    trainer -> supervisor   {"kind": "sized", "shared_bytes": S, "member_bytes": M}   (null: it cannot say)
 
 A job with a `pack` trains with those cell mates as one run of several seeds (shared.train.packs); `codes` has
 each member's code.
@@ -26,6 +28,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from typing import Literal
 
@@ -63,14 +66,25 @@ class Done(BaseModel):
     codes: dict[int, int] = {}  # each pack member's code
 
 
-Message = TypeAdapter(Ready | Hand | Started | Done)
+class Size(BaseModel):
+    kind: Literal["size"] = "size"
+    spec: dict  # a stored spec: the trainer estimates its memory (shared.train.memory.job_need)
+
+
+class Sized(BaseModel):
+    kind: Literal["sized"] = "sized"
+    shared_bytes: int | None = None  # the dataset, once per pack; None when the job cannot be sized here
+    member_bytes: int | None = None  # each member's weights, gradients, optimizer state and activations
+
+
+Message = TypeAdapter(Ready | Hand | Started | Done | Size | Sized)
 
 
 def send(conn: Connection, msg: BaseModel) -> None:
     conn.send_bytes(msg.model_dump_json().encode())
 
 
-def receive(conn: Connection) -> Ready | Hand | Started | Done:
+def receive(conn: Connection) -> Ready | Hand | Started | Done | Size | Sized:
     return Message.validate_json(conn.recv_bytes())
 
 
@@ -95,6 +109,19 @@ class WarmTrainer:
         """Give it a job, or a pack led by it (it starts as soon as it is warm); OSError if the process is gone."""
         self.job_id, self.codes = job_id, {}
         send(self.conn, Hand(job_id=job_id, resume=tuple(resume) if resume else None, pack=list(pack)))
+
+    def size(self, spec: dict, timeout: float = 120.0) -> Sized | None:
+        """The memory `spec` needs on this trainer (it answers once warm, within `timeout` s); None if it is gone."""
+        try:
+            send(self.conn, Size(spec=spec))
+            deadline = time.monotonic() + timeout
+            while self.conn.poll(max(0.0, deadline - time.monotonic())):
+                msg = receive(self.conn)
+                if isinstance(msg, Sized):
+                    return msg
+        except (EOFError, OSError):
+            self._gone()
+        return None  # `ready` came and went; no answer in time: a trainer that cannot say
 
     def wait(self, timeout: float | None) -> int | None:
         """The job's code once it is done, None while it runs; a nonzero code when the process died meanwhile."""

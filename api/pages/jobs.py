@@ -117,11 +117,12 @@ def job_view(s: Session, job_id: int) -> dict[str, Any]:
 
 
 def waiting_reason(s: Session, job_id: int, broker_url: str) -> str | None:
-    """Why a queued job has not started (no worker serves its queue, or its place in it); None otherwise."""
+    """Why a queued job has not started (no worker with its GPUs or serving its queue, its place in it, a worker's
+    admission); None otherwise."""
     job = jobs.get_job(s, job_id)
     if job.status != JobStatus.QUEUED:
         return None
-    return fleet.why_waiting(s, job, fleet.live_workers(broker_url))
+    return fleet.explain_wait(s, job, broker_url, fleet.live_workers(broker_url))
 
 
 def parse_ids(raw: str | None) -> list[int]:

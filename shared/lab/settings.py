@@ -62,9 +62,24 @@ class Settings(BaseSettings):
     warm_trainers: bool = Field(True, description="a worker slot keeps one trainer process alive between jobs "
                                 "(world_size 1); off: a fresh process per job")
     trainer_threads: int | None = Field(None, ge=1, description="torch's CPU threads per trainer process (default: "
-                                        "torch's, one per core; `python -m worker --per-gpu N` sets cores / N)")
+                                        "torch's, one per core; `python -m worker --per-gpu N` sets cores / N, "
+                                        "auto: cores / CNNLAB_AUTO_SLOTS)")
     trainer_max_rss_mb: float = Field(4096.0, gt=0, description="a warm trainer whose resident memory (MiB) is "
                                       "above this after a job is replaced before the next one")
+    admit: Literal["all", "measured"] = Field("all", description="`measured`: a slot starts a job only when the "
+                                              "device's measured free memory and utilization leave room for it "
+                                              "(worker/admission.py; `python -m worker --per-gpu auto` sets it)")
+    auto_slots: int = Field(8, ge=1, description="slots (jobs side by side) of `python -m worker --per-gpu auto`")
+    auto_memory_gb: float | None = Field(None, gt=0, description="caps the memory (GB) a measured-admission worker "
+                                         "gives its jobs, counted by their estimates; default: what is measured free")
+    auto_margin_gb: float = Field(0.5, ge=0, description="kept free beyond a job's estimate when admitting it (the "
+                                  "estimate is a floor: it leaves out the allocator's slack and kernels' buffers)")
+    auto_busy_percent: float = Field(90.0, gt=0, le=100, description="a device measured at least this busy (NVML's "
+                                     "GPU utilization, or all cores' CPU %) admits no further job; 100: never busy")
+    auto_settle_seconds: float = Field(2.0, ge=0, description="a job admitted less than this ago has not shown in the "
+                                       "utilization yet: the next admission waits for it")
+    auto_wait_seconds: float = Field(5.0, ge=0, description="how long a slot holds a job it cannot admit, measuring "
+                                     "again every 0.5 s, before it gives the job back to the queue")
     resident_splits: int = Field(4, ge=0, description="decoded dataset splits a process keeps in memory "
                                  "between runs (least recently used dropped first; 0: none)")
     server: str = Field("http://127.0.0.1:5000", description="the service the `cnnlab` commands talk to "

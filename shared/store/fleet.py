@@ -14,16 +14,18 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from shared.lab.settings import settings
-from shared.lab.specs import SpecError, SpecWarning
+from shared.lab.specs import Spec, SpecError, SpecWarning
 from shared.store.models import Job, JobStatus, utcnow
 from shared.store.publish import TASK_RUN_JOB, client
 from shared.train.datasets import DOWNLOADABLE, looked_for
+from shared.train.launch import gpu_shortfall
 
 log = logging.getLogger(__name__)
 QUEUES = ("cpu", "gpu")  # the queues jobs are routed to (shared.store.jobs.queue_for)
 CACHE_SECONDS = 5.0  # a page polled every 2 s asks the workers at most this often
 _cache: dict[str, tuple[float, list[WorkerInfo] | None]] = {}
 WORKERS_KEY = "cnnlab:workers"  # a Redis hash: worker name -> its last heartbeat (JSON), each with its expiry
+HELD_KEY = "cnnlab:held"  # a Redis hash: job id -> why a worker's admission holds it back (JSON), with its expiry
 _reports: dict[str, tuple[float, list[dict] | None]] = {}
 _lock = threading.Lock()
 
@@ -102,7 +104,7 @@ def _redis(broker_url: str):
 
 
 def announce(broker_url: str, name: str, report: dict, ttl: float) -> None:
-    """A worker's heartbeat: what it serves and holds (`report`: queues, datasets, data_dir), good for `ttl` s."""
+    """A worker's heartbeat: what it serves and holds (`report`: queues, datasets, data_dir, gpus), good for `ttl` s."""
     r = _redis(broker_url)
     if r is not None:
         r.hset(WORKERS_KEY, name, json.dumps(report | {"name": name, "until": time.time() + ttl}))
@@ -152,6 +154,78 @@ def check_dataset(broker_url: str, queue: str, dataset: str) -> None:
         + (" or may download it (CNNLAB_DOWNLOAD=1)" if dataset in DOWNLOADABLE else ""))}])
 
 
+def check_gpus(broker_url: str, queue: str, spec: Spec) -> None:
+    """SpecError naming world_size and both numbers when the queue's live workers report their GPUs and none has
+    one per rank; no live worker (or one that does not say) accepts the job: it waits for one."""
+    live = [w for w in reports(broker_url) or [] if queue in w.get("queues", ())]
+    if not live or any("gpus" not in w for w in live):
+        return
+    most = max(w["gpus"] for w in live)
+    short = gpu_shortfall(spec.device, spec.world_size, most, f"the live worker of the {queue} queue with the most")
+    if short:
+        raise SpecError([{"field": "world_size", "message": f"{short}: start a worker with {spec.world_size} GPUs "
+                                                            f"(`python -m worker --gpus 0,1,...`) or lower world_size"}])
+
+
+def check_workers(broker_url: str, queue: str, spec: Spec) -> None:
+    """Every submit-time check against the queue's live workers (their datasets, their GPUs), errors together."""
+    errors = []
+    for check in (lambda: check_dataset(broker_url, queue, spec.dataset), lambda: check_gpus(broker_url, queue, spec)):
+        try:
+            check()
+        except SpecError as exc:
+            errors += exc.errors
+    if errors:
+        raise SpecError(errors)
+
+
+def hold(broker_url: str, job_id: int, why: str, ttl: float) -> None:
+    """A worker's admission holds a queued job back (worker/admission.py): why, in words, good for `ttl` s."""
+    r = _redis(broker_url)
+    if r is not None:
+        r.hset(HELD_KEY, str(job_id), json.dumps({"why": why, "until": time.time() + ttl}))
+
+
+def unhold(broker_url: str, job_id: int) -> None:
+    """The job was admitted: nothing holds it back any more."""
+    r = _redis(broker_url)
+    if r is not None:
+        r.hdel(HELD_KEY, str(job_id))
+
+
+def held(broker_url: str, job_id: int) -> str | None:
+    """Why a worker's admission holds the job back now, if one does; None also when Redis cannot say."""
+    try:
+        r = _redis(broker_url)
+        raw = r.hget(HELD_KEY, str(job_id)) if r is not None else None
+    except Exception as exc:  # noqa: BLE001 - Redis down: the page goes without it
+        log.info("cannot read why job %s is held: %s", job_id, exc)
+        return None
+    note = json.loads(raw) if raw else None
+    return note["why"] if note and note.get("until", 0) >= time.time() else None
+
+
+def gpus_missing(job: Job, beats: list[dict] | None) -> str | None:
+    """'no live worker of the gpu queue has the 2 GPUs world_size 2 needs (...)' for a job that needs more GPUs than
+    any live worker of its queue reports; None when one has them, or when the heartbeats cannot say."""
+    device, ranks = (job.spec or {}).get("device", "auto"), (job.spec or {}).get("world_size", 1)
+    live = [w for w in beats or [] if job.queue in w.get("queues", ())]
+    if beats is None or any("gpus" not in w for w in live):
+        return None
+    most = max((w["gpus"] for w in live), default=0)
+    if gpu_shortfall(device, ranks, most, "") is None:
+        return None
+    return (f"no live worker of the {job.queue} queue has the {ranks} GPUs world_size {ranks} needs ("
+            + (f"the most any has: {most})" if live else "none is live)"))
+
+
+def explain_wait(session: Session, job: Job, broker_url: str, workers: list[WorkerInfo] | None) -> str | None:
+    """`why_waiting` with what the workers' heartbeats and admissions say (Redis, cached like the heartbeats)."""
+    if job.status != JobStatus.QUEUED:
+        return None
+    return why_waiting(session, job, workers, beats=reports(broker_url), held_back=held(broker_url, job.id))
+
+
 def waiting_order():
     """The order workers take queued jobs in: priority (9 first), then oldest first."""
     return (Job.priority.desc(), Job.created_at, Job.id)
@@ -179,10 +253,18 @@ def position(session: Session, job: Job) -> int:
         Job.status == JobStatus.QUEUED, Job.queue == job.queue, Job.id != job.id, ahead))
 
 
-def why_waiting(session: Session, job: Job, workers: list[WorkerInfo] | None) -> str | None:
-    """Why a queued job has not started, in words; None for a job that is not queued."""
+def why_waiting(session: Session, job: Job, workers: list[WorkerInfo] | None, beats: list[dict] | None = None,
+                held_back: str | None = None) -> str | None:
+    """Why a queued job has not started, in words: too few GPUs on the live workers (`beats`, their heartbeats), its
+    place and the workers' state, and what a worker's admission said (`held_back`); None for a job not queued."""
     if job.status != JobStatus.QUEUED:
         return None
+    short, text = gpus_missing(job, beats), _why_queued(session, job, workers)
+    return "; ".join(t for t in (short, text, held_back) if t)
+
+
+def _why_queued(session: Session, job: Job, workers: list[WorkerInfo] | None) -> str:
+    """Its place in its queue, and whether the queue's workers are free, busy or gone."""
     place = position(session, job)
     where = f"position {place} in the {job.queue} queue" + (" (next to run)" if place == 1 else
                                                             f" ({place - 1} job{'s' if place > 2 else ''} ahead)")

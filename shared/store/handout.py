@@ -117,10 +117,10 @@ def handout(session: Session, size: Size) -> Handout:
 
 
 def run_quick(session: Session, priority: int = 0, data_root=None,
-              dataset_check=None) -> tuple[list[PlanItem], list[Sweep]]:
+              workers_check=None) -> tuple[list[PlanItem], list[Sweep]]:
     """One sweep per quick study the plan gives seeds (the caller commits, then dispatches; a study the workers
-    cannot run refuses them all: `dataset_check` as for a sweep)."""
+    cannot run refuses them all: `workers_check` as for a sweep)."""
     plan = [plan_item(name, a) for name, a in answers(session, "quick").items()]
     runs = [run_study(session, get_study(p.study), "quick", p.seeds, priority, data_root,
-                      dataset_check=dataset_check) for p in plan if p.seeds]
+                      workers_check=workers_check) for p in plan if p.seeds]
     return plan, runs

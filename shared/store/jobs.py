@@ -37,19 +37,19 @@ class Conflict(ValueError):
 def create_job(session: Session, *, preset: str | None = None, overrides: dict | None = None,
                spec: dict | None = None, name: str | None = None, priority: int = 0, data_root=None,
                idempotency_key: str | None = None, fleet_check=None, notify: dict | None = None,
-               dataset_check=None) -> tuple[Job, bool]:
+               workers_check=None) -> tuple[Job, bool]:
     """Validate and store a queued job, or find the one stored under `idempotency_key`; returns (job, created).
 
     `fleet_check(queue)` gives warnings about the queue's workers (asked only for the gpu queue);
-    `dataset_check(queue, dataset)` raises SpecError when the queue's live workers lack the dataset.
+    `workers_check(queue, spec)` raises SpecError when the queue's live workers cannot run it (dataset, GPUs).
     The caller commits, then enqueues; with a key, the session holds nothing else yet."""
     checked = resolve_checked(preset, overrides, spec)
     url = check_notify(None if notify is None else NotifyRequest.model_validate(notify))
     resolved = checked.spec
     check_runnable(resolved, data_root)
     queue = queue_for(resolved)
-    if dataset_check is not None:
-        dataset_check(queue, resolved.dataset)
+    if workers_check is not None:
+        workers_check(queue, resolved)
     warned: list[SpecWarning] = checked.warnings + (fleet_check(queue) if fleet_check and queue == "gpu" else [])
     job = Job(name=name, preset=preset, model=resolved.model, dataset=resolved.dataset, spec=resolved.model_dump(),
               status=JobStatus.QUEUED, queue=queue, priority=priority, warnings=[w.model_dump() for w in warned],

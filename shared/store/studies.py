@@ -168,15 +168,15 @@ def next_seeds(session: Session, study: Study, size: Size, count: int) -> list[i
 
 
 def run_study(session: Session, study: Study, size: Size, seeds: int, priority: int = 0, data_root=None,
-              notify: dict | None = None, dataset_check=None) -> Sweep:
+              notify: dict | None = None, workers_check=None) -> Sweep:
     """Create the study's sweep at `size` with fresh seeds (the caller commits, then dispatches); `notify`: the
-    webhook its run's end is POSTed to; `dataset_check` as for a sweep (shared/store/sweeps.py)."""
+    webhook its run's end is POSTed to; `workers_check` as for a sweep (shared/store/sweeps.py)."""
     body = study.sweep_body(size, next_seeds(session, study, size, seeds)) | {"priority": priority, "notify": notify}
     dataset = runnable_dataset(study.preset, data_root)
     if dataset != preset_spec(study.preset).dataset:  # e.g. cifar10-jpeg where the original is not here
         body["base"]["overrides"] = {**body["base"]["overrides"], "dataset": dataset}
     sweep = create_sweep(session, SweepRequest.model_validate(body), data_root=data_root, study=study.name,
-                         study_version=study.version, size=size, dataset_check=dataset_check)
+                         study_version=study.version, size=size, workers_check=workers_check)
     for job in sweep.jobs:  # each job carries the preset its cell equals (or none), not the study's base preset
         job.preset = preset_of(job.spec)
     return sweep

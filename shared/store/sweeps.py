@@ -42,13 +42,13 @@ class CellSummary(BaseModel):
 
 
 def create_sweep(session: Session, request: SweepRequest, *, data_root=None, study: str | None = None,
-                 study_version: int | None = None, size: str | None = None, dataset_check=None) -> Sweep:
+                 study_version: int | None = None, size: str | None = None, workers_check=None) -> Sweep:
     """Validate every cell, then store the sweep and its queued jobs (the caller commits, then `dispatch`es);
-    `dataset_check(queue, dataset)` as for a job (shared/store/jobs.py `create_job`)."""
+    `workers_check(queue, spec)` as for a job (shared/store/jobs.py `create_job`)."""
     def check(spec):
         check_runnable(spec, data_root)
-        if dataset_check is not None:
-            dataset_check(queue_for(spec), spec.dataset)
+        if workers_check is not None:
+            workers_check(queue_for(spec), spec)
 
     url = check_notify(request.notify)
     plan = expand(request, check=check)

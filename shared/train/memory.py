@@ -18,6 +18,7 @@ from torch import nn
 
 from shared.lab.settings import settings
 from shared.lab.specs import Spec
+from shared.train.data import describe
 from shared.train.nets import build_model
 
 FLOAT = 4  # bytes of a float32
@@ -79,3 +80,11 @@ def estimate(spec: Spec, shape: tuple[int, int, int], num_classes: int, samples:
     activations = max(train_acts, min(per_sample * max(test, 1), EVAL_BYTES["cpu"]))
     base = int(settings().trainer_base_gb * 2**30) * spec.world_size  # every rank is a process that imports torch
     return MemoryEstimate(params, weights, activations, (train + test) * shape[0] * shape[1] * shape[2], base)
+
+
+def job_need(spec: Spec, data_root=None) -> tuple[int, int]:
+    """(bytes a pack shares, bytes each member adds) of `spec` on a warm trainer, whose own base is paid already:
+    the dataset once; each member its weights, gradients, optimizer state and activations (a pack stacks them)."""
+    shape, classes = describe(spec.dataset, data_root)
+    need = estimate(spec, shape, len(classes))
+    return need.data_bytes, need.weights_bytes + need.activations_bytes

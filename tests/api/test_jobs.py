@@ -321,3 +321,30 @@ def test_get_job_shows_its_attempt_log_in_order_and_openapi_describes_it(client,
     schemas = client.get("/openapi.json").json["components"]["schemas"]
     assert "attempt_log" in schemas["JobOut"]["required"]
     assert set(schemas["AttemptOut"]["properties"]) == {"attempt", "worker", "started_at", "start_epoch"}
+
+
+def test_world_size_above_every_live_workers_gpus_is_a_422_naming_both_numbers(client, sent, monkeypatch):
+    """The heartbeats say how many GPUs each worker has: more ranks than any live worker of the queue has GPUs is
+    refused (jobs and sweeps); with no live worker the job is accepted and its `waiting` says what it lacks."""
+    from shared.store import fleet
+
+    beats = [{"name": "g1", "queues": ["gpu"], "datasets": ["cifar10-jpeg"], "data_dir": "d", "gpus": 1},
+             {"name": "c", "queues": ["cpu"], "datasets": ["cifar10-jpeg"], "data_dir": "d", "gpus": 0}]
+    monkeypatch.setattr(fleet, "reports", lambda url: beats)
+    spec = {"preset": "cifar10-lenet", "overrides": {"dataset": "cifar10-jpeg", "device": "cuda", "world_size": 2}}
+    for path, body in (("/jobs", spec), ("/sweeps", {"base": spec, "grid": {"lr": [0.01, 0.02]}, "seeds": 1})):
+        r = client.post(path, json=body)
+        assert r.status_code == 422, r.json
+        detail = r.json["error"]["details"][0]
+        assert detail["field"] == "world_size" and "world_size 2 needs 2 GPUs" in detail["message"], detail
+        assert "the live worker of the gpu queue with the most has 1" in detail["message"], detail
+    assert sent == []
+    ok = {"preset": "cifar10-lenet", "overrides": {"dataset": "cifar10-jpeg", "device": "cuda"}}
+    assert client.post("/jobs", json=ok).status_code == 201  # one rank fits the 1-GPU worker
+    monkeypatch.setattr(fleet, "reports", lambda url: [])
+    r = client.post("/jobs", json=spec)
+    assert r.status_code == 201, r.json
+    waiting = client.get(f"/jobs/{r.json['id']}").json["waiting"]
+    assert waiting.startswith("no live worker of the gpu queue has the 2 GPUs world_size 2 needs (none is live)")
+    page = client.get(f"/results/{r.json['id']}").get_data(as_text=True)
+    assert "Waiting: no live worker of the gpu queue has the 2 GPUs world_size 2 needs" in page

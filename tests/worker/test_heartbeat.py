@@ -58,6 +58,7 @@ def test_a_dataset_no_live_worker_has_is_refused_naming_where_it_was_looked_for(
         beat = next(w for w in fleet.reports(redis_url) if w["name"] == "held@localhost")
         assert beat["queues"] == ["cpu"] and {"mnist", "cifar10-jpeg"} <= set(beat["datasets"])
         assert "cifar10" not in beat["datasets"] and beat["data_dir"] == "worker-data"
+        assert beat["gpus"] == 0  # a CPU worker: fleet.check_gpus refuses world_size > 1 on CUDA for its queues
 
         r = api.post("/jobs", json={"preset": "cifar10-lenet"})
         assert r.status_code == 422, r.text

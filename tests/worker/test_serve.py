@@ -19,7 +19,8 @@ def test_messages_round_trip_over_a_socketpair():
     a, b = socket.socketpair()
     ours, theirs = Connection(a.detach()), Connection(b.detach())
     sent = [warm.Ready(pid=7), warm.Hand(job_id=3, resume=("/x/epoch-001.pt", "ab" * 32)), warm.Hand(job_id=4),
-            warm.Started(job_id=3), warm.Done(job_id=3, code=1)]
+            warm.Started(job_id=3), warm.Done(job_id=3, code=1), warm.Size(spec={"model": "cnn"}),
+            warm.Sized(shared_bytes=5, member_bytes=7), warm.Sized()]
     for msg in sent:
         warm.send(ours, msg)
     assert [warm.receive(theirs) for _ in sent] == sent
@@ -49,9 +50,16 @@ def trainer_env(tmp_path, monkeypatch):
 
 
 def test_a_real_trainer_reports_a_failed_job_and_dies_when_killed(trainer_env):
+    from shared.lab.specs import resolve
+    from shared.train.memory import job_need
+
     trainer = warm.WarmTrainer()
     try:
         assert trainer.wait(0.01) is None and trainer.alive()  # still warming up, no job
+        spec = resolve("mnist-cnn", {"train_limit": 1000})  # sized for admission before a job, once warm
+        sized = trainer.size(spec.model_dump(mode="json"))
+        assert (sized.shared_bytes, sized.member_bytes) == job_need(spec)
+        assert trainer.size(resolve("mnist-cnn", {"dataset": "no-such-folder"}).model_dump(mode="json")) == warm.Sized()
         trainer.hand(12345, [])  # not in the database: the job fails inside the trainer
         assert trainer.wait(120) == 1
         log = (trainer_env / "checkpoints" / "12345" / "log.txt").read_text()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pytest
+
 from shared.store.db import session_scope
 from shared.store.fleet import WorkerInfo, depths, position, queue_warnings, served, waiting, why_waiting
 from shared.store.models import Job, utcnow
@@ -51,3 +53,45 @@ def test_served_and_the_submit_warning():
     assert (served(workers, "cpu"), served(workers, "gpu"), served(None, "gpu")) == (True, False, None)
     unreachable = queue_warnings("redis://127.0.0.1:1/0", "gpu")
     assert [w.field for w in unreachable] == ["device"] and "could not ask" in unreachable[0].message
+
+
+def test_a_job_needing_more_gpus_than_any_live_worker_has_says_so_and_what_holds_it_back(db_url):
+    with session_scope(db_url) as s:
+        job = add(s, "q-gpus", 0, 0)
+        job.spec = {"device": "cuda", "world_size": 4}
+        one, none_yet = [{"name": "g", "queues": ["q-gpus"], "gpus": 2}], []
+        idle = [WorkerInfo("g", ["q-gpus"], [])]
+        assert why_waiting(s, job, idle, beats=one) == "no live worker of the q-gpus queue has the 4 GPUs " \
+                                                       "world_size 4 needs (the most any has: 2); position 1 in the " \
+                                                       "q-gpus queue (next to run)"
+        assert why_waiting(s, job, [], beats=none_yet).startswith("no live worker of the q-gpus queue has the 4 GPUs "
+                                                                  "world_size 4 needs (none is live); no live worker "
+                                                                  "serves the q-gpus queue")
+        four = [{"name": "g", "queues": ["q-gpus"], "gpus": 4}]
+        assert why_waiting(s, job, idle, beats=four) == "position 1 in the q-gpus queue (next to run)"
+        unknown = [{"name": "g", "queues": ["q-gpus"]}]  # an older worker that does not report its GPUs
+        assert why_waiting(s, job, idle, beats=unknown) == "position 1 in the q-gpus queue (next to run)"
+        job.spec = {"device": "auto", "world_size": 4}  # CPU ranks (gloo) where there is no GPU: nothing missing
+        assert why_waiting(s, job, idle, beats=none_yet) == "position 1 in the q-gpus queue (next to run)"
+        held = "worker w@h holds it back: needs 2.000 GB for 1 member(s) + 0.5 GB margin; 1.200 GB room (...)"
+        assert why_waiting(s, job, idle, held_back=held) == f"position 1 in the q-gpus queue (next to run); {held}"
+        s.rollback()
+
+
+def test_the_gpu_check_at_submit_counts_only_live_workers_of_the_queue_that_report(monkeypatch):
+    from shared.lab.specs import SpecError, resolve
+    from shared.store import fleet
+
+    spec = resolve("mnist-cnn", {"device": "cuda", "world_size": 3})
+    beats = [{"name": "a", "queues": ["gpu"], "gpus": 2}, {"name": "b", "queues": ["cpu"], "gpus": 8}]
+    monkeypatch.setattr(fleet, "reports", lambda url: beats)
+    with pytest.raises(SpecError) as refused:
+        fleet.check_gpus("redis://x", "gpu", spec)
+    assert refused.value.errors[0]["field"] == "world_size"
+    assert "world_size 3 needs 3 GPUs (one per rank); the live worker of the gpu queue with the most has 2" in \
+        refused.value.errors[0]["message"]
+    fleet.check_gpus("redis://x", "gpu", resolve("mnist-cnn", {"device": "cuda", "world_size": 2}))
+    beats.append({"name": "c", "queues": ["gpu"]})  # one that does not say: it may have enough
+    fleet.check_gpus("redis://x", "gpu", spec)
+    monkeypatch.setattr(fleet, "reports", lambda url: [])
+    fleet.check_gpus("redis://x", "gpu", spec)  # no live worker: accepted, it waits for one
