@@ -1,7 +1,7 @@
 """The whole lab through the service on one GPU: every study at its full size, 5 seeds, first POST to last verdict.
 
 The service as `make run` serves it on a machine with nothing else installed: SQLite, the embedded filesystem
-broker, gunicorn, one GPU worker (`python -m worker --gpus 0 --per-gpu N`). Every study is POSTed at once, so
+broker, gunicorn, one GPU worker (`python -m worker --gpus 0 --per-gpu auto`, or a fixed N). Every study is POSTed at once, so
 the worker always has work; a study's wall time runs from its POST until its last job ended and its answer was
 read. `nvidia-smi` is sampled every 0.5 s for the GPU's busy fraction. Per job: train, eval and the rest
 (setup, data, checkpoints, queueing inside the worker) from its result and its start/end times.
@@ -84,7 +84,7 @@ def service_env(var: Path, data: Path) -> dict[str, str]:
                   "CNNLAB_DATA_DIR": str(data), "CNNLAB_CACHE_DIR": str(var / "cache"), "PYTHONUNBUFFERED": "1"}
 
 
-def start(env: dict[str, str], var: Path, per_gpu: int) -> tuple[list[subprocess.Popen], dict[str, str]]:
+def start(env: dict[str, str], var: Path, per_gpu: str) -> tuple[list[subprocess.Popen], dict[str, str]]:
     """Migrate, make the admin token, start gunicorn and one worker; wait until the API answers."""
     py = sys.executable
     subprocess.run([py, "-m", "alembic", "upgrade", "head"], cwd=REPO, env=env, check=True, capture_output=True)
@@ -188,7 +188,7 @@ def main() -> None:
     ap.add_argument("--size", default="full", choices=["full", "quick", "smoke"])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--only", nargs="*", default=None, help="these studies (default: all)")
-    ap.add_argument("--per-gpu", type=int, default=4, help="jobs the GPU worker runs side by side")
+    ap.add_argument("--per-gpu", default="auto", help="jobs the GPU worker runs side by side: N, or auto (measured)")
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("CNNLAB_DATA_DIR", REPO.parent / "shared/data")))
     ap.add_argument("--timeout-min", type=float, default=30)
     ap.add_argument("--out", type=Path, default=OUT)
