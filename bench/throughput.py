@@ -36,12 +36,12 @@ import torch
 import torch.nn.functional as F
 
 from bench.handout_loop import DEFAULT_DATA, handout_throughput, seed_loader_throughput
-from shared.lab.models import model_facts
 from shared.lab.specs import resolve
 from shared.train.distributed import World
 from shared.train.engine import Reporter, fit, make_optimizer
 from shared.train.environment import environment
 from shared.train.nets import build_model
+from shared.train.precision import memory_format
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Engine/seed ratios the engine is held to on a 2-core CPU.
@@ -81,7 +81,7 @@ def model_throughput(preset: str, steps: int, device: str = "cpu", warmup: int =
     spec = engine_spec(preset, steps, device)
     dev = torch.device(device)
     shape = (1, 28, 28) if spec.dataset == "mnist" else (3, 32, 32)
-    fmt = torch.channels_last if model_facts(spec.model).convolutional else torch.contiguous_format  # as engine.setup
+    fmt = memory_format(spec)  # as engine.setup
     torch.manual_seed(0)
     model = build_model(spec.model, shape, 10, **spec.model_args).to(dev, memory_format=fmt).train()
     opt = make_optimizer(spec, model.parameters())

@@ -18,6 +18,8 @@ SAME_IMAGES = {"cifar10-jpeg": "cifar10"}
 NOTED_DEFAULTS = {"epochs": "", "batch_size": "", "optimizer": "", "lr": "",
                   "momentum": " (the lab's SGD presets use 0.5: without it MNIST learns far slower)", "mean": ""}
 SYNC_BN_NEEDS_CUDA = "sync_bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation"
+FP16_NEEDS_CUDA = ("fp16 needs device cuda (a job on device auto may run on a CPU worker): its loss scaling and "
+                   "half-precision kernels are CUDA's; on the CPU use bf16 (autocast, no loss scaling) or fp32")
 
 
 class SpecError(ValueError):
@@ -80,7 +82,12 @@ class Spec(BaseModel):
     world_size: int = Field(1, ge=1, le=64, description="DDP processes; 1 trains in one process")
     sync_bn: bool = Field(False, description="SyncBatchNorm across ranks instead of per-rank BatchNorm")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="the forward passes' dtype under autocast (weights, optimizer state and loss stay fp32): "
+        "auto (bf16 on CUDA, fp32 on the CPU), fp32, bf16 (CPU or CUDA), fp16 (CUDA only: device cuda; the loss "
+        "scaled by a GradScaler)")
+    channels_last: bool | None = Field(None, description="NHWC memory format for inputs and weights; null: on for "
+                                       "the convolutional nets")
     log_every: int | None = Field(None, ge=1, description="record the training loss (mean of the last N steps) "
                                   "every N steps; null: about 100 points over the run")
     eval_every: int | None = Field(None, ge=0, le=10**12, description="evaluate on a fixed test subset every N "
@@ -127,6 +134,13 @@ class Spec(BaseModel):
         # The name becomes a directory under the data root: one plain component, no "..", no separators.
         if not DATASET_NAME.fullmatch(v):
             raise ValueError("must be a plain directory name (letters, digits, '-', '_', '.'; not starting with '.')")
+        return v
+
+    @field_validator("precision")
+    @classmethod
+    def _fp16_on_cuda(cls, v: str, info: ValidationInfo) -> str:
+        if v == "fp16" and info.data.get("device") != "cuda":  # `device` is declared, so validated, before it
+            raise ValueError(FP16_NEEDS_CUDA)
         return v
 
     @field_validator("std")

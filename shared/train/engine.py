@@ -7,7 +7,6 @@ hears progress on rank 0.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,11 +17,10 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from shared.lab.models import model_facts
 from shared.lab.results import DataInfo, EpochMetrics, EvalPoint, FitResult, RunInfo
 from shared.lab.settings import settings
 from shared.lab.specs import Spec
-from shared.train import checkpoint, distributed, evals, recipe
+from shared.train import checkpoint, distributed, evals, precision, recipe
 from shared.train.batches import (
     DevicePipeline,
     EpochPlan,
@@ -40,8 +38,8 @@ from shared.train.steps import EagerStep, GraphedStep, make_optimizer, make_sche
 
 CUDNN_BENCHMARK = False  # timing algorithms costs ~2 s at start (H100, VGG) and gains ~0.02 s an epoch
 # Fields a resumed run may change: they do not alter what is learned, only how or how long.
-RESUMABLE_CHANGES = {"epochs", "world_size", "device", "precision", "test_batch_size", "log_every", "sync_bn",
-                     "max_minutes", "memory_gb", "keep_checkpoints", "eval_every", "eval_samples"}
+RESUMABLE_CHANGES = {"epochs", "world_size", "device", "precision", "channels_last", "test_batch_size", "log_every",
+                     "sync_bn", "max_minutes", "memory_gb", "keep_checkpoints", "eval_every", "eval_samples"}
 
 
 class Stopped(Exception):
@@ -198,17 +196,11 @@ def setup(spec: Spec, world: distributed.World, device: torch.device, data_root:
     torch.manual_seed(spec.seed)  # same initial weights on every rank and every rerun
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = CUDNN_BENCHMARK
-    bf16 = spec.precision == "bf16" or (spec.precision == "auto" and device.type == "cuda")
-    # No autocast weight cache: CUDA graph capture cannot use it, and each VGG weight is cast once a step anyway.
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)) if bf16 \
-        else contextlib.nullcontext
-
     train, test = load_data(spec, data_root)
     mean, std = (spec.mean, spec.std) if spec.mean is not None else channel_stats(train.images)
     _, h, w = train.shape
     perm = spec_permutation(spec, h, w)
-    # NHWC for the conv nets on CPU too: oneDNN's conv and pooling kernels are faster on it (VGG ~15%, LeNet ~7%).
-    channels_last = model_facts(spec.model).convolutional
+    channels_last = precision.channels_last(spec)  # NHWC: the conv nets by default, on the CPU too
     train_data = DevicePipeline(train, device, mean, std, perm, channels_last, spec.translate, spec.padding)
     test_data = DevicePipeline(test, device, mean, std, perm, channels_last)
 
@@ -217,16 +209,19 @@ def setup(spec: Spec, world: distributed.World, device: torch.device, data_root:
     if world.size > 1 and spec.sync_bn:
         distributed.require_cuda_for_sync_bn(device)
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    model = model.to(device, memory_format=precision.memory_format(spec))
     optimizer = make_optimizer(spec, model)
     steps_per_epoch = len(batch_slices(len(train), spec.batch_size, world.size))
     scheduler = make_scheduler(spec, optimizer, total_steps(spec, steps_per_epoch))
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if world.size > 1 else model
-    # A captured graph bakes the learning rate in as a constant: a schedule trains eagerly.
-    graphs = settings().cuda_graphs and device.type == "cuda" and world.size == 1 and scheduler is None
-    step = (GraphedStep if graphs else EagerStep)(net, optimizer, train_data, autocast,
-                                                  label_smoothing=spec.label_smoothing, scheduler=scheduler)
+    scaler = precision.scaler(spec, device)
+    # A captured graph bakes the learning rate in as a constant: a schedule trains eagerly; so does fp16 (the
+    # scaler reads its inf check back to the host every step).
+    graphs = settings().cuda_graphs and device.type == "cuda" and world.size == 1 and scheduler is scaler is None
+    step = (GraphedStep if graphs else EagerStep)(net, optimizer, train_data, precision.autocast(spec, device),
+                                                  label_smoothing=spec.label_smoothing, scheduler=scheduler,
+                                                  scaler=scaler)
     step.hooks = recipe.attach(spec, model, train_data, steps_per_epoch, total_steps(spec, steps_per_epoch))
 
     data = DataInfo(**{k: train.info.get(k) for k in ("name", "source", "fingerprint")},
@@ -258,6 +253,8 @@ def resume_from(run: Run, path: Path, sha256: str | None = None) -> None:
     run.optimizer.load_state_dict(state["optimizer"])
     if run.scheduler is not None:
         run.scheduler.load_state_dict(state["scheduler"])  # check_resume made sure the run had the same schedule
+    if run.step.scaler is not None and state.get("scaler"):  # fp16's loss scale; none: from fp32/bf16, starts anew
+        run.step.scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng"]["torch"])
     run.history = [EpochMetrics.model_validate(m) for m in state["history"]]
     run.info.start_epoch = state["epoch"]
@@ -364,6 +361,7 @@ def save_checkpoint(run: Run, epoch: int, out_dir: Path, reporter: Reporter) -> 
     sha = checkpoint.save({"spec": run.spec.model_dump(), "epoch": epoch, "model": run.model.state_dict(),
                            "optimizer": run.optimizer.state_dict(),
                            "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
+                           "scaler": run.step.scaler.state_dict() if run.step.scaler is not None else None,
                            "history": [m.model_dump() for m in run.history], "data": run.info.data.model_dump(),
                            "rng": {"torch": torch.get_rng_state() if run.rng_state is None else run.rng_state}},
                           path)

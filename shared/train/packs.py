@@ -89,7 +89,9 @@ STACKED_DEFAULTS = {"shuffle": True, "sort_by_class": False, "steps": None, "lr_
 
 def unstackable(spec: Spec) -> list[str]:
     """The fields of `spec` that keep its seeds from being stacked."""
-    return [k for k, default in STACKED_DEFAULTS.items() if getattr(spec, k) != default]
+    # fp16: one loss scale for the stack would skip every seed's step when one seed's gradients overflow
+    fp16 = ["precision"] if spec.precision == "fp16" else []
+    return [k for k, default in STACKED_DEFAULTS.items() if getattr(spec, k) != default] + fp16
 
 
 def pick_strategy(spec: Spec, device: torch.device) -> Literal["vmap", "sequential"]:

@@ -38,7 +38,7 @@ class Stack:
         eps = self.smoothing
 
         def one(params, buffers, xs, ys, e):
-            out = functional_call(self.base, (params, buffers), (xs,))
+            out = functional_call(self.base, (params, buffers), (xs,)).float()  # the loss in fp32 under autocast
             return F.cross_entropy(out, ys, label_smoothing=eps) if e is None else smoothed_cross_entropy(out, ys, e)
 
         per_member = isinstance(eps, torch.Tensor)

@@ -19,8 +19,9 @@ class EagerStep:
     """Assemble the batch for sample indices `idx` on the device, then forward, backward and update."""
 
     def __init__(self, model, optimizer, data: DevicePipeline, autocast=contextlib.nullcontext, *,
-                 label_smoothing: float = 0.0, scheduler=None):
+                 label_smoothing: float = 0.0, scheduler=None, scaler: torch.amp.GradScaler | None = None):
         self.model, self.optimizer, self.data, self.autocast = model, optimizer, data, autocast
+        self.scaler = scaler  # fp16's loss scaler (shared.train.precision); None: the gradients as they come
         self.label_smoothing = label_smoothing  # training loss only: evaluation stays plain cross-entropy
         self.scheduler = scheduler  # stepped after every optimizer step (None: a constant learning rate)
         self.hooks: list = []  # called with the optimizer steps done after each (lookahead, a layer's freeze)
@@ -33,8 +34,8 @@ class EagerStep:
             hook.begin(done)
 
     def criterion(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The lab's log_softmax + nll_loss in one, with optional label smoothing."""
-        return F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        """The lab's log_softmax + nll_loss in one, with optional label smoothing; fp32 under any autocast."""
+        return F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
 
     def __call__(self, idx, offsets=None, flips=None, share: float = 1.0) -> torch.Tensor:
         """Returns the batch's mean loss (a 0-d tensor still on the device: no sync)."""
@@ -43,8 +44,14 @@ class EagerStep:
         objective = self.objective(loss)
         # DDP averages gradients over ranks; `share` (a rank's part of the global batch, x world size)
         # keeps that average equal to the global batch's mean when ranks get unequal parts.
-        (objective * share if share != 1.0 else objective).backward()
-        self.optimizer.step()
+        objective = objective * share if share != 1.0 else objective
+        if self.scaler is None:
+            objective.backward()
+            self.optimizer.step()
+        else:  # backward on loss x scale (fp16 gradients kept above underflow), unscaled before the update
+            self.scaler.scale(objective).backward()
+            self.scaler.step(self.optimizer)  # skipped when a gradient is inf/NaN: the scale halves instead
+            self.scaler.update()
         if self.scheduler is not None:
             self.scheduler.step()
         self.done += 1

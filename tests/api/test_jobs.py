@@ -59,6 +59,7 @@ def test_create_from_full_spec_and_gpu_queue(client, sent):
     ({"preset": "mnist-cnn", "overrides": {"seed": 2**63}}, 422, "seed"),
     ({"preset": "mnist-cnn", "overrides": {"model_args.n_feature": 2000, "batch_size": 65536}}, 422, "needs about 7"),
     ({"preset": "mnist-cnn", "overrides": {"world_size": 64}}, 422, "at most"),
+    ({"preset": "mnist-cnn", "overrides": {"precision": "fp16"}}, 422, "precision: fp16 needs device cuda"),
 ])
 def test_bad_input_is_a_4xx_naming_the_problem(client, sent, body, status, needle):
     r = client.post("/jobs", json=body)

@@ -156,6 +156,20 @@ def test_result_page_shows_provenance_curves_confusion_and_artifacts(client, db_
     assert 'id="live" hidden' in html
 
 
+def test_result_page_shows_the_tta_accuracy_beside_the_plain_one(client, db_url):
+    tta = {"level": 2, "views": 6, "accuracy": 0.9412, "loss": 0.2, "plain_accuracy": 0.9325, "plain_loss": 0.25,
+           "seconds": 0.4}
+    job_id, plain_id = add_job(db_url, "cifar10-fast", accuracy=0.9412), add_job(db_url, "mnist-cnn")
+    with session_scope(db_url) as s:
+        s.get(Result, job_id).details = {**s.get(Result, job_id).details, "tta": tta}
+    html = client.get(f"/results/{job_id}").get_data(as_text=True)
+    metrics = re.search(r"<h2>Final metrics</h2>(.*?)</table>", html, re.DOTALL).group(1)
+    assert "Test accuracy (TTA, 6 views)</th><td>94.12%" in metrics
+    assert "Plain accuracy (no TTA)</th><td>93.25%" in metrics
+    plain = client.get(f"/results/{plain_id}").get_data(as_text=True)
+    assert "Test accuracy</th><td>97.00%" in plain and "TTA" not in plain
+
+
 def test_feature_map_captions_name_the_nets_activation_and_pooling(client, db_url, trained):
     """The 1989 LeNet's maps: captions say sigmoid and average pooling, never ReLU and max."""
     arts = {**trained["artifacts"], "feature_maps": {**trained["artifacts"]["feature_maps"],

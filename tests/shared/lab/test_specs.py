@@ -167,6 +167,13 @@ def test_sync_bn_on_the_cpu_is_refused():
     assert resolve("cifar10-vgg", {"world_size": 2, "sync_bn": True, "device": "cuda"}).sync_bn
 
 
+@pytest.mark.parametrize("device", ["auto", "cpu"])
+def test_fp16_off_cuda_is_refused_naming_the_field(device):
+    with pytest.raises(SpecError) as exc:
+        resolve("cifar10-fast", {"precision": "fp16", "device": device})
+    assert [e["field"] for e in exc.value.errors] == ["precision"] and "device cuda" in str(exc.value)
+
+
 def test_lenet_1989_is_the_lab_recipe_with_sigmoid_and_average_pooling():
     lab, old = preset_spec("cifar10-lenet").model_dump(), preset_spec("cifar10-lenet-1989").model_dump()
     assert old.pop("model_args") == {"activation": "sigmoid", "pool": "avg"} and lab.pop("model_args") == {}
