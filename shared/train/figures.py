@@ -61,8 +61,21 @@ def misclassified(images: torch.Tensor, wrong: list[Misclassified], classes: lis
 
 
 # The trunk's layer kinds the pages show: a residual block's output (its convs + shortcut) stands for the conv.
-STAGE_KINDS = {nn.Conv2d: "conv", Residual: "conv", nn.ReLU: "relu", nn.Sigmoid: "relu", nn.Tanh: "relu",
-               nn.MaxPool2d: "pool", nn.AvgPool2d: "pool"}
+STAGE_KINDS = {nn.Conv2d: "conv", Residual: "conv", nn.ReLU: "relu", nn.GELU: "relu", nn.Sigmoid: "relu",
+               nn.Tanh: "relu", nn.MaxPool2d: "pool", nn.AvgPool2d: "pool"}
+
+
+def stage_kind(layer: nn.Module) -> str | None:
+    """The stage a trunk layer shows (a subclass counts: fastnet's whitening layer is a conv), or None."""
+    return next((kind for cls, kind in STAGE_KINDS.items() if isinstance(layer, cls)), None)
+
+
+def trunk(model: nn.Module) -> list[nn.Module]:
+    """The trunk's layers in order, nested Sequentials opened (fastnet's groups); a residual block stays whole."""
+    def leaves(seq: nn.Module):
+        for layer in seq:
+            yield from leaves(layer) if isinstance(layer, nn.Sequential) else (layer,)
+    return list(leaves(model.features))
 
 
 def first_conv(model: nn.Module, name: str) -> nn.Conv2d:
@@ -85,24 +98,29 @@ def filters(conv: nn.Conv2d) -> dict:
 @torch.inference_mode()
 def stages(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """First-block activations of one input (1, C, H, W): after the first conv, its activation (the key stays
-    "relu" for every activation), and the first pooling."""
+    "relu" for every activation), and the first pooling where it pools that conv's channels (fastnet pools only
+    after its next conv: no pooling stage to show)."""
     out: dict[str, torch.Tensor] = {}
-    for layer in model.features:  # conv [, BatchNorm], activation, pool: the trunk's first block
+    for layer in trunk(model):  # conv [, BatchNorm], activation, pool: the trunk's first block
         x = layer(x)
-        kind = STAGE_KINDS.get(type(layer))
+        kind = stage_kind(layer)
         if kind is not None and kind not in out:
             out[kind] = x.clone()  # VGG's ReLU works in place: keep what this stage showed
         if kind == "pool":
-            return out
-    raise ValueError("the convolutional trunk has no pooling layer to show")
+            break
+    if "conv" not in out or "relu" not in out:
+        raise ValueError("the convolutional trunk has no conv and activation to show")
+    if "pool" in out and out["pool"].shape[1] != out["conv"].shape[1]:
+        del out["pool"]
+    return out
 
 
 def feature_maps(model: nn.Module, x: torch.Tensor, shown: torch.Tensor, label: str) -> dict:
     """Maps of one test image; each channel uses its conv range at all three stages, so ReLU's clipping shows."""
     full = stages(model.eval(), x)
     acts = {k: v[0, :MAX_MAPS].float() for k, v in full.items()}
-    kinds = [type(m) for m in model.features]
-    activation = next(k for k in kinds if STAGE_KINDS.get(k) == "relu")
+    kinds = [type(m) for m in trunk(model)]
+    activation = next(type(m) for m in trunk(model) if stage_kind(m) == "relu")
     # ReLU's output shown on its conv's range shows the clipping; a sigmoid's or tanh's (0..1, -1..1) needs its own.
     ranged = acts["conv"] if activation is nn.ReLU else acts["relu"]
     cols = min(len(acts["conv"]), 8)
@@ -110,8 +128,8 @@ def feature_maps(model: nn.Module, x: torch.Tensor, shown: torch.Tensor, label: 
            "channels_total": full["conv"].shape[1], "cols": cols,
            "batchnorm": any(isinstance(m, nn.BatchNorm2d) for m in model.modules()),
            "activation": activation.__name__, "residual": Residual in kinds,
-           "pooling": "average" if nn.AvgPool2d in kinds else "max"}
-    for k in ("conv", "relu", "pool"):
+           "pooling": None if "pool" not in full else "average" if nn.AvgPool2d in kinds else "max"}
+    for k in full:
         src = acts["conv"] if k == "conv" else ranged
         lo, hi = src.amin((1, 2), keepdim=True), src.amax((1, 2), keepdim=True)
         out[k] = {"shape": list(acts[k].shape), "png": grid_uri(to_uint8(acts[k], lo, hi).unsqueeze(1), cols, pad=1)}

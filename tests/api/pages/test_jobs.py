@@ -179,6 +179,15 @@ def test_feature_map_captions_name_the_nets_activation_and_pooling(client, db_ur
     assert "after ReLU" not in html and "max-pooling" not in html
 
 
+def test_feature_maps_without_a_pooling_stage_show_two_stages(client, db_url, trained):
+    """fastnet's first block (whitening conv, GELU) has no pooling of its own: no pooling caption, no error."""
+    maps = {k: v for k, v in trained["artifacts"]["feature_maps"].items() if k != "pool"}
+    arts = {**trained["artifacts"], "feature_maps": {**maps, "activation": "GELU", "pooling": None}}
+    html = client.get(f"/results/{add_job(db_url, artifacts=arts)}").get_data(as_text=True)
+    assert "after GELU" in html and "after convolution" in html
+    assert "pooling" not in html.split("What the first convolution learned")[1].split("</p>")[0]
+
+
 def test_result_page_of_a_running_job_follows_it(client, db_url):
     job_id = add_job(db_url, status="running")
     html = client.get(f"/results/{job_id}").get_data(as_text=True)

@@ -36,6 +36,18 @@ def test_feature_maps_and_filters_of_every_variant(name, shape, args, activation
     assert figures.filters(conv)["count"] == 6
 
 
+def test_fastnet_shows_its_whitening_block_without_a_pooling_stage():
+    """fastnet's first block is the whitening conv and a GELU (the groups open inside Sequentials); it pools only
+    after the next conv, on other channels, so the page shows two stages, not an error."""
+    torch.manual_seed(0)
+    model = build_model("fastnet", CIFAR, 10, widths=[8, 16, 16])
+    out = figures.feature_maps(model, torch.randn(1, *CIFAR), torch.zeros(CIFAR, dtype=torch.uint8), "x")
+    assert (out["activation"], out["pooling"], out["conv"]["shape"]) == ("GELU", None, [16, 31, 31])
+    assert out["channels_total"] == 24 and "pool" not in out and out["relu"]["png"].startswith("data:image/png;base64,")
+    conv = figures.first_conv(model, "fastnet")
+    assert conv.kernel_size == (2, 2) and figures.filters(conv)["count"] == 24
+
+
 def test_sigmoid_maps_use_their_own_range():
     """A sigmoid's output (0..1) drawn on its conv's range would be a flat grey: it gets its own range."""
     torch.manual_seed(0)
