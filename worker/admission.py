@@ -151,8 +151,7 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644), "r+") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
-            text = f.read()
-            found = {pid: e for pid, e in (json.loads(text) if text.strip() else {}).items() if _same(pid, e)}
+            found = {pid: e for pid, e in _read(f.read()).items() if _same(pid, e)}
             yield found
             f.seek(0)
             f.truncate()
@@ -166,6 +165,16 @@ class Ledger:
     def drop(self) -> None:
         with self.entries() as found:
             found.pop(self.me, None)
+
+
+def _read(text: str) -> dict[str, dict]:
+    """The ledger's entries; none from a file a partial write left unreadable (it is written whole again)."""
+    try:
+        entries = json.loads(text) if text.strip() else {}
+    except ValueError:
+        log.warning("admission ledger unreadable: starting it afresh")
+        return {}
+    return entries if isinstance(entries, dict) else {}
 
 
 def _same(pid: str, entry: dict) -> bool:
@@ -218,6 +227,8 @@ def _spec_to_admit(job_id: int) -> Spec | None:
             return None
         if job.cancel_requested or job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
             return None
+        if job.status == JobStatus.RUNNING and not jobs.lease_lapsed(job):  # a pack mate, a duplicate delivery:
+            return None  # the claim skips it at once (holding it back would requeue it for as long as it runs)
         return Spec.stored(job.spec)
 
     return retry(read, what=f"reading job {job_id} to admit it")
@@ -227,7 +238,11 @@ def _need(spec: Spec, env: Settings) -> Need | None:
     """The job's memory as this slot's warm trainer estimates it; None when it cannot say (DDP, no warm trainer)."""
     if spec.world_size != 1 or not env.warm_trainers:
         return None
-    sized = warm.slot_trainer().size(spec.model_dump(mode="json"))
+    try:
+        sized = warm.slot_trainer().size(spec.model_dump(mode="json"))
+    except OSError as exc:  # the trainer could not start: the job's own attempt will say why
+        log.warning("cannot size a job on this slot's trainer: %s", exc)
+        return None
     if sized is None or sized.shared_bytes is None or sized.member_bytes is None:
         return None
     return Need(sized.shared_bytes / 2**30, sized.member_bytes / 2**30)
@@ -237,7 +252,7 @@ def _wait_for_room(job_id: int, need: Need | None, most: int, ledger: Ledger, en
     """Measure until the job is admitted (its memory then held on the ledger); Declined past the wait."""
     deadline, said = time.monotonic() + env.auto_wait_seconds, None
     while True:
-        measured = measure()  # outside the lock: the ledger read under it holds what this measurement misses
+        measured = _measure()  # outside the lock: the ledger read under it holds what this measurement misses
         with ledger.entries() as found:
             now = time.time()
             running = [Running(e["job"], e["gb"], now - e["at"]) for pid, e in found.items() if pid != ledger.me]
@@ -249,15 +264,29 @@ def _wait_for_room(job_id: int, need: Need | None, most: int, ledger: Ledger, en
             log.info("job %s admitted (%s)", job_id, decision.why)
             _note(fleet.unhold, env.broker_url, job_id)  # another slot may have held it back before
             return decision
-        if decision.why != said:
+        if _rule(decision.why) != _rule(said or ""):  # the same rule with new numbers is said once
             log.info("job %s waits: %s", job_id, decision.why)
-            said = decision.why
-            why = f"worker {ledger.node} holds it back: {said}"
+            why = f"worker {ledger.node} holds it back: {decision.why}"
             _note(fleet.hold, env.broker_url, job_id, why, 3 * env.dispatch_seconds + 5)  # expires like a heartbeat
+        said = decision.why
         if drain.requested() or time.monotonic() >= deadline:
             log.info("job %s goes back to its queue (not admitted in %g s)", job_id, env.auto_wait_seconds)
             raise Declined(said)
         time.sleep(POLL_SECONDS)
+
+
+def _rule(why: str) -> str:
+    """A reason without its numbers (GB, %, seconds, job ids change every measurement)."""
+    return re.sub(r"\d+(\.\d+)?", "#", why)
+
+
+def _measure() -> Measured:
+    """The device measured; a device that cannot be read counts as having no room (the job runs alone)."""
+    try:
+        return measure()
+    except Exception as exc:  # noqa: BLE001 - NVML or psutil failing must not drop the job before its claim
+        log.warning("cannot measure the device: %s", exc)
+        return Measured(device="device", free_gb=0.0, busy_percent=None)
 
 
 def _note(write: Callable[..., None], *args) -> None:

@@ -95,7 +95,7 @@ def train(hand: Hand) -> dict[int, int]:
         return dict.fromkeys(members, 1)
 
 
-def sized(spec: dict) -> Sized:
+def sized(spec: dict, ask: int = 0) -> Sized:
     """The memory a job needs here (shared.train.memory.job_need); an empty answer if it cannot be sized."""
     from shared.lab.settings import settings  # these three: loaded by warm_up (the trainer's imports) already;
     from shared.lab.specs import Spec  # importing this module stays light
@@ -105,8 +105,8 @@ def sized(spec: dict) -> Sized:
         shared, member = job_need(Spec.stored(spec), settings().data_dir)
     except Exception as exc:  # noqa: BLE001 - missing data, a model it lacks: the job runs alone and fails there
         print(f"trainer: cannot size a job: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        return Sized()
-    return Sized(shared_bytes=shared, member_bytes=member)
+        return Sized(ask=ask)
+    return Sized(ask=ask, shared_bytes=shared, member_bytes=member)
 
 
 def tidy() -> None:
@@ -131,7 +131,7 @@ def serve(conn: Connection) -> None:
         except (EOFError, OSError):  # closed or reset by the supervisor: no more jobs, exit quietly
             return
         if isinstance(hand, Size):
-            send(conn, sized(hand.spec))
+            send(conn, sized(hand.spec, hand.ask))
             continue
         if not isinstance(hand, Hand):
             raise TypeError(f"expected a job, got {hand!r}")

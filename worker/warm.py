@@ -69,10 +69,12 @@ class Done(BaseModel):
 class Size(BaseModel):
     kind: Literal["size"] = "size"
     spec: dict  # a stored spec: the trainer estimates its memory (shared.train.memory.job_need)
+    ask: int = 0  # echoed in the answer: a late answer to an earlier question is not taken for this one's
 
 
 class Sized(BaseModel):
     kind: Literal["sized"] = "sized"
+    ask: int = 0  # the question's
     shared_bytes: int | None = None  # the dataset, once per pack; None when the job cannot be sized here
     member_bytes: int | None = None  # each member's weights, gradients, optimizer state and activations
 
@@ -101,6 +103,7 @@ class WarmTrainer:
         self.job_id: int | None = None
         self.codes: dict[int, int] = {}  # the last pack's code per member
         self.died: int | None = None  # exit status once the process is gone
+        self.asked = 0  # size questions sent (each answer echoes its number)
 
     def alive(self) -> bool:
         return self.died is None and self.proc.poll() is None
@@ -112,12 +115,13 @@ class WarmTrainer:
 
     def size(self, spec: dict, timeout: float = 120.0) -> Sized | None:
         """The memory `spec` needs on this trainer (it answers once warm, within `timeout` s); None if it is gone."""
+        self.asked += 1
         try:
-            send(self.conn, Size(spec=spec))
+            send(self.conn, Size(spec=spec, ask=self.asked))
             deadline = time.monotonic() + timeout
             while self.conn.poll(max(0.0, deadline - time.monotonic())):
                 msg = receive(self.conn)
-                if isinstance(msg, Sized):
+                if isinstance(msg, Sized) and msg.ask == self.asked:
                     return msg
         except (EOFError, OSError):
             self._gone()

@@ -59,6 +59,7 @@ class StudyRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seeds: int = Field(5, ge=1, le=MAX_STUDY_SEEDS)
-    size: str = Field("quick", description="quick | full")
+    # The schema lists the sizes a user picks; the hidden "smoke" size (tests, the bench) is accepted all the same.
+    size: str = Field("quick", description="quick | full", json_schema_extra={"enum": list(LISTED_SIZES)})
     priority: int = Field(0, ge=0, le=9)
     notify: NotifyRequest | None = Field(None, description="a webhook that gets one JSON POST when the run ends")

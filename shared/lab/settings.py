@@ -78,7 +78,7 @@ class Settings(BaseSettings):
                                      "GPU utilization, or all cores' CPU %) admits no further job; 100: never busy")
     auto_settle_seconds: float = Field(2.0, ge=0, description="a job admitted less than this ago has not shown in the "
                                        "utilization yet: the next admission waits for it")
-    auto_wait_seconds: float = Field(5.0, ge=0, description="how long a slot holds a job it cannot admit, measuring "
+    auto_wait_seconds: float = Field(5.0, ge=0.5, description="how long a slot holds a job it cannot admit, measuring "
                                      "again every 0.5 s, before it gives the job back to the queue")
     resident_splits: int = Field(4, ge=0, description="decoded dataset splits a process keeps in memory "
                                  "between runs (least recently used dropped first; 0: none)")

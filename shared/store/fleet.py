@@ -155,10 +155,13 @@ def check_dataset(broker_url: str, queue: str, dataset: str) -> None:
 
 
 def check_gpus(broker_url: str, queue: str, spec: Spec) -> None:
-    """SpecError naming world_size and both numbers when the queue's live workers report their GPUs and none has
-    one per rank; no live worker (or one that does not say) accepts the job: it waits for one."""
+    """SpecError naming world_size and both numbers when the queue's live workers report their GPUs and none can
+    start its ranks (`auto` ranks run on a worker without GPUs: gloo); no live worker (or one that does not say)
+    accepts the job: it waits for one."""
     live = [w for w in reports(broker_url) or [] if queue in w.get("queues", ())]
     if not live or any("gpus" not in w for w in live):
+        return
+    if any(gpu_shortfall(spec.device, spec.world_size, w["gpus"], "") is None for w in live):
         return
     most = max(w["gpus"] for w in live)
     short = gpu_shortfall(spec.device, spec.world_size, most, f"the live worker of the {queue} queue with the most")
@@ -201,8 +204,11 @@ def held(broker_url: str, job_id: int) -> str | None:
     except Exception as exc:  # noqa: BLE001 - Redis down: the page goes without it
         log.info("cannot read why job %s is held: %s", job_id, exc)
         return None
-    note = json.loads(raw) if raw else None
-    return note["why"] if note and note.get("until", 0) >= time.time() else None
+    try:
+        note = json.loads(raw) if raw else None
+        return note["why"] if note and note.get("until", 0) >= time.time() else None
+    except (ValueError, KeyError, TypeError, AttributeError):  # a note this version cannot read: no reason shown
+        return None
 
 
 def gpus_missing(job: Job, beats: list[dict] | None) -> str | None:
@@ -212,15 +218,17 @@ def gpus_missing(job: Job, beats: list[dict] | None) -> str | None:
     live = [w for w in beats or [] if job.queue in w.get("queues", ())]
     if beats is None or any("gpus" not in w for w in live):
         return None
+    if any(gpu_shortfall(device, ranks, w["gpus"], "") is None for w in live):
+        return None
     most = max((w["gpus"] for w in live), default=0)
-    if gpu_shortfall(device, ranks, most, "") is None:
+    if not live and gpu_shortfall(device, ranks, 0, "") is None:
         return None
     return (f"no live worker of the {job.queue} queue has the {ranks} GPUs world_size {ranks} needs ("
             + (f"the most any has: {most})" if live else "none is live)"))
 
 
 def explain_wait(session: Session, job: Job, broker_url: str, workers: list[WorkerInfo] | None) -> str | None:
-    """`why_waiting` with what the workers' heartbeats and admissions say (Redis, cached like the heartbeats)."""
+    """`why_waiting` with what the workers' heartbeats (cached) and admissions (read afresh) say, from Redis."""
     if job.status != JobStatus.QUEUED:
         return None
     return why_waiting(session, job, workers, beats=reports(broker_url), held_back=held(broker_url, job.id))

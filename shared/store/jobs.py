@@ -26,6 +26,11 @@ def lease_seconds() -> float:
     return settings().lease_seconds
 
 
+def lease_lapsed(job: Job) -> bool:
+    """Whether a running job's lease has run out (its worker presumed dead: another may take it over)."""
+    return job.heartbeat_at is None or job.heartbeat_at < utcnow() - timedelta(seconds=lease_seconds())
+
+
 class NotFound(LookupError):
     """No such job (or checkpoint)."""
 

@@ -159,6 +159,58 @@ def test_admission_off_admits_at_once(monkeypatch):
         assert admitted.members == 7 and admitted.ledger is None
 
 
+def test_a_running_job_under_a_live_lease_skips_admission_but_an_orphan_is_admitted(monkeypatch, db_url):
+    """A pack mate's own message (or a duplicate delivery) of a job that trains under a live lease goes to the claim,
+    which skips it at once; held back, it would be requeued for as long as it trains. A lapsed lease is a takeover:
+    that job is admitted like a queued one."""
+    from datetime import timedelta
+
+    from shared.store.db import session_scope
+    from shared.store.models import Job, utcnow
+
+    monkeypatch.setenv("CNNLAB_DATABASE_URL", db_url)
+    spec = resolve("mnist-fc")
+    with session_scope(db_url) as s:
+        rows = [Job(name=n, model="fc2", dataset="mnist", spec=spec.model_dump(), status=st, heartbeat_at=beat)
+                for n, st, beat in (("queued", "queued", None), ("training", "running", utcnow()),
+                                    ("orphan", "running", utcnow() - timedelta(hours=1)))]
+        s.add_all(rows)
+        s.flush()
+        queued, training, orphan = (j.id for j in rows)
+    assert admission._spec_to_admit(queued) == spec and admission._spec_to_admit(orphan) == spec
+    assert admission._spec_to_admit(training) is None
+
+
+def test_a_device_that_cannot_be_measured_or_a_torn_ledger_does_not_drop_the_job(measured, monkeypatch):
+    def broken():
+        raise RuntimeError("NVML: GPU is lost")
+
+    monkeypatch.setattr(admission, "measure", broken)
+    ledger = Ledger("w@h:1")
+    ledger.path.write_text('{"123": {"job": 4')  # a write cut short
+    with admission.admitted(44, "w@h:2", lambda spec: True) as admitted:  # alone: no room known, still it runs
+        assert admitted.members == 1
+        with ledger.entries() as found:
+            assert [e["job"] for e in found.values()] == [44]
+
+
+def test_a_late_size_answer_is_not_taken_for_the_next_question():
+    """The trainer's answer to an earlier question (past its timeout) waits in the socket: the next size() skips it."""
+    import socket
+    from multiprocessing.connection import Connection
+
+    from worker import warm
+
+    ours, theirs = socket.socketpair()
+    trainer = object.__new__(warm.WarmTrainer)
+    trainer.conn, trainer.asked, trainer.died = Connection(ours.detach()), 1, None
+    other = Connection(theirs.detach())
+    warm.send(other, warm.Sized(ask=1, shared_bytes=111, member_bytes=111))  # the first question's, late
+    warm.send(other, warm.Sized(ask=2, shared_bytes=5, member_bytes=7))
+    assert trainer.size({"model": "fc2"}, timeout=5) == warm.Sized(ask=2, shared_bytes=5, member_bytes=7)
+    assert warm.receive(other) == warm.Size(spec={"model": "fc2"}, ask=2)
+
+
 # --- through a real worker ---------------------------------------------------------------------------------------
 
 SMALL = {"train_limit": 3000, "eval_every": 0, "test_limit": 200}  # mnist-cnn: ~1-3 s a job on 2 loaded cores

@@ -59,7 +59,7 @@ def test_a_real_trainer_reports_a_failed_job_and_dies_when_killed(trainer_env):
         spec = resolve("mnist-cnn", {"train_limit": 1000})  # sized for admission before a job, once warm
         sized = trainer.size(spec.model_dump(mode="json"))
         assert (sized.shared_bytes, sized.member_bytes) == job_need(spec)
-        assert trainer.size(resolve("mnist-cnn", {"dataset": "no-such-folder"}).model_dump(mode="json")) == warm.Sized()
+        assert trainer.size(resolve("mnist-cnn", {"dataset": "no-such-folder"}).model_dump(mode="json")) == warm.Sized(ask=2)
         trainer.hand(12345, [])  # not in the database: the job fails inside the trainer
         assert trainer.wait(120) == 1
         log = (trainer_env / "checkpoints" / "12345" / "log.txt").read_text()

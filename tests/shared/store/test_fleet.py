@@ -95,3 +95,23 @@ def test_the_gpu_check_at_submit_counts_only_live_workers_of_the_queue_that_repo
     fleet.check_gpus("redis://x", "gpu", spec)
     monkeypatch.setattr(fleet, "reports", lambda url: [])
     fleet.check_gpus("redis://x", "gpu", spec)  # no live worker: accepted, it waits for one
+
+
+def test_auto_ranks_are_accepted_where_a_worker_without_gpus_runs_them_as_cpu_ranks(monkeypatch, db_url):
+    """A `device: auto` job of 2 ranks on the cpu queue: a 1-GPU worker would need 2 GPUs, but a CPU worker of the
+    same queue runs it with gloo, so neither the submit nor the waiting reason refuses it (review finding)."""
+    from shared.lab.specs import SpecError, resolve
+    from shared.store import fleet
+
+    spec = resolve("mnist-cnn", {"world_size": 2})  # device auto
+    beats = [{"name": "g", "queues": ["gpu", "cpu"], "gpus": 1}, {"name": "c", "queues": ["cpu"], "gpus": 0}]
+    monkeypatch.setattr(fleet, "reports", lambda url: beats)
+    fleet.check_gpus("redis://x", "cpu", spec)
+    with session_scope(db_url) as s:
+        job = add(s, "cpu", 0, 0)
+        job.spec = {**job.spec, "device": "auto", "world_size": 2}
+        assert fleet.gpus_missing(job, beats) is None
+        assert fleet.gpus_missing(job, beats[:1]).startswith("no live worker of the cpu queue has the 2 GPUs")
+    beats.pop()  # the 1-GPU worker alone would start 2 CUDA ranks: refused
+    with pytest.raises(SpecError):
+        fleet.check_gpus("redis://x", "cpu", spec)
