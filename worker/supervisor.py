@@ -275,6 +275,7 @@ def _watch(attempt: Attempt, members: dict[int, Path], worker: str, limits: Limi
 
     Returns (exit code, the first job still owned, the jobs whose cancel was seen)."""
     first, cancel_at, renewed = next(iter(members)), {}, time.monotonic()
+    beat = renewed  # when the last heartbeat began
     yielding, sampler = drain.Yielding(first), Sampler(attempt.proc.pid, number)
     every = min(HEARTBEAT_SECONDS, settings().system_sample_seconds)  # a sample interval under 2 s is honoured
     while True:
@@ -282,8 +283,9 @@ def _watch(attempt: Attempt, members: dict[int, Path], worker: str, limits: Limi
         if rc is not None:
             return rc, True, set(cancel_at)
         sample = sampler.due_sample()
-        if sample is None and time.monotonic() - renewed < HEARTBEAT_SECONDS:
-            continue  # a short sample interval wakes this loop more often; the database still hears every 2 s
+        if sample is None and time.monotonic() - beat < HEARTBEAT_SECONDS - every / 2:
+            continue  # a short sample interval wakes this loop more often; the database still hears every ~2 s
+        beat = time.monotonic()
         try:
             with session_scope() as s:
                 beats = {j: jobs.heartbeat(s, j, worker) for j in members}

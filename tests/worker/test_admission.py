@@ -214,7 +214,9 @@ def test_a_late_size_answer_is_not_taken_for_the_next_question():
 # --- through a real worker ---------------------------------------------------------------------------------------
 
 SMALL = {"train_limit": 3000, "eval_every": 0, "test_limit": 200}  # mnist-cnn: ~1-3 s a job on 2 loaded cores
-LARGE = SMALL | {"test_limit": 2000}  # its evaluation chunk holds ~8x the activations: ~7.6x the estimate
+# Its evaluation chunk holds ~8x the activations (~7.6x the estimate); 3 epochs, so it still trains when the second
+# POST's job arrives on a quiet machine.
+LARGE = SMALL | {"test_limit": 2000, "epochs": 3}
 
 
 @pytest.fixture(scope="module")
