@@ -15,11 +15,12 @@ from support import REPO, LiveAPI, WorkerProcess, drop_postgres_database, privat
 
 from worker.jobfiles import START_MARK
 
-EPOCHS = 60
-# Many short epochs: the urgent job waits long enough to be seen waiting (it yields at the next checkpoint), and
-# on an idle machine the low job cannot reach its last epoch (where it no longer yields) before the urgent one is
-# seen: 4 epochs of 8,000 images ended first there, and so did 24 of 3,000 (~0.25 s each) on a quiet machine.
-LOW = {"epochs": EPOCHS, "train_limit": 3000, "test_limit": 200, "keep_checkpoints": EPOCHS, "eval_every": 0}
+EPOCHS = 12
+# Epochs of ~2 s on a quiet machine (longer than the 2 s heartbeat), so the urgent job is seen waiting behind the low
+# one for a few heartbeats before it yields at the next checkpoint, and the low job cannot reach its last epoch
+# (where it no longer yields) before then: 24 epochs of 3,000 images (~0.25 s each) ended first, or yielded within
+# one poll of /queue, on a quiet machine.
+LOW = {"epochs": EPOCHS, "train_limit": 30000, "test_limit": 200, "keep_checkpoints": EPOCHS, "eval_every": 0}
 
 
 @pytest.fixture
