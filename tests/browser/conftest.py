@@ -43,8 +43,9 @@ def page(browser):
     pg.problems = []
     pg.on("console", lambda m: m.type == "error" and pg.problems.append(f"console: {m.text}"))
     pg.on("pageerror", lambda e: pg.problems.append(f"page error: {e}"))
-    # A live log stream still open when the page reloads or leaves is aborted by the browser: not a failure.
-    pg.on("requestfailed", lambda r: r.failure == "net::ERR_ABORTED" and r.url.endswith("/log")
+    # A request still open when the page reloads or leaves (a live log stream; a script of the jobs list, which
+    # reloads itself while jobs run) is aborted by the browser: not a failure. A missing file is an HTTP error below.
+    pg.on("requestfailed", lambda r: r.failure == "net::ERR_ABORTED"
           or pg.problems.append(f"request failed: {r.url} ({r.failure})"))
     pg.on("response", lambda r: r.status >= 400 and pg.problems.append(f"HTTP {r.status}: {r.url}"))
     yield pg
