@@ -322,6 +322,26 @@ class MotoServer:
         self.proc.wait()
 
 
+@contextlib.contextmanager
+def private_lab(name: str, data_root, cache_root, tmp_path_factory, **env):
+    """A LiveAPI on `private_backends`, with `var`, `data_dir` (the data linked into a folder of its own) and the
+    workers' `env` (plus `env`'s CNNLAB_* overrides); dropped and emptied afterwards."""
+    import redis
+
+    url, broker = private_backends()
+    var = tmp_path_factory.mktemp(name)
+    data = linked_data_dir(data_root, tmp_path_factory.mktemp(f"{name}-data"))
+    api = LiveAPI(url, broker, data)
+    api.var, api.data_dir = var, data
+    api.env = service_env(url, broker, var, data, cache_root, **env)
+    try:
+        yield api
+    finally:
+        api.close()
+        drop_postgres_database(url)
+        redis.Redis.from_url(broker).flushdb()
+
+
 def private_backends() -> tuple[str, str]:
     """A new migrated PostgreSQL database and the Redis database below the session's (15 -> 14), emptied: workers
     of a test's own, apart from the session's `service` worker (tests using it run one at a time)."""

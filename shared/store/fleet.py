@@ -218,11 +218,10 @@ def gpus_missing(job: Job, beats: list[dict] | None) -> str | None:
     live = [w for w in beats or [] if job.queue in w.get("queues", ())]
     if beats is None or any("gpus" not in w for w in live):
         return None
-    if any(gpu_shortfall(device, ranks, w["gpus"], "") is None for w in live):
+    counts = [w["gpus"] for w in live] or [0]  # none live: as if one without GPUs (auto ranks still run)
+    if any(gpu_shortfall(device, ranks, n, "") is None for n in counts):
         return None
-    most = max((w["gpus"] for w in live), default=0)
-    if not live and gpu_shortfall(device, ranks, 0, "") is None:
-        return None
+    most = max(counts)
     return (f"no live worker of the {job.queue} queue has the {ranks} GPUs world_size {ranks} needs ("
             + (f"the most any has: {most})" if live else "none is live)"))
 

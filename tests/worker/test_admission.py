@@ -10,8 +10,7 @@ import time
 
 import psutil
 import pytest
-import redis
-from support import LiveAPI, WorkerProcess, drop_postgres_database, linked_data_dir, private_backends, service_env
+from support import WorkerProcess, private_lab
 
 from shared.lab.specs import resolve
 from shared.store import fleet
@@ -222,16 +221,8 @@ LARGE = SMALL | {"test_limit": 2000, "epochs": 3}
 @pytest.fixture(scope="module")
 def lab(data_root, cache_root, tmp_path_factory):
     """A database, a Redis database and a var dir of its own."""
-    url, broker = private_backends()
-    var = tmp_path_factory.mktemp("admission")
-    data = linked_data_dir(data_root, tmp_path_factory.mktemp("admission-data"))
-    api = LiveAPI(url, broker, data)
-    api.var = var
-    api.env = service_env(url, broker, var, data, cache_root)
-    yield api
-    api.close()
-    drop_postgres_database(url)
-    redis.Redis.from_url(broker).flushdb()
+    with private_lab("admission", data_root, cache_root, tmp_path_factory) as api:
+        yield api
 
 
 def job_gb(data_root, overrides: dict) -> float:

@@ -9,16 +9,8 @@ import time
 
 import numpy as np
 import pytest
-import redis
 from PIL import Image
-from support import (
-    LiveAPI,
-    WorkerProcess,
-    drop_postgres_database,
-    linked_data_dir,
-    private_backends,
-    service_env,
-)
+from support import WorkerProcess, private_lab
 
 from worker.jobfiles import START_MARK
 from worker.processes import alive
@@ -31,16 +23,8 @@ GRACE = 3  # seconds a cancelled run may take to stop before it is killed (produ
 @pytest.fixture(scope="module")
 def lab(data_root, cache_root, tmp_path_factory):
     """A database, a Redis database and a var dir of its own; each test starts the worker it needs."""
-    url, broker = private_backends()
-    var = tmp_path_factory.mktemp("warm")
-    data = linked_data_dir(data_root, tmp_path_factory.mktemp("warm-data"))
-    api = LiveAPI(url, broker, data)
-    api.var, api.data_dir = var, data
-    api.env = service_env(url, broker, var, data, cache_root, CNNLAB_STOP_GRACE_SECONDS=str(GRACE))
-    yield api
-    api.close()
-    drop_postgres_database(url)
-    redis.Redis.from_url(broker).flushdb()
+    with private_lab("warm", data_root, cache_root, tmp_path_factory, CNNLAB_STOP_GRACE_SECONDS=str(GRACE)) as api:
+        yield api
 
 
 @contextlib.contextmanager
